@@ -1,0 +1,233 @@
+//! Channels: the kinds, the accounts, and the trait every adapter implements.
+//!
+//! An adapter does two things. `run` receives from the outside world and pushes each
+//! [`Inbound`] into the [`Intake`], which stores it in one transaction together with the
+//! adapter's cursor; only then may the adapter acknowledge it upstream. `deliver` sends
+//! one [`Outbound`] and says how it went; the delivery worker owns retries and backoff.
+
+use crate::envelope::{Inbound, Outbound};
+use crate::ids::{ConversationId, MessageId};
+use crate::model::word_enum;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+word_enum!(
+    /// The kinds of channel customers write on.
+    ChannelKind {
+        Telegram = "telegram",
+        Email = "email",
+        X = "x",
+        Webchat = "webchat",
+    }
+);
+
+/// One configured account of a channel kind: the support bot, one mailbox, the X
+/// account. Written `kind:name`, e.g. `email:support`; the name defaults to `default`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelAccount {
+    kind: ChannelKind,
+    name: String,
+}
+
+/// Why a channel account name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAccount {
+    #[error(transparent)]
+    Kind(#[from] crate::model::UnknownWord),
+    #[error("account name must be 1-64 characters of a-z, 0-9, '-' or '_', got {0:?}")]
+    Name(String),
+}
+
+impl ChannelAccount {
+    pub const DEFAULT_NAME: &'static str = "default";
+
+    pub fn new(kind: ChannelKind, name: &str) -> Result<Self, InvalidAccount> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(InvalidAccount::Name(name.chars().take(70).collect()));
+        }
+        Ok(Self {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The account called `default` of a kind.
+    pub fn default_of(kind: ChannelKind) -> Self {
+        Self {
+            kind,
+            name: Self::DEFAULT_NAME.to_owned(),
+        }
+    }
+
+    /// Parses `kind` or `kind:name`.
+    pub fn parse(s: &str) -> Result<Self, InvalidAccount> {
+        match s.split_once(':') {
+            Some((kind, name)) => Self::new(ChannelKind::parse(kind)?, name),
+            None => Ok(Self::default_of(ChannelKind::parse(s)?)),
+        }
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for ChannelAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+impl fmt::Debug for ChannelAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for ChannelAccount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelAccount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ChannelAccount::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The channel accepted it; `external_id` is the channel's id for the sent message
+    /// where it gives one.
+    Sent { external_id: Option<String> },
+    /// The channel asked us to wait (Telegram 429 `retry_after`, X rate-limit reset).
+    /// The next attempt is not made before this much time has passed.
+    RetryAfter(Duration),
+    /// Something that may pass (network error, 5xx): retry with backoff.
+    Transient(String),
+    /// It will never work (blocked by the user, invalid recipient, 5xx SMTP reply):
+    /// stop and show the reason to the agents.
+    Permanent(String),
+}
+
+/// A channel's own view of whether it works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub ok: bool,
+    /// Why not, or a short status ("polling", "webhook set").
+    pub detail: String,
+}
+
+impl Health {
+    pub fn ok(detail: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn failing(detail: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The result of handing one inbound message to the intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Stored, and committed together with the cursor the adapter passed.
+    Stored {
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        /// The message opened a new conversation.
+        new_conversation: bool,
+    },
+    /// This (account, external id) was stored before; nothing changed but the cursor.
+    Duplicate,
+}
+
+/// Why an inbound message could not be taken. The adapter must not advance its cursor
+/// past it; it will see it again after a retry or restart.
+#[derive(Debug, thiserror::Error)]
+#[error("intake failed: {0}")]
+pub struct IntakeError(pub String);
+
+/// Where adapters push what they receive.
+#[async_trait::async_trait]
+pub trait Intake: Send + Sync + fmt::Debug {
+    /// The cursor stored with the last committed ingest of this account (Telegram
+    /// offset, IMAP UIDVALIDITY and UID, X since_id), if any.
+    async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, IntakeError>;
+
+    /// Stores `inbound` exactly once and, in the same transaction, `cursor` as the
+    /// account's new cursor. When this returns `Ok` the message is durable.
+    async fn ingest(
+        &self,
+        inbound: Inbound,
+        cursor: Option<String>,
+    ) -> Result<IngestOutcome, IntakeError>;
+}
+
+/// What `Channel::run` gets: where to push, and when to stop.
+#[derive(Debug, Clone)]
+pub struct ChannelContext {
+    pub intake: std::sync::Arc<dyn Intake>,
+    pub shutdown: CancellationToken,
+}
+
+/// A channel adapter: one account of one channel kind.
+#[async_trait::async_trait]
+pub trait Channel: Send + Sync + fmt::Debug {
+    fn account(&self) -> &ChannelAccount;
+
+    /// Receives until `ctx.shutdown` is cancelled, pushing every inbound message into
+    /// `ctx.intake`. Returns an error only for what retrying cannot fix (bad config).
+    async fn run(&self, ctx: ChannelContext) -> Result<(), String>;
+
+    /// Sends one message. Must not retry by itself: the delivery worker does.
+    async fn deliver(&self, outbound: &Outbound) -> DeliveryOutcome;
+
+    /// Whether the channel can reach its provider now.
+    async fn health(&self) -> Health;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_read_and_print_as_kind_colon_name() {
+        let a = ChannelAccount::parse("email:support").unwrap();
+        assert_eq!(a.kind(), ChannelKind::Email);
+        assert_eq!(a.name(), "support");
+        assert_eq!(a.to_string(), "email:support");
+        assert_eq!(
+            ChannelAccount::parse("telegram").unwrap().to_string(),
+            "telegram:default"
+        );
+    }
+
+    #[test]
+    fn a_bad_account_says_what_was_expected() {
+        let e = ChannelAccount::parse("fax:main").unwrap_err().to_string();
+        assert!(e.contains("telegram"), "{e}");
+        assert!(ChannelAccount::parse("email:Sup port").is_err());
+        assert!(ChannelAccount::parse("email:").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! The event log: what happened, in order, for the inbox and for other instances.
+
+use crate::clock::Timestamp;
+use crate::ids::{ConversationId, EventId, MessageId};
+use crate::model::word_enum;
+use serde::{Deserialize, Serialize};
+
+word_enum!(
+    /// What an event records.
+    EventKind {
+        ConversationCreated = "conversation_created",
+        MessageCreated = "message_created",
+        MessageEdited = "message_edited",
+        ConversationUpdated = "conversation_updated",
+        DeliverySent = "delivery_sent",
+        DeliveryFailed = "delivery_failed",
+    }
+);
+
+/// One entry of the event log. `data` never holds message text: subscribers read the
+/// message by id, through the same access checks as everything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub kind: EventKind,
+    pub conversation_id: Option<ConversationId>,
+    pub message_id: Option<MessageId>,
+    pub data: serde_json::Value,
+    pub created_at: Timestamp,
+}

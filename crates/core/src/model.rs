@@ -1,0 +1,215 @@
+//! Contacts, conversations and messages.
+
+use crate::channel::{ChannelAccount, ChannelKind};
+use crate::clock::Timestamp;
+use crate::envelope::Attachment;
+use crate::filter::Finding;
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId};
+use serde::{Deserialize, Serialize};
+
+/// Declares a fieldless enum that is stored and shown as a fixed lower-case word,
+/// with `as_str` and a `parse` that names the accepted words when it fails.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            pub fn parse(s: &str) -> Result<Self, $crate::model::UnknownWord> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err($crate::model::UnknownWord {
+                        what: stringify!($name),
+                        got: s.chars().take(40).collect(),
+                        expected: &[$($word),+],
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::model::UnknownWord;
+            fn from_str(s: &str) -> Result<Self, Self::Err> { Self::parse(s) }
+        }
+    };
+}
+pub(crate) use word_enum;
+
+/// A word that is not one of an enum's accepted words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {got:?}; expected one of {expected:?}")]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub got: String,
+    pub expected: &'static [&'static str],
+}
+
+word_enum!(
+    /// Where a conversation stands.
+    Status {
+        /// The bot is handling it; no human has been asked yet.
+        Bot = "bot",
+        /// Handed to the agents: queued or assigned.
+        Open = "open",
+        /// Waiting on the customer.
+        Pending = "pending",
+        /// Put aside until a time.
+        Snoozed = "snoozed",
+        /// Done. A new customer message may reopen it or start a new one.
+        Resolved = "resolved",
+    }
+);
+
+word_enum!(
+    /// How urgent a conversation is; the queue serves urgent first.
+    Priority {
+        Low = "low",
+        Normal = "normal",
+        High = "high",
+        Urgent = "urgent",
+    }
+);
+
+word_enum!(
+    /// Whether a message came from the customer or goes to them.
+    Direction {
+        In = "in",
+        Out = "out",
+    }
+);
+
+word_enum!(
+    /// Who wrote a message.
+    Author {
+        Contact = "contact",
+        Bot = "bot",
+        Agent = "agent",
+        System = "system",
+    }
+);
+
+word_enum!(
+    /// What a message is: text for the customer, a private note among agents, or a
+    /// record of something that happened (handoff, assignment).
+    MessageKind {
+        Text = "text",
+        Note = "note",
+        Event = "event",
+    }
+);
+
+/// One way to reach a contact: their id on one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub channel: ChannelKind,
+    /// The channel's own id for the person (Telegram user id, email address, X user id,
+    /// webchat visitor id).
+    pub external_id: String,
+    pub display_name: Option<String>,
+}
+
+/// A customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub name: Option<String>,
+    /// A language hint ("zh", "en"), from the channel or from what they wrote.
+    pub language: Option<String>,
+    pub identities: Vec<Identity>,
+    pub created_at: Timestamp,
+}
+
+/// A conversation (ticket) with one contact, on one channel account, for one thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub account: ChannelAccount,
+    pub contact_id: ContactId,
+    pub contact_name: Option<String>,
+    /// The channel's notion of a thread: a Telegram chat id, an email thread root, an X
+    /// conversation id plus author, a webchat visitor.
+    pub thread_key: String,
+    pub status: Status,
+    pub priority: Priority,
+    pub assignee: Option<AgentId>,
+    pub team: Option<String>,
+    pub labels: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_message_at: Timestamp,
+    pub snoozed_until: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A previous text of a message that was edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edit {
+    pub text: String,
+    /// When this text was replaced.
+    pub replaced_at: Timestamp,
+}
+
+/// How far an outbound message has got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum Delivery {
+    Queued,
+    Sent,
+    Failed { reason: String },
+}
+
+/// One message in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub direction: Direction,
+    pub author: Author,
+    pub agent_id: Option<AgentId>,
+    pub kind: MessageKind,
+    /// The text as stored: already filtered (secrets redacted) for inbound messages.
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// What the inbound filter found (kinds and positions, never the secret itself).
+    pub findings: Vec<Finding>,
+    /// The channel's id for this message (inbound), or the id the channel gave it when
+    /// it was sent (outbound).
+    pub external_id: Option<String>,
+    /// Outbound only: the delivery state; `None` for inbound messages and notes.
+    pub delivery: Option<Delivery>,
+    pub edits: Vec<Edit>,
+    pub created_at: Timestamp,
+}
+
+word_enum!(
+    /// What an agent may do.
+    Role {
+        Admin = "admin",
+        Supervisor = "supervisor",
+        Agent = "agent",
+    }
+);
+
+/// A human agent (never carries the password hash out of the store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}

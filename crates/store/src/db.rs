@@ -1,0 +1,210 @@
+//! One way to run SQL on either backend.
+//!
+//! Frontdesk's SQL is written once, with `$1, $2, ...` placeholders, which PostgreSQL
+//! takes natively and sqlx's SQLite driver maps by number. Timestamps and ids are
+//! integers and JSON is text on both sides, so the same statement and the same row
+//! reading code serve both. Where the dialects really differ (row locking, NOTIFY) the
+//! caller asks [`Backend`] and picks a statement.
+
+use crate::StoreError;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, Decode, Postgres, Row as _, SqlStr, Sqlite, Transaction, Type};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter. Nulls carry their type: PostgreSQL checks it.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        Value::Text(v.map(str::to_owned))
+    }
+}
+
+/// A statement and its parameters, in placeholder order.
+#[derive(Debug)]
+pub(crate) struct Query {
+    sql: SqlStr,
+    args: Vec<Value>,
+}
+
+impl Query {
+    pub(crate) fn new(sql: &'static str) -> Self {
+        Self {
+            sql: sqlx::SqlSafeStr::into_sql_str(sql),
+            args: Vec::new(),
+        }
+    }
+
+    /// A statement assembled at run time. Only for SQL put together from fixed
+    /// fragments in this crate: values always go through [`Query::bind`].
+    pub(crate) fn assembled(sql: String) -> Self {
+        Self {
+            sql: sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql)),
+            args: Vec::new(),
+        }
+    }
+
+    pub(crate) fn bind(mut self, v: impl Into<Value>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+}
+
+/// A type both drivers can read from a column.
+pub(crate) trait Column:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+impl<T> Column for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+
+/// A result row from either backend.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+impl Row {
+    pub(crate) fn get<T: Column>(&self, column: &str) -> Result<T, StoreError> {
+        match self {
+            Row::Sqlite(r) => r.try_get(column),
+            Row::Pg(r) => r.try_get(column),
+        }
+        .map_err(StoreError::from)
+    }
+}
+
+/// A connection of either backend, borrowed for a few statements.
+pub(crate) enum Exec<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+macro_rules! bound {
+    ($q:expr) => {{
+        let mut query = sqlx::query($q.sql);
+        for arg in $q.args {
+            query = match arg {
+                Value::Int(v) => query.bind(v),
+                Value::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Exec<'_> {
+    pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
+        Ok(match self {
+            Exec::Sqlite(c) => bound!(q).execute(&mut **c).await?.rows_affected(),
+            Exec::Pg(c) => bound!(q).execute(&mut **c).await?.rows_affected(),
+        })
+    }
+
+    pub(crate) async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>, StoreError> {
+        Ok(match self {
+            Exec::Sqlite(c) => bound!(q)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Exec::Pg(c) => bound!(q)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect(),
+        })
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>, StoreError> {
+        Ok(match self {
+            Exec::Sqlite(c) => bound!(q).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Exec::Pg(c) => bound!(q).fetch_optional(&mut **c).await?.map(Row::Pg),
+        })
+    }
+
+    pub(crate) async fn fetch_one(&mut self, q: Query) -> Result<Row, StoreError> {
+        self.fetch_optional(q)
+            .await?
+            .ok_or(StoreError::Internal("a statement returned no row"))
+    }
+}
+
+/// A pooled connection outside a transaction, for reads.
+pub(crate) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Pg(PoolConnection<Postgres>),
+}
+
+impl Conn {
+    pub(crate) fn q(&mut self) -> Exec<'_> {
+        match self {
+            Conn::Sqlite(c) => Exec::Sqlite(c),
+            Conn::Pg(c) => Exec::Pg(c),
+        }
+    }
+}
+
+/// An open transaction. Dropping it without [`Tx::commit`] rolls it back.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn q(&mut self) -> Exec<'_> {
+        match self {
+            Tx::Sqlite(t) => Exec::Sqlite(t),
+            Tx::Pg(t) => Exec::Pg(t),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}

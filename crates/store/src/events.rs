@@ -1,0 +1,130 @@
+//! Events: appended inside the transaction that caused them, published after commit.
+//!
+//! In one process, subscribers get events through a tokio broadcast channel. On
+//! PostgreSQL every event is also announced with NOTIFY (delivered only on commit), and
+//! each instance LISTENs and republishes the events of the others, so an inbox open on
+//! instance A sees a message ingested by instance B.
+
+use crate::StoreError;
+use crate::db::{Exec, Query, Row};
+use frontdesk_core::{ConversationId, Event, EventId, EventKind, MessageId, Timestamp};
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::{broadcast, watch};
+
+/// NOTIFY channel for events; the payload is `INSTANCE EVENT_ID`.
+pub(crate) const EVENTS_CHANNEL: &str = "frontdesk_events";
+/// NOTIFY channel that says "the outbox has new rows"; the payload is the instance.
+pub(crate) const OUTBOX_CHANNEL: &str = "frontdesk_outbox";
+
+/// The columns [`event_from_row`] reads.
+macro_rules! event_select {
+    () => {
+        "SELECT id, kind, conversation_id, message_id, data, created_at FROM events"
+    };
+}
+pub(crate) use event_select;
+
+pub(crate) fn event_from_row(row: &Row) -> Result<Event, StoreError> {
+    let kind: String = row.get("kind")?;
+    let data: String = row.get("data")?;
+    Ok(Event {
+        id: EventId(row.get("id")?),
+        kind: EventKind::parse(&kind).map_err(|e| StoreError::Corrupt {
+            column: "events.kind",
+            reason: e.to_string(),
+        })?,
+        conversation_id: row
+            .get::<Option<i64>>("conversation_id")?
+            .map(ConversationId),
+        message_id: row.get::<Option<i64>>("message_id")?.map(MessageId),
+        data: serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+            column: "events.data",
+            reason: e.to_string(),
+        })?,
+        created_at: Timestamp::from_micros(row.get("created_at")?),
+    })
+}
+
+/// Appends one event inside `q`'s transaction and returns it, to publish after commit.
+pub(crate) async fn append(
+    q: &mut Exec<'_>,
+    kind: EventKind,
+    conversation_id: Option<ConversationId>,
+    message_id: Option<MessageId>,
+    data: serde_json::Value,
+    now: Timestamp,
+) -> Result<Event, StoreError> {
+    let row = q
+        .fetch_one(
+            Query::new(
+                "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(kind.as_str())
+            .bind(conversation_id.map(|c| c.0))
+            .bind(message_id.map(|m| m.0))
+            .bind(data.to_string())
+            .bind(now.as_micros()),
+        )
+        .await?;
+    Ok(Event {
+        id: EventId(row.get("id")?),
+        kind,
+        conversation_id,
+        message_id,
+        data,
+        created_at: now,
+    })
+}
+
+/// Republishes other instances' events and outbox wake-ups until aborted.
+pub(crate) async fn listen_postgres(
+    pool: PgPool,
+    instance: String,
+    events: broadcast::Sender<Event>,
+    outbox: watch::Sender<u64>,
+) {
+    loop {
+        if let Err(e) = listen_once(&pool, &instance, &events, &outbox).await {
+            tracing::warn!(error = %e, "LISTEN connection lost; reconnecting in 1 s");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn listen_once(
+    pool: &PgPool,
+    instance: &str,
+    events: &broadcast::Sender<Event>,
+    outbox: &watch::Sender<u64>,
+) -> Result<(), StoreError> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener
+        .listen_all([EVENTS_CHANNEL, OUTBOX_CHANNEL])
+        .await?;
+    // Rows may have been queued while we were not listening.
+    outbox.send_modify(|n| *n += 1);
+    loop {
+        let note = listener.recv().await?;
+        if note.channel() == OUTBOX_CHANNEL {
+            if note.payload() != instance {
+                outbox.send_modify(|n| *n += 1);
+            }
+            continue;
+        }
+        let Some((from, id)) = note.payload().split_once(' ') else {
+            continue;
+        };
+        if from == instance {
+            continue;
+        }
+        let Ok(id) = id.parse::<i64>() else { continue };
+        let mut conn = pool.acquire().await?;
+        let row = Exec::Pg(&mut conn)
+            .fetch_optional(Query::new(concat!(event_select!(), " WHERE id = $1")).bind(id))
+            .await?;
+        if let Some(row) = row {
+            let _ = events.send(event_from_row(&row)?);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The schema migrations, embedded in the binary.
+//!
+//! Each backend has its own directory with the same file names (`migrations/sqlite`,
+//! `migrations/postgres`); a test checks that the two lists agree. They are embedded
+//! with `include_str!` rather than sqlx's `migrate!` macro, which would pull the whole
+//! proc-macro driver stack into the build.
+
+use crate::db::Backend;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+/// (version, description, SQLite SQL, PostgreSQL SQL)
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/postgres/0001_initial.sql"),
+)];
+
+pub(crate) fn migrator(backend: Backend) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sqlite, postgres)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(sql),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn both_backends_have_the_same_migration_files() {
+        let dir = |b: &str| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/").to_owned() + b;
+            let mut names: Vec<String> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(dir("sqlite"), dir("postgres"));
+        assert_eq!(
+            dir("sqlite").len(),
+            MIGRATIONS.len(),
+            "embed every migration file"
+        );
+    }
+}

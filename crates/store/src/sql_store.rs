@@ -1,0 +1,1379 @@
+//! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL.
+
+use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
+use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
+use crate::{
+    AssigneeFilter, ClaimRequest, ConversationQuery, LeaseReport, NewAgent, NewReply, Page,
+    PageCursor, Replied, Store, StoreError,
+};
+use frontdesk_core::{
+    Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
+    Conversation, ConversationId, Delivery, Direction, Edit, Event, EventId, EventKind, Filtered,
+    Finding, Identity, Inbound, IngestOutcome, Message, MessageId, MessageKind, NoFilter, Outbound,
+    OutboxId, Priority, Role, Status, TextFilter, Timestamp,
+};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size (SQLite in-memory databases always use one connection).
+    pub max_connections: u32,
+    /// The inbound filter run on every inbound text before it is stored.
+    pub filter: Arc<dyn TextFilter>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            filter: Arc::new(NoFilter),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+/// The store. Cheap to clone; clones share the pool and the event channel.
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    filter: Arc<dyn TextFilter>,
+    events: broadcast::Sender<Event>,
+    outbox: watch::Sender<u64>,
+    /// This process's name in NOTIFY payloads, to skip its own notifications.
+    instance: String,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend())
+            .field("instance", &self.inner.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Retries of an ingest that lost a race on a unique index (another instance created
+/// the same contact or conversation at the same moment).
+const INGEST_ATTEMPTS: usize = 3;
+
+impl SqlStore {
+    /// Opens `sqlite://PATH` (created if missing, with its directory), `sqlite::memory:`,
+    /// or `postgres://...`. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let (events, _) = broadcast::channel(1024);
+        let (outbox, _) = watch::channel(0);
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let (pool, listener) = if url.starts_with("sqlite:") {
+            (
+                Pool::Sqlite(open_sqlite(url, options.max_connections).await?),
+                None,
+            )
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            let listener = tokio::spawn(events::listen_postgres(
+                pool.clone(),
+                instance.clone(),
+                events.clone(),
+                outbox.clone(),
+            ));
+            (Pool::Pg(pool), Some(listener))
+        } else {
+            let scheme: String = url
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(20)
+                .collect();
+            return Err(StoreError::UnsupportedUrl(format!("{scheme}:...")));
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                filter: options.filter,
+                events,
+                outbox,
+                instance,
+                listener,
+            }),
+        })
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(match &self.inner.pool {
+            Pool::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Pool::Pg(p) => Conn::Pg(p.acquire().await?),
+        })
+    }
+
+    /// Starts a write transaction. SQLite's is IMMEDIATE: it takes the write lock at
+    /// once, so two writers queue on the busy timeout instead of failing half-way.
+    async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.inner.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    /// Announces committed-to-be events to other instances (PostgreSQL NOTIFY is sent
+    /// on commit, and not at all on rollback).
+    async fn announce(&self, q: &mut Exec<'_>, events: &[Event]) -> Result<(), StoreError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        for e in events {
+            q.execute(
+                Query::new("SELECT pg_notify($1, $2)")
+                    .bind(EVENTS_CHANNEL)
+                    .bind(format!("{} {}", self.inner.instance, e.id)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn announce_outbox(&self, q: &mut Exec<'_>) -> Result<(), StoreError> {
+        if self.backend() == Backend::Postgres {
+            q.execute(
+                Query::new("SELECT pg_notify($1, $2)")
+                    .bind(OUTBOX_CHANNEL)
+                    .bind(self.inner.instance.as_str()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands committed events to this process's subscribers.
+    fn publish(&self, events: Vec<Event>) {
+        for e in events {
+            // No subscriber is fine: events are also in the table.
+            let _ = self.inner.events.send(e);
+        }
+    }
+
+    /// The wake-up signal for delivery workers: changes whenever rows may have been
+    /// queued, here or (PostgreSQL) on another instance.
+    pub fn outbox_signal(&self) -> watch::Receiver<u64> {
+        self.inner.outbox.subscribe()
+    }
+
+    /// Runs a statement outside the store's API. For tests and benchmarks that need
+    /// to shape the database (a failing trigger, a scratch table).
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        self.conn()
+            .await?
+            .q()
+            .execute(Query::assembled(sql.to_owned()))
+            .await
+    }
+
+    async fn ingest_once(
+        &self,
+        inbound: &Inbound,
+        filtered: &Filtered,
+        cursor: Option<&str>,
+    ) -> Result<IngestOutcome, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let stored = match &inbound.edit_of {
+            None => ingest_new(&mut q, inbound, filtered, now).await?,
+            Some(original) => ingest_edit(&mut q, inbound, original, filtered, now).await?,
+        };
+        let Some((outcome, events)) = stored else {
+            drop(q);
+            drop(tx);
+            // Nothing of the message changes, but the adapter has moved past it.
+            if let Some(cursor) = cursor {
+                let mut tx = self.begin().await?;
+                save_cursor(&mut tx.q(), &inbound.account, cursor, now).await?;
+                tx.commit().await?;
+            }
+            return Ok(IngestOutcome::Duplicate);
+        };
+        if let Some(cursor) = cursor {
+            save_cursor(&mut q, &inbound.account, cursor, now).await?;
+        }
+        self.announce(&mut q, &events).await?;
+        drop(q);
+        tx.commit().await?;
+        self.publish(events);
+        Ok(outcome)
+    }
+}
+
+async fn open_sqlite(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL with NORMAL is durable against process crashes; a power cut may lose the
+        // last transactions but never corrupts the file.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let in_memory = options.get_filename().as_os_str().is_empty()
+        || url.contains(":memory:")
+        || url.contains("mode=memory");
+    if !in_memory {
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+    }
+    Ok(SqlitePoolOptions::new()
+        .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+        .connect_with(options)
+        .await?)
+}
+
+/// The inbound steps of one new message. `None` means it was stored before.
+async fn ingest_new(
+    q: &mut Exec<'_>,
+    inbound: &Inbound,
+    filtered: &Filtered,
+    now: Timestamp,
+) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
+    let account = &inbound.account;
+    let seen = q
+        .fetch_optional(
+            Query::new(
+                "SELECT id FROM messages
+                 WHERE channel = $1 AND account = $2 AND external_id = $3 AND direction = 'in'",
+            )
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(inbound.external_id.as_str()),
+        )
+        .await?;
+    if seen.is_some() {
+        return Ok(None);
+    }
+    let mut events = Vec::new();
+    let contact_id = find_or_create_contact(q, inbound, now).await?;
+    let (conversation_id, new_conversation) =
+        find_or_create_conversation(q, inbound, contact_id, now).await?;
+    if new_conversation {
+        events.push(
+            events::append(
+                q,
+                EventKind::ConversationCreated,
+                Some(conversation_id),
+                None,
+                serde_json::json!({ "channel": account.kind() }),
+                now,
+            )
+            .await?,
+        );
+    }
+    let inserted = q
+        .fetch_optional(
+            Query::new(
+                "INSERT INTO messages (conversation_id, channel, account, direction, author,
+                     kind, text, attachments, findings, sender_id, external_id, reply_to, meta,
+                     created_at)
+                 VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (channel, account, external_id) WHERE direction = 'in' DO NOTHING
+                 RETURNING id",
+            )
+            .bind(conversation_id.0)
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(filtered.text.as_str())
+            .bind(to_json(&inbound.attachments))
+            .bind(to_json(&filtered.findings))
+            .bind(inbound.sender.external_id.as_str())
+            .bind(inbound.external_id.as_str())
+            .bind(inbound.reply_to.as_deref())
+            .bind(inbound.meta.to_string())
+            .bind(now.as_micros()),
+        )
+        .await?;
+    let Some(row) = inserted else {
+        return Ok(None);
+    };
+    let message_id = MessageId(row.get("id")?);
+    touch_conversation(q, conversation_id, now).await?;
+    events.push(
+        events::append(
+            q,
+            EventKind::MessageCreated,
+            Some(conversation_id),
+            Some(message_id),
+            serde_json::json!({ "direction": "in", "findings": filtered.findings.len() }),
+            now,
+        )
+        .await?,
+    );
+    Ok(Some((
+        IngestOutcome::Stored {
+            conversation_id,
+            message_id,
+            new_conversation,
+        },
+        events,
+    )))
+}
+
+/// A new version of an earlier inbound message: the old text goes to the edit history.
+/// An edit of a message we never saw is stored as a new message.
+async fn ingest_edit(
+    q: &mut Exec<'_>,
+    inbound: &Inbound,
+    original: &str,
+    filtered: &Filtered,
+    now: Timestamp,
+) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
+    let account = &inbound.account;
+    let found = q
+        .fetch_optional(
+            Query::new(
+                "SELECT id, conversation_id, text FROM messages
+                 WHERE channel = $1 AND account = $2 AND external_id = $3 AND direction = 'in'",
+            )
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(original),
+        )
+        .await?;
+    let Some(row) = found else {
+        return ingest_new(q, inbound, filtered, now).await;
+    };
+    let message_id = MessageId(row.get("id")?);
+    let conversation_id = ConversationId(row.get("conversation_id")?);
+    let old_text: String = row.get("text")?;
+    let recorded = q
+        .execute(
+            Query::new(
+                "INSERT INTO message_edits (message_id, external_id, text, replaced_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, external_id) DO NOTHING",
+            )
+            .bind(message_id.0)
+            .bind(inbound.external_id.as_str())
+            .bind(old_text)
+            .bind(now.as_micros()),
+        )
+        .await?;
+    if recorded == 0 {
+        return Ok(None);
+    }
+    q.execute(
+        Query::new("UPDATE messages SET text = $2, findings = $3, edited_at = $4 WHERE id = $1")
+            .bind(message_id.0)
+            .bind(filtered.text.as_str())
+            .bind(to_json(&filtered.findings))
+            .bind(now.as_micros()),
+    )
+    .await?;
+    let event = events::append(
+        q,
+        EventKind::MessageEdited,
+        Some(conversation_id),
+        Some(message_id),
+        serde_json::json!({ "findings": filtered.findings.len() }),
+        now,
+    )
+    .await?;
+    Ok(Some((
+        IngestOutcome::Stored {
+            conversation_id,
+            message_id,
+            new_conversation: false,
+        },
+        vec![event],
+    )))
+}
+
+async fn find_or_create_contact(
+    q: &mut Exec<'_>,
+    inbound: &Inbound,
+    now: Timestamp,
+) -> Result<ContactId, StoreError> {
+    let channel = inbound.account.kind().as_str();
+    let sender = &inbound.sender;
+    let found = q
+        .fetch_optional(
+            Query::new(
+                "SELECT contact_id, display_name FROM contact_identities
+                 WHERE channel = $1 AND external_id = $2",
+            )
+            .bind(channel)
+            .bind(sender.external_id.as_str()),
+        )
+        .await?;
+    if let Some(row) = found {
+        let contact_id = ContactId(row.get("contact_id")?);
+        let known: Option<String> = row.get("display_name")?;
+        if sender.display_name.is_some() && sender.display_name != known {
+            q.execute(
+                Query::new(
+                    "UPDATE contact_identities SET display_name = $3
+                     WHERE channel = $1 AND external_id = $2",
+                )
+                .bind(channel)
+                .bind(sender.external_id.as_str())
+                .bind(sender.display_name.as_deref()),
+            )
+            .await?;
+        }
+        return Ok(contact_id);
+    }
+    let row = q
+        .fetch_one(
+            Query::new(
+                "INSERT INTO contacts (name, language, created_at, updated_at)
+                 VALUES ($1, $2, $3, $3) RETURNING id",
+            )
+            .bind(sender.display_name.as_deref())
+            .bind(sender.language.as_deref())
+            .bind(now.as_micros()),
+        )
+        .await?;
+    let contact_id = ContactId(row.get("id")?);
+    q.execute(
+        Query::new(
+            "INSERT INTO contact_identities (contact_id, channel, external_id, display_name, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(contact_id.0)
+        .bind(channel)
+        .bind(sender.external_id.as_str())
+        .bind(sender.display_name.as_deref())
+        .bind(now.as_micros()),
+    )
+    .await?;
+    Ok(contact_id)
+}
+
+async fn find_or_create_conversation(
+    q: &mut Exec<'_>,
+    inbound: &Inbound,
+    contact_id: ContactId,
+    now: Timestamp,
+) -> Result<(ConversationId, bool), StoreError> {
+    let account = &inbound.account;
+    let found = q
+        .fetch_optional(
+            Query::new(
+                "SELECT id FROM conversations
+                 WHERE channel = $1 AND account = $2 AND thread_key = $3 AND status <> 'resolved'",
+            )
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(inbound.thread_key.as_str()),
+        )
+        .await?;
+    if let Some(row) = found {
+        return Ok((ConversationId(row.get("id")?), false));
+    }
+    let row = q
+        .fetch_one(
+            Query::new(
+                "INSERT INTO conversations (channel, account, contact_id, thread_key, status,
+                     priority, created_at, updated_at, last_message_at)
+                 VALUES ($1, $2, $3, $4, 'bot', 'normal', $5, $5, $5) RETURNING id",
+            )
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(contact_id.0)
+            .bind(inbound.thread_key.as_str())
+            .bind(now.as_micros()),
+        )
+        .await?;
+    Ok((ConversationId(row.get("id")?), true))
+}
+
+async fn touch_conversation(
+    q: &mut Exec<'_>,
+    id: ConversationId,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    q.execute(
+        Query::new("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(now.as_micros()),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn save_cursor(
+    q: &mut Exec<'_>,
+    account: &ChannelAccount,
+    cursor: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    q.execute(
+        Query::new(
+            "INSERT INTO cursors (channel, account, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (channel, account) DO UPDATE SET value = $3, updated_at = $4",
+        )
+        .bind(account.kind().as_str())
+        .bind(account.name())
+        .bind(cursor)
+        .bind(now.as_micros()),
+    )
+    .await?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: DeserializeOwned>(column: &'static str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt {
+        column,
+        reason: e.to_string(),
+    })
+}
+
+fn word<T>(
+    column: &'static str,
+    parsed: Result<T, frontdesk_core::UnknownWord>,
+) -> Result<T, StoreError> {
+    parsed.map_err(|e| StoreError::Corrupt {
+        column,
+        reason: e.to_string(),
+    })
+}
+
+fn account_of(row: &Row) -> Result<ChannelAccount, StoreError> {
+    let channel: String = row.get("channel")?;
+    let name: String = row.get("account")?;
+    let kind = word("channel", ChannelKind::parse(&channel))?;
+    ChannelAccount::new(kind, &name).map_err(|e| StoreError::Corrupt {
+        column: "account",
+        reason: e.to_string(),
+    })
+}
+
+fn micros(row: &Row, column: &str) -> Result<Timestamp, StoreError> {
+    Ok(Timestamp::from_micros(row.get(column)?))
+}
+
+fn opt_micros(row: &Row, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(row.get::<Option<i64>>(column)?.map(Timestamp::from_micros))
+}
+
+/// The columns [`conversation_from_row`] reads, joined with the contact's name.
+macro_rules! conversation_select {
+    () => {
+        "SELECT c.id, c.channel, c.account, c.contact_id, k.name AS contact_name, c.thread_key,
+                c.status, c.priority, c.assignee_id, c.team, c.labels, c.created_at,
+                c.updated_at, c.last_message_at, c.snoozed_until, c.resolved_at
+         FROM conversations c JOIN contacts k ON k.id = c.contact_id"
+    };
+}
+
+fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
+    let status: String = row.get("status")?;
+    let priority: String = row.get("priority")?;
+    let labels: String = row.get("labels")?;
+    Ok(Conversation {
+        id: ConversationId(row.get("id")?),
+        account: account_of(row)?,
+        contact_id: ContactId(row.get("contact_id")?),
+        contact_name: row.get("contact_name")?,
+        thread_key: row.get("thread_key")?,
+        status: word("conversations.status", Status::parse(&status))?,
+        priority: word("conversations.priority", Priority::parse(&priority))?,
+        assignee: row.get::<Option<i64>>("assignee_id")?.map(AgentId),
+        team: row.get("team")?,
+        labels: from_json("conversations.labels", &labels)?,
+        created_at: micros(row, "created_at")?,
+        updated_at: micros(row, "updated_at")?,
+        last_message_at: micros(row, "last_message_at")?,
+        snoozed_until: opt_micros(row, "snoozed_until")?,
+        resolved_at: opt_micros(row, "resolved_at")?,
+    })
+}
+
+/// The columns [`message_from_row`] reads, with the outbox state of outbound messages.
+macro_rules! message_select {
+    () => {
+        "SELECT m.id, m.conversation_id, m.direction, m.author, m.agent_id, m.kind, m.text,
+                m.attachments, m.findings, m.external_id, m.created_at, m.edited_at,
+                o.status AS delivery_status, o.last_error AS delivery_error
+         FROM messages m LEFT JOIN outbox o ON o.message_id = m.id"
+    };
+}
+
+fn message_from_row(row: &Row) -> Result<Message, StoreError> {
+    let direction: String = row.get("direction")?;
+    let author: String = row.get("author")?;
+    let kind: String = row.get("kind")?;
+    let attachments: String = row.get("attachments")?;
+    let findings: String = row.get("findings")?;
+    let delivery = match row.get::<Option<String>>("delivery_status")?.as_deref() {
+        None => None,
+        Some("queued") => Some(Delivery::Queued),
+        Some("sent") => Some(Delivery::Sent),
+        Some(_) => Some(Delivery::Failed {
+            reason: row
+                .get::<Option<String>>("delivery_error")?
+                .unwrap_or_default(),
+        }),
+    };
+    Ok(Message {
+        id: MessageId(row.get("id")?),
+        conversation_id: ConversationId(row.get("conversation_id")?),
+        direction: word("messages.direction", Direction::parse(&direction))?,
+        author: word("messages.author", Author::parse(&author))?,
+        agent_id: row.get::<Option<i64>>("agent_id")?.map(AgentId),
+        kind: word("messages.kind", MessageKind::parse(&kind))?,
+        text: row.get("text")?,
+        attachments: from_json::<Vec<Attachment>>("messages.attachments", &attachments)?,
+        findings: from_json::<Vec<Finding>>("messages.findings", &findings)?,
+        external_id: row.get("external_id")?,
+        delivery,
+        edits: Vec::new(),
+        created_at: micros(row, "created_at")?,
+    })
+}
+
+fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
+    let role: String = row.get("role")?;
+    Ok(Agent {
+        id: AgentId(row.get("id")?),
+        email: row.get("email")?,
+        name: row.get("name")?,
+        role: word("agents.role", Role::parse(&role))?,
+        created_at: micros(row, "created_at")?,
+    })
+}
+
+/// Reads one message by id (inside or outside a transaction).
+async fn load_message(q: &mut Exec<'_>, id: MessageId) -> Result<Message, StoreError> {
+    let row = q
+        .fetch_optional(Query::new(concat!(message_select!(), " WHERE m.id = $1")).bind(id.0))
+        .await?
+        .ok_or(StoreError::NotFound("message", id.0))?;
+    message_from_row(&row)
+}
+
+/// Records a lease-holder's outcome; `None` when the lease was lost. The statement
+/// must return the row's `message_id` and `conversation_id`.
+async fn finish_lease(
+    q: &mut Exec<'_>,
+    statement: Query,
+) -> Result<Option<(MessageId, ConversationId)>, StoreError> {
+    let row = q.fetch_optional(statement).await?;
+    row.map(|r| {
+        Ok((
+            MessageId(r.get("message_id")?),
+            ConversationId(r.get("conversation_id")?),
+        ))
+    })
+    .transpose()
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = crate::migrate::migrator(self.backend());
+        match &self.inner.pool {
+            Pool::Sqlite(p) => migrator.run(p).await?,
+            Pool::Pg(p) => migrator.run(p).await?,
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .q()
+            .fetch_one(Query::new("SELECT 1 AS one"))
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(account = %inbound.account))]
+    async fn ingest(
+        &self,
+        inbound: &Inbound,
+        cursor: Option<&str>,
+    ) -> Result<IngestOutcome, StoreError> {
+        // The inbound filter step: nothing below this line sees the unfiltered text.
+        let filtered = self.inner.filter.filter(&inbound.text);
+        let mut attempt = 1;
+        loop {
+            match self.ingest_once(inbound, &filtered, cursor).await {
+                Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
+                    tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(
+                Query::new("SELECT value FROM cursors WHERE channel = $1 AND account = $2")
+                    .bind(account.kind().as_str())
+                    .bind(account.name()),
+            )
+            .await?;
+        row.map(|r| r.get("value")).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(conversation_id = %reply.conversation_id))]
+    async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
+        if reply.author == Author::Contact {
+            return Err(StoreError::Invalid(
+                "a reply cannot be authored by the contact".into(),
+            ));
+        }
+        if reply.text.trim().is_empty() && reply.attachments.is_empty() {
+            return Err(StoreError::Invalid(
+                "a reply needs text or an attachment".into(),
+            ));
+        }
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        if let Some(key) = &reply.idempotency_key {
+            let earlier = q
+                .fetch_optional(
+                    Query::new(
+                        "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(reply.conversation_id.0)
+                    .bind(key.as_str()),
+                )
+                .await?;
+            if let Some(row) = earlier {
+                let message = load_message(&mut q, MessageId(row.get("id")?)).await?;
+                return Ok(Replied {
+                    message,
+                    created: false,
+                });
+            }
+        }
+        let conversation = q
+            .fetch_optional(
+                Query::new("SELECT channel, account FROM conversations WHERE id = $1")
+                    .bind(reply.conversation_id.0),
+            )
+            .await?
+            .ok_or(StoreError::NotFound(
+                "conversation",
+                reply.conversation_id.0,
+            ))?;
+        let account = account_of(&conversation)?;
+        let row = q
+            .fetch_one(
+                Query::new(
+                    "INSERT INTO messages (conversation_id, channel, account, direction, author,
+                         agent_id, kind, text, attachments, idempotency_key, created_at)
+                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                )
+                .bind(reply.conversation_id.0)
+                .bind(account.kind().as_str())
+                .bind(account.name())
+                .bind(reply.author.as_str())
+                .bind(reply.agent_id.map(|a| a.0))
+                .bind(reply.kind.as_str())
+                .bind(reply.text.as_str())
+                .bind(to_json(&reply.attachments))
+                .bind(reply.idempotency_key.as_deref())
+                .bind(now.as_micros()),
+            )
+            .await?;
+        let message_id = MessageId(row.get("id")?);
+        let to_customer = reply.kind == MessageKind::Text;
+        if to_customer {
+            q.execute(
+                Query::new(
+                    "INSERT INTO outbox (message_id, conversation_id, channel, account, status,
+                         due_at, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5)",
+                )
+                .bind(message_id.0)
+                .bind(reply.conversation_id.0)
+                .bind(account.kind().as_str())
+                .bind(account.name())
+                .bind(now.as_micros()),
+            )
+            .await?;
+            touch_conversation(&mut q, reply.conversation_id, now).await?;
+            self.announce_outbox(&mut q).await?;
+        }
+        let event = events::append(
+            &mut q,
+            EventKind::MessageCreated,
+            Some(reply.conversation_id),
+            Some(message_id),
+            serde_json::json!({ "direction": "out", "author": reply.author }),
+            now,
+        )
+        .await?;
+        let events = vec![event];
+        self.announce(&mut q, &events).await?;
+        let message = load_message(&mut q, message_id).await?;
+        drop(q);
+        tx.commit().await?;
+        self.publish(events);
+        if to_customer {
+            self.inner.outbox.send_modify(|n| *n += 1);
+        }
+        Ok(Replied {
+            message,
+            created: true,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(account = %req.account, worker = %req.worker))]
+    async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError> {
+        // PostgreSQL: rows another worker is claiming right now are skipped, not waited
+        // for. SQLite: the IMMEDIATE transaction already makes claims one at a time.
+        let claim = match self.backend() {
+            Backend::Sqlite => {
+                "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1,
+                     updated_at = $3
+                 WHERE id IN (SELECT id FROM outbox
+                     WHERE status = 'queued' AND channel = $4 AND account = $5 AND due_at <= $3
+                       AND (lease_until IS NULL OR lease_until <= $3)
+                     ORDER BY due_at, id LIMIT $6)
+                 RETURNING id"
+            }
+            Backend::Postgres => {
+                "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1,
+                     updated_at = $3
+                 WHERE id IN (SELECT id FROM outbox
+                     WHERE status = 'queued' AND channel = $4 AND account = $5 AND due_at <= $3
+                       AND (lease_until IS NULL OR lease_until <= $3)
+                     ORDER BY due_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
+                 RETURNING id"
+            }
+        };
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let claimed = q
+            .fetch_all(
+                Query::new(claim)
+                    .bind(req.worker.as_str())
+                    .bind(req.now.plus(req.lease).as_micros())
+                    .bind(req.now.as_micros())
+                    .bind(req.account.kind().as_str())
+                    .bind(req.account.name())
+                    .bind(i64::from(req.limit.max(1))),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let id: i64 = row.get("id")?;
+            let r = q
+                .fetch_one(
+                    Query::new(
+                        "SELECT o.id, o.attempts, o.message_id, o.conversation_id, m.text,
+                                m.attachments, c.thread_key, i.external_id AS reply_to,
+                                i.sender_id, i.meta,
+                                (SELECT ci.external_id FROM contact_identities ci
+                                 WHERE ci.contact_id = c.contact_id AND ci.channel = c.channel
+                                 ORDER BY ci.id LIMIT 1) AS identity
+                         FROM outbox o
+                         JOIN messages m ON m.id = o.message_id
+                         JOIN conversations c ON c.id = o.conversation_id
+                         LEFT JOIN messages i ON i.id = (
+                             SELECT max(p.id) FROM messages p
+                             WHERE p.conversation_id = o.conversation_id
+                               AND p.direction = 'in' AND p.id < o.message_id)
+                         WHERE o.id = $1",
+                    )
+                    .bind(id),
+                )
+                .await?;
+            let attachments: String = r.get("attachments")?;
+            let meta: Option<String> = r.get("meta")?;
+            let recipient = match r.get::<Option<String>>("sender_id")? {
+                Some(sender) => sender,
+                None => r.get::<Option<String>>("identity")?.unwrap_or_default(),
+            };
+            out.push(Outbound {
+                outbox_id: OutboxId(id),
+                attempt: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+                account: req.account.clone(),
+                conversation_id: ConversationId(r.get("conversation_id")?),
+                message_id: MessageId(r.get("message_id")?),
+                recipient,
+                thread_key: r.get("thread_key")?,
+                reply_to: r.get("reply_to")?,
+                text: r.get("text")?,
+                attachments: from_json("messages.attachments", &attachments)?,
+                meta: match meta {
+                    Some(m) => from_json("messages.meta", &m)?,
+                    None => serde_json::Value::Null,
+                },
+            });
+        }
+        drop(q);
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn mark_sent(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        external_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let Some((message_id, conversation_id)) = finish_lease(
+            &mut q,
+            Query::new(
+                "UPDATE outbox SET status = 'sent', external_id = $3, sent_at = $4,
+                     updated_at = $4, lease_owner = NULL, lease_until = NULL, last_error = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'
+                 RETURNING message_id, conversation_id",
+            )
+            .bind(id.0)
+            .bind(worker)
+            .bind(external_id)
+            .bind(now.as_micros()),
+        )
+        .await?
+        else {
+            return Ok(LeaseReport::LeaseLost);
+        };
+        if let Some(external_id) = external_id {
+            q.execute(
+                Query::new("UPDATE messages SET external_id = $2 WHERE id = $1")
+                    .bind(message_id.0)
+                    .bind(external_id),
+            )
+            .await?;
+        }
+        let events = vec![
+            events::append(
+                &mut q,
+                EventKind::DeliverySent,
+                Some(conversation_id),
+                Some(message_id),
+                serde_json::json!({ "outbox_id": id }),
+                now,
+            )
+            .await?,
+        ];
+        self.announce(&mut q, &events).await?;
+        drop(q);
+        tx.commit().await?;
+        self.publish(events);
+        Ok(LeaseReport::Recorded)
+    }
+
+    async fn mark_retry(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        due_at: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = finish_lease(
+            &mut tx.q(),
+            Query::new(
+                "UPDATE outbox SET due_at = $4, last_error = $3, updated_at = $5,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'
+                 RETURNING message_id, conversation_id",
+            )
+            .bind(id.0)
+            .bind(worker)
+            .bind(error)
+            .bind(due_at.as_micros())
+            .bind(now.as_micros()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(match done {
+            Some(_) => LeaseReport::Recorded,
+            None => LeaseReport::LeaseLost,
+        })
+    }
+
+    async fn mark_failed(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let Some((message_id, conversation_id)) = finish_lease(
+            &mut q,
+            Query::new(
+                "UPDATE outbox SET status = 'failed', last_error = $3, updated_at = $4,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'
+                 RETURNING message_id, conversation_id",
+            )
+            .bind(id.0)
+            .bind(worker)
+            .bind(reason)
+            .bind(now.as_micros()),
+        )
+        .await?
+        else {
+            return Ok(LeaseReport::LeaseLost);
+        };
+        let events = vec![
+            events::append(
+                &mut q,
+                EventKind::DeliveryFailed,
+                Some(conversation_id),
+                Some(message_id),
+                serde_json::json!({ "outbox_id": id, "reason": reason }),
+                now,
+            )
+            .await?,
+        ];
+        self.announce(&mut q, &events).await?;
+        drop(q);
+        tx.commit().await?;
+        self.publish(events);
+        Ok(LeaseReport::Recorded)
+    }
+
+    async fn next_due(&self, account: &ChannelAccount) -> Result<Option<Timestamp>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_one(
+                Query::new(
+                    "SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at
+                                     THEN lease_until ELSE due_at END) AS next
+                     FROM outbox WHERE status = 'queued' AND channel = $1 AND account = $2",
+                )
+                .bind(account.kind().as_str())
+                .bind(account.name()),
+            )
+            .await?;
+        opt_micros(&row, "next")
+    }
+
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_one(Query::new(
+                "SELECT count(*) AS n FROM outbox WHERE status = 'queued'",
+            ))
+            .await?;
+        row.get("n")
+    }
+
+    async fn outbox_changed(&self) {
+        let mut signal = self.outbox_signal();
+        let _ = signal.changed().await;
+    }
+
+    async fn list_conversations(
+        &self,
+        query: &ConversationQuery,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let limit = match query.limit {
+            0 => 50,
+            n => n.min(200),
+        };
+        // Assembled from fixed fragments; every value is bound.
+        let mut sql = String::from(conversation_select!());
+        let mut args: Vec<crate::db::Value> = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
+        if let Some(status) = query.status {
+            args.push(status.as_str().into());
+            clauses.push(format!("c.status = ${}", args.len()));
+        }
+        match query.assignee {
+            AssigneeFilter::Any => {}
+            AssigneeFilter::Unassigned => clauses.push("c.assignee_id IS NULL".into()),
+            AssigneeFilter::Agent(agent) => {
+                args.push(agent.0.into());
+                clauses.push(format!("c.assignee_id = ${}", args.len()));
+            }
+        }
+        if let Some(channel) = query.channel {
+            args.push(channel.as_str().into());
+            clauses.push(format!("c.channel = ${}", args.len()));
+        }
+        if let Some(after) = query.after {
+            args.push(after.last_message_at.as_micros().into());
+            let at = args.len();
+            args.push(after.id.0.into());
+            let id = args.len();
+            clauses.push(format!(
+                "(c.last_message_at < ${at} OR (c.last_message_at = ${at} AND c.id < ${id}))"
+            ));
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        args.push(i64::from(limit + 1).into());
+        sql.push_str(&format!(
+            " ORDER BY c.last_message_at DESC, c.id DESC LIMIT ${}",
+            args.len()
+        ));
+        let mut q = Query::assembled(sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        let rows = self.conn().await?.q().fetch_all(q).await?;
+        let mut items = rows
+            .iter()
+            .map(conversation_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|c| PageCursor {
+                last_message_at: c.last_message_at,
+                id: c.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(
+                Query::new(concat!(conversation_select!(), " WHERE c.id = $1")).bind(id.0),
+            )
+            .await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn messages(
+        &self,
+        conversation_id: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let after = after.map_or(0, |m| m.0);
+        let limit = i64::from(if limit == 0 { 100 } else { limit.min(1000) });
+        let mut conn = self.conn().await?;
+        let mut q = conn.q();
+        let rows = q
+            .fetch_all(
+                Query::new(concat!(
+                    message_select!(),
+                    " WHERE m.conversation_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
+                ))
+                .bind(conversation_id.0)
+                .bind(after)
+                .bind(limit),
+            )
+            .await?;
+        let mut messages = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(last) = messages.last().map(|m| m.id.0) {
+            let edits = q
+                .fetch_all(
+                    Query::new(
+                        "SELECT e.message_id, e.text, e.replaced_at FROM message_edits e
+                         JOIN messages m ON m.id = e.message_id
+                         WHERE m.conversation_id = $1 AND m.id > $2 AND m.id <= $3
+                         ORDER BY e.id",
+                    )
+                    .bind(conversation_id.0)
+                    .bind(after)
+                    .bind(last),
+                )
+                .await?;
+            let mut by_message: HashMap<i64, Vec<Edit>> = HashMap::new();
+            for e in &edits {
+                by_message
+                    .entry(e.get("message_id")?)
+                    .or_default()
+                    .push(Edit {
+                        text: e.get("text")?,
+                        replaced_at: micros(e, "replaced_at")?,
+                    });
+            }
+            for m in &mut messages {
+                if let Some(edits) = by_message.remove(&m.id.0) {
+                    m.edits = edits;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    async fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut q = conn.q();
+        let Some(row) = q
+            .fetch_optional(
+                Query::new("SELECT id, name, language, created_at FROM contacts WHERE id = $1")
+                    .bind(id.0),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let identities = q
+            .fetch_all(
+                Query::new(
+                    "SELECT channel, external_id, display_name FROM contact_identities
+                     WHERE contact_id = $1 ORDER BY id",
+                )
+                .bind(id.0),
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                let channel: String = r.get("channel")?;
+                Ok(Identity {
+                    channel: word("contact_identities.channel", ChannelKind::parse(&channel))?,
+                    external_id: r.get("external_id")?,
+                    display_name: r.get("display_name")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(Contact {
+            id,
+            name: row.get("name")?,
+            language: row.get("language")?,
+            identities,
+            created_at: micros(&row, "created_at")?,
+        }))
+    }
+
+    async fn add_agent(&self, agent: NewAgent) -> Result<Agent, StoreError> {
+        let email = agent.email.trim().to_lowercase();
+        if !email.contains('@') || email.len() > 254 {
+            return Err(StoreError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+        let now = Timestamp::now();
+        let mut conn = self.conn().await?;
+        let inserted = conn
+            .q()
+            .fetch_one(
+                Query::new(
+                    "INSERT INTO agents (email, name, role, password_hash, created_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(email.as_str())
+                .bind(agent.name.as_str())
+                .bind(agent.role.as_str())
+                .bind(agent.password_hash.as_str())
+                .bind(now.as_micros()),
+            )
+            .await;
+        match inserted {
+            Ok(row) => Ok(Agent {
+                id: AgentId(row.get("id")?),
+                email,
+                name: agent.name,
+                role: agent.role,
+                created_at: now,
+            }),
+            Err(e) if e.is_unique_violation() => Err(StoreError::Invalid(format!(
+                "an agent with the email {email} exists already"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "SELECT id, email, name, role, password_hash, created_at FROM agents
+                     WHERE email = $1",
+                )
+                .bind(email.trim().to_lowercase()),
+            )
+            .await?;
+        row.map(|r| Ok((agent_from_row(&r)?, r.get("password_hash")?)))
+            .transpose()
+    }
+
+    async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(
+                Query::new(concat!(
+                    event_select!(),
+                    " WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(after.0)
+                .bind(i64::from(limit.clamp(1, 1000))),
+            )
+            .await?;
+        rows.iter().map(events::event_from_row).collect()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+}

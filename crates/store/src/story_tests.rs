@@ -1,0 +1,592 @@
+//! One story, told on every backend: what the store promises, checked the way the rest
+//! of Frontdesk relies on it. Each test runs on SQLite (a temporary file) and, when
+//! `FRONTDESK_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database.
+
+use crate::testing::TestDatabase;
+use crate::{
+    AssigneeFilter, Backend, ClaimRequest, ConversationQuery, LeaseReport, NewReply, SqlStore,
+    Store,
+};
+use frontdesk_core::{
+    Author, ChannelAccount, ChannelKind, Delivery, Direction, EventKind, Inbound, IngestOutcome,
+    MessageKind, Sender, Status, Timestamp,
+};
+use std::collections::HashSet;
+use std::time::Duration;
+
+fn telegram() -> ChannelAccount {
+    ChannelAccount::default_of(ChannelKind::Telegram)
+}
+
+fn inbound(external_id: &str, from: &str, text: &str) -> Inbound {
+    let sender = Sender {
+        external_id: from.into(),
+        display_name: Some(format!("Customer {from}")),
+        language: Some("zh".into()),
+    };
+    Inbound::new(
+        telegram(),
+        external_id,
+        sender,
+        format!("chat-{from}"),
+        text,
+    )
+    .unwrap()
+}
+
+fn stored(outcome: IngestOutcome) -> (frontdesk_core::ConversationId, frontdesk_core::MessageId) {
+    match outcome {
+        IngestOutcome::Stored {
+            conversation_id,
+            message_id,
+            ..
+        } => (conversation_id, message_id),
+        IngestOutcome::Duplicate => panic!("expected the message to be stored"),
+    }
+}
+
+fn bot_reply(conversation_id: frontdesk_core::ConversationId, text: &str) -> NewReply {
+    NewReply {
+        conversation_id,
+        author: Author::Bot,
+        agent_id: None,
+        kind: MessageKind::Text,
+        text: text.into(),
+        attachments: Vec::new(),
+        idempotency_key: None,
+    }
+}
+
+fn claim(worker: &str, now: Timestamp) -> ClaimRequest {
+    ClaimRequest {
+        account: telegram(),
+        worker: worker.into(),
+        now,
+        lease: Duration::from_secs(30),
+        limit: 10,
+    }
+}
+
+/// Runs each listed story on SQLite and on PostgreSQL.
+macro_rules! on_every_backend {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let db = super::TestDatabase::sqlite();
+                    super::$story(db.store().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let Some(db) = super::TestDatabase::postgres().await else { return };
+                    super::$story(db.store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    a_customer_message_becomes_a_conversation_and_the_reply_leaves_once,
+    the_same_inbound_twice_is_stored_once,
+    a_failed_ingest_keeps_neither_the_message_nor_the_cursor,
+    a_row_whose_worker_died_is_delivered_after_the_lease_expires,
+    a_retry_waits_until_its_due_time,
+    an_edit_keeps_the_original_text_in_the_history,
+    a_repeated_idempotency_key_sends_one_reply,
+    conversations_page_by_recent_activity_without_gaps_or_repeats,
+    a_permanent_failure_is_shown_on_the_message_and_as_an_event,
+);
+
+async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(store: SqlStore) {
+    let mut events = store.subscribe();
+    let (conversation_id, message_id) = stored(
+        store
+            .ingest(&inbound("1001", "42", "转账一直pending"), Some("1002"))
+            .await
+            .unwrap(),
+    );
+
+    let conversation = store.conversation(conversation_id).await.unwrap().unwrap();
+    assert_eq!(conversation.status, Status::Bot);
+    assert_eq!(conversation.account, telegram());
+    assert_eq!(conversation.contact_name.as_deref(), Some("Customer 42"));
+    let contact = store
+        .contact(conversation.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.identities.len(), 1);
+    assert_eq!(contact.identities[0].external_id, "42");
+    assert_eq!(contact.language.as_deref(), Some("zh"));
+    assert_eq!(
+        store.cursor(&telegram()).await.unwrap().as_deref(),
+        Some("1002")
+    );
+
+    // A second message in the same chat joins the same conversation.
+    let (again, _) = stored(
+        store
+            .ingest(&inbound("1002", "42", "还在吗"), Some("1003"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, conversation_id);
+
+    let reply = store
+        .reply(bot_reply(conversation_id, "请提供交易哈希"))
+        .await
+        .unwrap();
+    assert!(reply.created);
+    assert_eq!(reply.message.delivery, Some(Delivery::Queued));
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
+
+    let now = Timestamp::now();
+    let claimed = store.claim_outbox(&claim("w1", now)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let out = &claimed[0];
+    assert_eq!(out.recipient, "42");
+    assert_eq!(
+        out.reply_to.as_deref(),
+        Some("1002"),
+        "answers the latest customer message"
+    );
+    assert_eq!(out.text, "请提供交易哈希");
+    assert_eq!(out.attempt, 1);
+    // Leased rows are not handed to anyone else.
+    assert!(
+        store
+            .claim_outbox(&claim("w2", now))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let report = store
+        .mark_sent(out.outbox_id, "w1", Some("tg-77"), now)
+        .await
+        .unwrap();
+    assert_eq!(report, LeaseReport::Recorded);
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+    let later = now.plus(Duration::from_secs(3600));
+    assert!(
+        store
+            .claim_outbox(&claim("w2", later))
+            .await
+            .unwrap()
+            .is_empty(),
+        "sent once"
+    );
+
+    let messages = store.messages(conversation_id, None, 0).await.unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[0].id, message_id);
+    assert_eq!(messages[0].direction, Direction::In);
+    assert_eq!(messages[0].text, "转账一直pending");
+    assert_eq!(messages[2].author, Author::Bot);
+    assert_eq!(messages[2].delivery, Some(Delivery::Sent));
+    assert_eq!(messages[2].external_id.as_deref(), Some("tg-77"));
+
+    let kinds: Vec<EventKind> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::ConversationCreated,
+            EventKind::MessageCreated,
+            EventKind::MessageCreated,
+            EventKind::MessageCreated,
+            EventKind::DeliverySent,
+        ]
+    );
+}
+
+async fn the_same_inbound_twice_is_stored_once(store: SqlStore) {
+    let first = store
+        .ingest(&inbound("500", "7", "hello"), Some("501"))
+        .await
+        .unwrap();
+    let (conversation_id, _) = stored(first);
+    let second = store
+        .ingest(&inbound("500", "7", "hello"), Some("502"))
+        .await
+        .unwrap();
+    assert_eq!(second, IngestOutcome::Duplicate);
+    assert_eq!(
+        store
+            .messages(conversation_id, None, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let all = store
+        .list_conversations(&ConversationQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    // The adapter moved past it, so its cursor moves too.
+    assert_eq!(
+        store.cursor(&telegram()).await.unwrap().as_deref(),
+        Some("502")
+    );
+}
+
+async fn a_failed_ingest_keeps_neither_the_message_nor_the_cursor(store: SqlStore) {
+    store
+        .ingest(&inbound("1", "9", "first"), Some("2"))
+        .await
+        .unwrap();
+    // Make the last step of the transaction (the event) fail, as a full disk would.
+    match store.backend() {
+        Backend::Sqlite => {
+            store
+                .execute_raw(
+                    "CREATE TRIGGER no_events BEFORE INSERT ON events
+                     BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+                )
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            store
+                .execute_raw(
+                    "CREATE FUNCTION no_events() RETURNS trigger LANGUAGE plpgsql AS
+                     $$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+                )
+                .await
+                .unwrap();
+            store
+                .execute_raw(
+                    "CREATE TRIGGER no_events BEFORE INSERT ON events
+                     FOR EACH ROW EXECUTE FUNCTION no_events()",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let failed = store.ingest(&inbound("2", "10", "second"), Some("3")).await;
+    assert!(failed.is_err());
+    assert_eq!(
+        store.cursor(&telegram()).await.unwrap().as_deref(),
+        Some("2")
+    );
+    let all = store
+        .list_conversations(&ConversationQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1, "no conversation was left behind");
+    store
+        .execute_raw("DROP TRIGGER no_events ON events")
+        .await
+        .ok();
+    store.execute_raw("DROP TRIGGER no_events").await.ok();
+    // Once the fault is gone, the same message goes in, exactly once.
+    let retried = store
+        .ingest(&inbound("2", "10", "second"), Some("3"))
+        .await
+        .unwrap();
+    let (conversation_id, _) = stored(retried);
+    assert_eq!(
+        store
+            .messages(conversation_id, None, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.cursor(&telegram()).await.unwrap().as_deref(),
+        Some("3")
+    );
+}
+
+async fn a_row_whose_worker_died_is_delivered_after_the_lease_expires(store: SqlStore) {
+    let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    store
+        .reply(bot_reply(conversation_id, "hello"))
+        .await
+        .unwrap();
+    let t0 = Timestamp::now();
+    let first = store.claim_outbox(&claim("dead", t0)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // The worker "dies": it never reports. Before the lease ends nobody gets the row.
+    let during = t0.plus(Duration::from_secs(29));
+    assert!(
+        store
+            .claim_outbox(&claim("alive", during))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = t0.plus(Duration::from_secs(31));
+    let second = store.claim_outbox(&claim("alive", after)).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].outbox_id, first[0].outbox_id);
+    assert_eq!(second[0].attempt, 2);
+    // The dead worker's late report is refused; the live one's is recorded.
+    let late = store
+        .mark_sent(first[0].outbox_id, "dead", None, after)
+        .await
+        .unwrap();
+    assert_eq!(late, LeaseReport::LeaseLost);
+    let ok = store
+        .mark_sent(second[0].outbox_id, "alive", None, after)
+        .await
+        .unwrap();
+    assert_eq!(ok, LeaseReport::Recorded);
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+}
+
+async fn a_retry_waits_until_its_due_time(store: SqlStore) {
+    let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    store
+        .reply(bot_reply(conversation_id, "hello"))
+        .await
+        .unwrap();
+    let t0 = Timestamp::now();
+    let rows = store.claim_outbox(&claim("w", t0)).await.unwrap();
+    let due = t0.plus(Duration::from_secs(60));
+    store
+        .mark_retry(rows[0].outbox_id, "w", due, "429 Too Many Requests", t0)
+        .await
+        .unwrap();
+    assert_eq!(store.next_due(&telegram()).await.unwrap(), Some(due));
+    let early = t0.plus(Duration::from_secs(59));
+    assert!(
+        store
+            .claim_outbox(&claim("w", early))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.claim_outbox(&claim("w", due)).await.unwrap().len(), 1);
+}
+
+async fn an_edit_keeps_the_original_text_in_the_history(store: SqlStore) {
+    let (conversation_id, message_id) = stored(
+        store
+            .ingest(&inbound("m1", "5", "my adress is wrong"), None)
+            .await
+            .unwrap(),
+    );
+    let mut edit = inbound("m1:edit:1", "5", "my address is wrong");
+    edit.edit_of = Some("m1".into());
+    let (c2, m2) = stored(store.ingest(&edit, None).await.unwrap());
+    assert_eq!((c2, m2), (conversation_id, message_id));
+    // The same edit delivered twice is applied once.
+    assert_eq!(
+        store.ingest(&edit, None).await.unwrap(),
+        IngestOutcome::Duplicate
+    );
+    let messages = store.messages(conversation_id, None, 0).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text, "my address is wrong");
+    assert_eq!(messages[0].edits.len(), 1);
+    assert_eq!(messages[0].edits[0].text, "my adress is wrong");
+}
+
+async fn a_repeated_idempotency_key_sends_one_reply(store: SqlStore) {
+    let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    let mut reply = bot_reply(conversation_id, "we are on it");
+    reply.author = Author::Agent;
+    reply.idempotency_key = Some("key-1".into());
+    let first = store.reply(reply.clone()).await.unwrap();
+    let second = store.reply(reply).await.unwrap();
+    assert!(first.created && !second.created);
+    assert_eq!(first.message.id, second.message.id);
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
+    // A private note never reaches the outbox.
+    let mut note = bot_reply(conversation_id, "customer sounds upset");
+    note.kind = MessageKind::Note;
+    note.author = Author::Agent;
+    store.reply(note).await.unwrap();
+    assert_eq!(store.outbox_depth().await.unwrap(), 1);
+}
+
+async fn conversations_page_by_recent_activity_without_gaps_or_repeats(store: SqlStore) {
+    for i in 0..7 {
+        store
+            .ingest(&inbound(&format!("m{i}"), &format!("c{i}"), "hi"), None)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut query = ConversationQuery {
+        limit: 3,
+        status: Some(Status::Bot),
+        assignee: AssigneeFilter::Unassigned,
+        channel: Some(ChannelKind::Telegram),
+        after: None,
+    };
+    loop {
+        let page = store.list_conversations(&query).await.unwrap();
+        seen.extend(page.items.iter().map(|c| c.id));
+        match page.next {
+            Some(next) => query.after = Some(crate::PageCursor::parse(&next.to_string()).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7);
+    let newest_first: Vec<_> = {
+        let mut s = seen.clone();
+        s.sort_by(|a, b| b.cmp(a));
+        s
+    };
+    assert_eq!(seen, newest_first);
+    let email_only = ConversationQuery {
+        channel: Some(ChannelKind::Email),
+        ..ConversationQuery::default()
+    };
+    assert!(
+        store
+            .list_conversations(&email_only)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+async fn a_permanent_failure_is_shown_on_the_message_and_as_an_event(store: SqlStore) {
+    let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    let reply = store
+        .reply(bot_reply(conversation_id, "hello"))
+        .await
+        .unwrap();
+    let mut events = store.subscribe();
+    let now = Timestamp::now();
+    let rows = store.claim_outbox(&claim("w", now)).await.unwrap();
+    store
+        .mark_failed(
+            rows[0].outbox_id,
+            "w",
+            "Forbidden: bot was blocked by the user",
+            now,
+        )
+        .await
+        .unwrap();
+    let messages = store
+        .messages(
+            conversation_id,
+            Some(reply.message.id).map(|m| frontdesk_core::MessageId(m.0 - 1)),
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        messages[0].delivery,
+        Some(Delivery::Failed {
+            reason: "Forbidden: bot was blocked by the user".into()
+        })
+    );
+    let event = events.try_recv().unwrap();
+    assert_eq!(event.kind, EventKind::DeliveryFailed);
+    assert_eq!(
+        event.data["reason"],
+        "Forbidden: bot was blocked by the user"
+    );
+    assert!(
+        store
+            .claim_outbox(&claim("w", now.plus(Duration::from_secs(3600))))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// PostgreSQL only: several instances share one database.
+mod shared_postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_racing_never_claim_one_row_twice() {
+        let Some(db) = TestDatabase::postgres().await else {
+            return;
+        };
+        let a = db.store().await;
+        let b = db.store().await;
+        let (conversation_id, _) = stored(a.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+        for i in 0..200 {
+            a.reply(bot_reply(conversation_id, &format!("reply {i}")))
+                .await
+                .unwrap();
+        }
+        let now = Timestamp::now();
+        let race = |store: SqlStore, worker: &'static str| async move {
+            let mut mine = Vec::new();
+            loop {
+                let mut req = claim(worker, now);
+                req.limit = 3;
+                let rows = store.claim_outbox(&req).await.unwrap();
+                if rows.is_empty() {
+                    break mine;
+                }
+                for r in rows {
+                    assert_eq!(
+                        store
+                            .mark_sent(r.outbox_id, worker, None, now)
+                            .await
+                            .unwrap(),
+                        LeaseReport::Recorded
+                    );
+                    mine.push(r.outbox_id);
+                }
+            }
+        };
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(race(a.clone(), "instance-a")),
+            tokio::spawn(race(b.clone(), "instance-b"))
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(!ra.is_empty() && !rb.is_empty(), "both workers took part");
+        let all: HashSet<_> = ra.iter().chain(rb.iter()).collect();
+        assert_eq!(ra.len() + rb.len(), 200, "every row delivered");
+        assert_eq!(all.len(), 200, "no row delivered twice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_instance_sees_events_through_listen_notify() {
+        let Some(db) = TestDatabase::postgres().await else {
+            return;
+        };
+        let a = db.store().await;
+        let b = db.store().await;
+        let mut on_b = b.subscribe();
+        let mut b_outbox = b.outbox_signal();
+        // Give b's listener a moment to subscribe, then prove it by a round trip.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let (conversation_id, message_id) = loop {
+            let id = format!("probe-{}", uuid::Uuid::new_v4());
+            let outcome = a.ingest(&inbound(&id, "5", "hi"), None).await.unwrap();
+            let (c, m) = stored(outcome);
+            match tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    let e = on_b.recv().await.unwrap();
+                    if e.message_id == Some(m) {
+                        break e;
+                    }
+                }
+            })
+            .await
+            {
+                Ok(_) => break (c, m),
+                Err(_) => assert!(tokio::time::Instant::now() < deadline, "no event reached b"),
+            }
+        };
+        assert!(message_id.0 > 0);
+        b_outbox.borrow_and_update();
+        a.reply(bot_reply(conversation_id, "hello")).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), b_outbox.changed())
+            .await
+            .expect("b's delivery worker is woken by a's reply")
+            .unwrap();
+    }
+}
