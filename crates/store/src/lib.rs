@@ -31,7 +31,7 @@ use frontdesk_core::{
 };
 use std::fmt;
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// What can go wrong in the store. Messages never include message text or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -244,9 +244,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Rows still queued, over all accounts.
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
 
-    /// Waits until a reply may have been queued (here or, on PostgreSQL, on another
-    /// instance). Spurious wake-ups are allowed; callers re-check the outbox.
-    async fn outbox_changed(&self);
+    /// A signal that changes whenever a reply may have been queued (here or, on
+    /// PostgreSQL, on another instance). Wake-ups may be spurious; the delivery worker
+    /// re-checks the outbox, and also polls, so a missed signal only delays.
+    fn outbox_signal(&self) -> watch::Receiver<u64>;
 
     async fn list_conversations(
         &self,

@@ -186,12 +186,6 @@ impl SqlStore {
         }
     }
 
-    /// The wake-up signal for delivery workers: changes whenever rows may have been
-    /// queued, here or (PostgreSQL) on another instance.
-    pub fn outbox_signal(&self) -> watch::Receiver<u64> {
-        self.inner.outbox.subscribe()
-    }
-
     /// Runs a statement outside the store's API. For tests and benchmarks that need
     /// to shape the database (a failing trigger, a scratch table).
     #[cfg(any(test, feature = "testing"))]
@@ -1119,9 +1113,8 @@ impl Store for SqlStore {
         row.get("n")
     }
 
-    async fn outbox_changed(&self) {
-        let mut signal = self.outbox_signal();
-        let _ = signal.changed().await;
+    fn outbox_signal(&self) -> watch::Receiver<u64> {
+        self.inner.outbox.subscribe()
     }
 
     async fn list_conversations(

@@ -1,0 +1,20 @@
+//! The path between the message bus and the channels.
+//!
+//! - [`Pipeline`]: what channel adapters push into ([`frontdesk_core::Intake`]): stores
+//!   each inbound message exactly once and counts it. The bot and the handoff to agents
+//!   (the conversation engine) hang off this point.
+//! - [`delivery`]: one worker per channel account that claims due outbox rows, sends
+//!   them through the channel, and records sent, retry-at or failed-for-good.
+//! - [`Metrics`]: the counters and histograms `/metrics` shows.
+//! - [`TokioClock`]: wall time that follows tokio's clock, so timers can be tested on
+//!   paused time.
+
+pub mod clock;
+pub mod delivery;
+pub mod intake;
+pub mod metrics;
+
+pub use clock::TokioClock;
+pub use delivery::{DeliveryConfig, DeliveryWorker};
+pub use intake::Pipeline;
+pub use metrics::Metrics;
