@@ -12,6 +12,8 @@
 //! - [`Store::subscribe`]: events, in-process and (PostgreSQL) across instances through
 //!   LISTEN/NOTIFY.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod bench;
 mod db;
 mod events;
 mod migrate;

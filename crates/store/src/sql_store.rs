@@ -142,7 +142,7 @@ impl SqlStore {
 
     /// Starts a write transaction. SQLite's is IMMEDIATE: it takes the write lock at
     /// once, so two writers queue on the busy timeout instead of failing half-way.
-    async fn begin(&self) -> Result<Tx, StoreError> {
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.inner.pool {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Pg(p) => Tx::Pg(p.begin().await?),

@@ -1,0 +1,171 @@
+//! The running application: store, channels, delivery workers and the HTTP server.
+//!
+//! [`App::build`] opens the store named by `database.url` (SQLite or PostgreSQL, by
+//! the scheme), brings its schema up to date and builds the configured channels.
+//! [`App::run`] serves on a listener the caller bound (tests bind `127.0.0.1:0`) until
+//! the shutdown token fires, then stops taking work and gives the deliveries in flight
+//! `server.shutdown_grace_seconds` to finish.
+
+use crate::config::Config;
+use crate::logging::redact_url;
+use anyhow::Context;
+use frontdesk_core::{Channel, ChannelContext, NoFilter};
+use frontdesk_router::{DeliveryWorker, Metrics, Pipeline, TokioClock};
+use frontdesk_store::{SqlStore, Store, StoreOptions};
+use frontdesk_web::WebState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `frontdesk serve` runs.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    store: Arc<dyn Store>,
+    metrics: Metrics,
+    channels: Vec<Arc<dyn Channel>>,
+}
+
+/// Opens the configured store and migrates it.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database.url;
+    let options = StoreOptions {
+        max_connections: config.database.max_connections,
+        // The guard replaces this filter when it is built (see the README).
+        filter: Arc::new(NoFilter),
+    };
+    let store = SqlStore::connect(url, options)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate the database at {}", redact_url(url)))?;
+    Ok(Arc::new(store))
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let channels = configured_channels(&config)?;
+        let store = open_store(&config).await?;
+        tracing::info!(
+            database = %redact_url(&config.database.url),
+            backend = ?store.backend(),
+            "database ready"
+        );
+        Ok(Self {
+            config,
+            store,
+            metrics: Metrics::new(),
+            channels,
+        })
+    }
+
+    /// Adds a channel built outside the configuration (tests use an in-memory one).
+    pub fn with_channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then shuts down gracefully.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let local = listener
+            .local_addr()
+            .context("the listener has no address")?;
+        let intake = Arc::new(Pipeline::new(self.store.clone(), self.metrics.clone()));
+        let clock = Arc::new(TokioClock::new());
+        let work = shutdown.child_token();
+        let mut tasks = JoinSet::new();
+        for channel in &self.channels {
+            let ctx = ChannelContext {
+                intake: intake.clone(),
+                shutdown: work.clone(),
+            };
+            let receiving = channel.clone();
+            tasks.spawn(async move {
+                let account = receiving.account().clone();
+                if let Err(e) = receiving.run(ctx).await {
+                    tracing::error!(%account, error = %e, "the channel stopped receiving");
+                }
+            });
+            let worker = DeliveryWorker::new(
+                self.store.clone(),
+                channel.clone(),
+                clock.clone(),
+                self.metrics.clone(),
+                self.config.delivery.worker_config(),
+            );
+            tasks.spawn(worker.run(work.clone()));
+        }
+
+        let web = frontdesk_web::router(WebState {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            channels: self.channels.clone(),
+        });
+        tracing::info!(address = %local, channels = self.channels.len(), "serving");
+        let server =
+            axum::serve(listener, web).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let served = server.await.context("the HTTP server failed");
+
+        tracing::info!("shutting down: finishing deliveries in flight");
+        work.cancel();
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_seconds);
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a background task panicked");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "deliveries still running after {grace:?}; their rows are retried after the lease"
+            );
+            tasks.abort_all();
+        }
+        served
+    }
+}
+
+/// The channels the configuration enables and this version can run.
+fn configured_channels(config: &Config) -> anyhow::Result<Vec<Arc<dyn Channel>>> {
+    let c = &config.channels;
+    let mut not_built = Vec::new();
+    if c.telegram.enabled {
+        not_built.push("channels.telegram");
+    }
+    if c.email.enabled {
+        not_built.push("channels.email");
+    }
+    if c.x.enabled {
+        not_built.push("channels.x");
+    }
+    if !not_built.is_empty() {
+        anyhow::bail!(
+            "{} enabled, but this version of Frontdesk does not include that channel yet \
+             (see \"Not built yet\" in the README); disable it to start",
+            not_built.join(", ")
+        );
+    }
+    if c.webchat.enabled {
+        tracing::warn!("channels.webchat is enabled, but the website chat is not built yet");
+    }
+    Ok(Vec::new())
+}

@@ -1,0 +1,819 @@
+//! Configuration: built-in defaults, then the TOML file, then `FRONTDESK_SECTION__KEY`
+//! environment variables.
+//!
+//! Every problem is reported at once, each naming where it came from: the file and line
+//! of the key, or the environment variable. Unknown keys are errors (a misspelt key
+//! silently ignored is a channel silently off). Secrets are [`SecretString`]s: they
+//! never appear in `Debug` output or logs.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The file read when `--config` is not given; built-in defaults apply if it is absent.
+pub const DEFAULT_PATH: &str = "config/frontdesk.toml";
+/// Environment variables with this prefix override keys: `FRONTDESK_SERVER__LISTEN`.
+pub const ENV_PREFIX: &str = "FRONTDESK_";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub bot: Bot,
+    pub delivery: Delivery,
+    pub channels: Channels,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// The address customers' providers reach us at (webhooks, links in mail).
+    pub public_url: Option<String>,
+    /// Seconds to wait for deliveries in flight on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            shutdown_grace_seconds: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://PATH` (the default, created if missing) or `postgres://...`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/frontdesk.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bot {
+    /// The FAQ knowledge base.
+    pub faq: PathBuf,
+}
+
+impl Default for Bot {
+    fn default() -> Self {
+        Self {
+            faq: PathBuf::from("config/faq.toml"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    /// Sends in flight at once per channel account.
+    pub concurrency: usize,
+    /// Transient failures before a message is failed for good.
+    pub max_attempts: u32,
+    /// Seconds a claimed outbox row stays ours.
+    pub lease_seconds: u64,
+    /// Seconds one send may take.
+    pub send_timeout_seconds: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        let d = frontdesk_router::DeliveryConfig::default();
+        Self {
+            concurrency: d.concurrency,
+            max_attempts: d.max_attempts,
+            lease_seconds: d.lease.as_secs(),
+            send_timeout_seconds: d.send_timeout.as_secs(),
+        }
+    }
+}
+
+impl Delivery {
+    pub fn worker_config(&self) -> frontdesk_router::DeliveryConfig {
+        frontdesk_router::DeliveryConfig {
+            concurrency: self.concurrency,
+            max_attempts: self.max_attempts,
+            lease: std::time::Duration::from_secs(self.lease_seconds),
+            send_timeout: std::time::Duration::from_secs(self.send_timeout_seconds),
+            ..frontdesk_router::DeliveryConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channels {
+    pub telegram: Telegram,
+    pub email: Email,
+    pub x: X,
+    pub webchat: Webchat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    #[default]
+    Polling,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Telegram {
+    pub enabled: bool,
+    pub token: Option<SecretString>,
+    pub api_url: String,
+    pub mode: TelegramMode,
+    pub webhook_secret: Option<SecretString>,
+}
+
+impl Default for Telegram {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            token: None,
+            api_url: "https://api.telegram.org".into(),
+            mode: TelegramMode::Polling,
+            webhook_secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Email {
+    pub enabled: bool,
+    /// `imaps://host:993`, or `imap://host:143` (STARTTLS, or plain where configured).
+    pub imap_url: Option<String>,
+    /// `smtps://host:465`, `smtp://host:587` (STARTTLS).
+    pub smtp_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// The support address customers write to.
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct X {
+    pub enabled: bool,
+    pub api_url: String,
+    /// The support account's numeric user id.
+    pub user_id: Option<String>,
+    pub consumer_key: Option<SecretString>,
+    pub consumer_secret: Option<SecretString>,
+    pub access_token: Option<SecretString>,
+    pub access_token_secret: Option<SecretString>,
+    pub client_id: Option<String>,
+    pub refresh_token: Option<SecretString>,
+}
+
+impl Default for X {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_url: "https://api.x.com".into(),
+            user_id: None,
+            consumer_key: None,
+            consumer_secret: None,
+            access_token: None,
+            access_token_secret: None,
+            client_id: None,
+            refresh_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webchat {
+    pub enabled: bool,
+}
+
+impl Default for Webchat {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Where a configuration value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File { path: PathBuf, line: Option<usize> },
+    Env(String),
+    Default,
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: Origin,
+    /// Dotted key path (`channels.telegram.mode`); empty for whole-file problems.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::File {
+                path,
+                line: Some(line),
+            } => write!(f, "{}:{line}: ", path.display())?,
+            Origin::File { path, line: None } => write!(f, "{}: ", path.display())?,
+            Origin::Env(var) => write!(f, "environment variable {var}: ")?,
+            Origin::Default => f.write_str("built-in default: ")?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "key `{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// All problems found, in file order.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A loaded configuration and the file it came from, if any.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: Option<PathBuf>,
+}
+
+/// Loads the configuration: `path` if given (it must exist), else [`DEFAULT_PATH`] if it
+/// exists, else the built-in defaults; then the `FRONTDESK_*` variables in `env`.
+pub fn load(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigErrors> {
+    let (path, text) = match path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => (Some(p.to_path_buf()), text),
+            Err(e) => {
+                return Err(ConfigErrors(vec![ConfigError {
+                    origin: Origin::File {
+                        path: p.to_path_buf(),
+                        line: None,
+                    },
+                    key: String::new(),
+                    message: format!("cannot read the file: {e}"),
+                }]));
+            }
+        },
+        None => match std::fs::read_to_string(DEFAULT_PATH) {
+            Ok(text) => (Some(PathBuf::from(DEFAULT_PATH)), text),
+            Err(_) => (None, String::new()),
+        },
+    };
+    let config = parse(path.as_deref(), &text, env)?;
+    Ok(Loaded { config, path })
+}
+
+/// Parses `text` (from `path`, for messages) with `env` overrides applied.
+pub fn parse(
+    path: Option<&Path>,
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigErrors> {
+    let file = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("<built-in>"));
+    let at_line = |line: Option<usize>| Origin::File {
+        path: file.clone(),
+        line,
+    };
+    let (spanned, syntax) = toml::de::DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        return Err(ConfigErrors(
+            syntax
+                .iter()
+                .map(|e| ConfigError {
+                    origin: at_line(e.span().map(|s| line_of(text, s.start))),
+                    key: String::new(),
+                    message: e.message().to_owned(),
+                })
+                .collect(),
+        ));
+    }
+    let mut tree: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                origin: at_line(e.span().map(|s| line_of(text, s.start))),
+                key: String::new(),
+                message: e.message().to_owned(),
+            }]));
+        }
+    };
+
+    let mut errors = Vec::new();
+    // Which keys the environment set, to name the variable instead of a line.
+    let mut from_env: Vec<(Vec<String>, String)> = Vec::new();
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            errors.push(ConfigError {
+                origin: Origin::Env(var.clone()),
+                key: String::new(),
+                message:
+                    "expected FRONTDESK_SECTION__KEY (sections and keys joined by two underscores)"
+                        .into(),
+            });
+            continue;
+        }
+        if let Err(message) = set_path(&mut tree, &path, env_value(&value)) {
+            errors.push(ConfigError {
+                origin: Origin::Env(var.clone()),
+                key: path.join("."),
+                message,
+            });
+            continue;
+        }
+        from_env.push((path, var));
+    }
+
+    let origin_of = |key: &[String]| -> Origin {
+        if let Some((_, var)) = from_env.iter().find(|(p, _)| key.starts_with(p)) {
+            return Origin::Env(var.clone());
+        }
+        match line_of_key(text, &spanned, key) {
+            Some(line) => at_line(Some(line)),
+            None if path.is_some() => at_line(None),
+            None => Origin::Default,
+        }
+    };
+
+    // Deserialize; on an error, note it, drop the offending key and go again, so every
+    // bad key is reported, not just the first.
+    let config = loop {
+        let value = toml::Value::Table(tree.clone());
+        match serde_path_to_error::deserialize::<_, Config>(value) {
+            Ok(config) => break config,
+            Err(e) => {
+                let mut key: Vec<String> = e
+                    .path()
+                    .iter()
+                    .filter_map(|seg| match seg {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        serde_path_to_error::Segment::Enum { variant } => Some(variant.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let inner = e.into_inner();
+                let message = inner.message().to_owned();
+                if let Some(unknown) = unknown_field(&message) {
+                    if key.last().map(String::as_str) != Some(unknown) {
+                        key.push(unknown.to_owned());
+                    }
+                }
+                // An env value that looked like a number may be meant as text.
+                if from_env.iter().any(|(p, _)| *p == key) && stringify(&mut tree, &key) {
+                    continue;
+                }
+                errors.push(ConfigError {
+                    origin: origin_of(&key),
+                    key: key.join("."),
+                    message,
+                });
+                if key.is_empty() || !remove_path(&mut tree, &key) {
+                    break Config::default();
+                }
+            }
+        }
+    };
+
+    for (key, message) in validate(&config) {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        errors.push(ConfigError {
+            origin: origin_of(&path),
+            key,
+            message,
+        });
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by_key(|e| match &e.origin {
+            Origin::File { line, .. } => (0, line.unwrap_or(usize::MAX)),
+            Origin::Env(_) => (1, 0),
+            Origin::Default => (2, 0),
+        });
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Checks that need more than a type: addresses, URLs, what an enabled channel needs.
+fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let mut err = |key: &str, message: String| errors.push((key.to_owned(), message));
+    if c.server.listen.parse::<SocketAddr>().is_err() {
+        err(
+            "server.listen",
+            format!(
+                "{:?} is not an address like 127.0.0.1:8080",
+                c.server.listen
+            ),
+        );
+    }
+    if let Some(url) = &c.server.public_url {
+        if !is_http_url(url) {
+            err(
+                "server.public_url",
+                format!("{url:?} is not an http(s) URL"),
+            );
+        }
+    }
+    let db = &c.database.url;
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
+        err(
+            "database.url",
+            "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
+        );
+    }
+    if c.database.max_connections == 0 {
+        err("database.max_connections", "must be at least 1".into());
+    }
+    if c.delivery.concurrency == 0 {
+        err("delivery.concurrency", "must be at least 1".into());
+    }
+    if c.delivery.max_attempts == 0 {
+        err("delivery.max_attempts", "must be at least 1".into());
+    }
+    if c.delivery.lease_seconds <= c.delivery.send_timeout_seconds {
+        err(
+            "delivery.lease_seconds",
+            "must be longer than delivery.send_timeout_seconds, or a slow send is claimed twice"
+                .into(),
+        );
+    }
+    let t = &c.channels.telegram;
+    if !is_http_url(&t.api_url) {
+        err(
+            "channels.telegram.api_url",
+            format!("{:?} is not an http(s) URL", t.api_url),
+        );
+    }
+    if t.enabled {
+        if t.token.is_none() {
+            err(
+                "channels.telegram.token",
+                "required when the Telegram channel is enabled".into(),
+            );
+        }
+        if t.mode == TelegramMode::Webhook {
+            if t.webhook_secret.is_none() {
+                err(
+                    "channels.telegram.webhook_secret",
+                    "required in webhook mode".into(),
+                );
+            }
+            if c.server.public_url.is_none() {
+                err(
+                    "server.public_url",
+                    "required for the Telegram webhook mode".into(),
+                );
+            }
+        }
+    }
+    let e = &c.channels.email;
+    if e.enabled {
+        for (key, v) in [
+            ("channels.email.imap_url", &e.imap_url),
+            ("channels.email.smtp_url", &e.smtp_url),
+            ("channels.email.username", &e.username),
+            ("channels.email.address", &e.address),
+        ] {
+            if v.is_none() {
+                err(key, "required when the email channel is enabled".into());
+            }
+        }
+        if e.password.is_none() {
+            err(
+                "channels.email.password",
+                "required when the email channel is enabled".into(),
+            );
+        }
+    }
+    if let Some(url) = &e.imap_url {
+        if !(url.starts_with("imaps://") || url.starts_with("imap://")) {
+            err(
+                "channels.email.imap_url",
+                format!("{url:?}: expected imaps://HOST:PORT or imap://HOST:PORT"),
+            );
+        }
+    }
+    if let Some(url) = &e.smtp_url {
+        if !(url.starts_with("smtps://") || url.starts_with("smtp://")) {
+            err(
+                "channels.email.smtp_url",
+                format!("{url:?}: expected smtps://HOST:PORT or smtp://HOST:PORT"),
+            );
+        }
+    }
+    let x = &c.channels.x;
+    if !is_http_url(&x.api_url) {
+        err(
+            "channels.x.api_url",
+            format!("{:?} is not an http(s) URL", x.api_url),
+        );
+    }
+    if x.enabled {
+        match &x.user_id {
+            Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {}
+            _ => err(
+                "channels.x.user_id",
+                "the support account's numeric user id is required".into(),
+            ),
+        }
+        let oauth1 = x.consumer_key.is_some()
+            && x.consumer_secret.is_some()
+            && x.access_token.is_some()
+            && x.access_token_secret.is_some();
+        let oauth2 = x.client_id.is_some() && x.refresh_token.is_some();
+        if !oauth1 && !oauth2 {
+            err(
+                "channels.x.consumer_key",
+                "X needs OAuth 1.0a keys (consumer_key, consumer_secret, access_token, \
+                 access_token_secret) or OAuth 2.0 (client_id, refresh_token)"
+                    .into(),
+            );
+        }
+    }
+    errors
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/'))
+}
+
+/// The value of an environment variable as TOML: `true`, `42`, `[1, 2]` keep their
+/// type; anything that is not a TOML literal is a string.
+fn env_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut here = table;
+    for (i, key) in parents.iter().enumerate() {
+        let entry = here
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(format!(
+                    "`{}` is a value, not a section",
+                    path[..=i].join(".")
+                ));
+            }
+        };
+    }
+    here.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Turns a number or boolean at `path` into its text; false if there was none.
+fn stringify(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here = table;
+    for key in parents {
+        match here.get_mut(key).and_then(toml::Value::as_table_mut) {
+            Some(t) => here = t,
+            None => return false,
+        }
+    }
+    let text = match here.get(last) {
+        Some(toml::Value::Integer(i)) => i.to_string(),
+        Some(toml::Value::Float(f)) => f.to_string(),
+        Some(toml::Value::Boolean(b)) => b.to_string(),
+        _ => return false,
+    };
+    here.insert(last.clone(), toml::Value::String(text));
+    true
+}
+
+fn remove_path(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here = table;
+    for key in parents {
+        match here.get_mut(key).and_then(toml::Value::as_table_mut) {
+            Some(t) => here = t,
+            None => return false,
+        }
+    }
+    here.remove(last).is_some()
+}
+
+/// serde's "unknown field `x`, expected ..." names the field; the path stops before it.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line of the deepest key of `path` that the file has (a missing key is reported
+/// at its section).
+fn line_of_key(
+    text: &str,
+    root: &toml::Spanned<toml::de::DeTable<'_>>,
+    path: &[String],
+) -> Option<usize> {
+    let mut table = root.get_ref();
+    let mut line = None;
+    for key in path {
+        let Some((k, v)) = table
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == key.as_str())
+        else {
+            break;
+        };
+        line = Some(line_of(text, k.span().start));
+        match v.get_ref() {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn parse_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        parse(
+            Some(Path::new("frontdesk.toml")),
+            text,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn no_file_means_the_documented_defaults() {
+        let c = parse(None, "", std::iter::empty()).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://data/frontdesk.db");
+        assert_eq!(c.bot.faq, PathBuf::from("config/faq.toml"));
+        assert!(c.channels.webchat.enabled);
+        assert!(!c.channels.telegram.enabled && !c.channels.email.enabled && !c.channels.x.enabled);
+        assert_eq!(c.channels.telegram.api_url, "https://api.telegram.org");
+        assert_eq!(c.channels.x.api_url, "https://api.x.com");
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/frontdesk.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let c = parse(Some(Path::new(path)), &text, std::iter::empty()).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert!(c.channels.webchat.enabled);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line_and_key() {
+        let text = "[server]\nlisten = \"nowhere\"\nlistne = \"x\"\n\n[channels.telegram]\nmode = \"carrier-pigeon\"\n";
+        let errors = parse_str(text, &[]).unwrap_err().to_string();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), 3, "{errors}");
+        assert!(
+            lines[0].starts_with("frontdesk.toml:2: key `server.listen`"),
+            "{errors}"
+        );
+        assert!(
+            lines[1].starts_with("frontdesk.toml:3: key `server.listne`: unknown field"),
+            "{errors}"
+        );
+        assert!(
+            lines[2].starts_with("frontdesk.toml:6: key `channels.telegram.mode`"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let errors = parse_str("[server]\nlisten = \n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(errors.starts_with("frontdesk.toml:2:"), "{errors}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let c = parse_str(
+            "[channels.telegram]\nenabled = false\n",
+            &[
+                ("FRONTDESK_CHANNELS__TELEGRAM__ENABLED", "true"),
+                ("FRONTDESK_CHANNELS__TELEGRAM__TOKEN", "123456:ABC-secret"),
+                ("FRONTDESK_SERVER__LISTEN", "127.0.0.1:0"),
+                ("FRONTDESK_CHANNELS__X__USER_ID", "1234567"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert!(c.channels.telegram.enabled);
+        assert_eq!(
+            c.channels.telegram.token.as_ref().unwrap().expose_secret(),
+            "123456:ABC-secret"
+        );
+        assert_eq!(c.server.listen, "127.0.0.1:0");
+        assert_eq!(
+            c.channels.x.user_id.as_deref(),
+            Some("1234567"),
+            "digits stay text"
+        );
+    }
+
+    #[test]
+    fn a_bad_environment_variable_is_named() {
+        let errors = parse_str("", &[("FRONTDESK_SERVER__LISTNE", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("environment variable FRONTDESK_SERVER__LISTNE: key `server.listne`"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn an_enabled_channel_says_what_it_is_missing() {
+        let errors = parse_str("[channels.telegram]\nenabled = true\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.starts_with("frontdesk.toml:1: key `channels.telegram.token`: required"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = parse_str(
+            "[channels.email]\npassword = \"hunter2-very-secret\"\n",
+            &[],
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+}

@@ -1,0 +1,249 @@
+//! `frontdesk`: the command line. Each command is a few lines over the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use frontdesk::bench::BenchBackend;
+use frontdesk::config::{self, Config};
+use frontdesk::logging::{self, LogFormat};
+use frontdesk::{app, passwords};
+use frontdesk_core::Role;
+use frontdesk_store::NewAgent;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "Customer support bridge for a crypto wallet"
+)]
+struct Cli {
+    /// Configuration file (default: config/frontdesk.toml if present, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything configured: HTTP, channels, delivery.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Validate the configuration; report every problem with file, line and key.
+    Check,
+    /// Manage agents.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Print the version.
+    Version,
+    /// Measure throughput against a baseline in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Add an agent who can log in to the inbox.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "agent")]
+        role: RoleArg,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Admin,
+    Supervisor,
+    Agent,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Agent => Role::Agent,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// N distinct messages from 1,000 contacts through the real ingest path, against a
+    /// bare INSERT of the same rows.
+    Ingest {
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: BenchBackend,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration, or prints every problem and says which exit code to use.
+fn load_config(path: Option<&std::path::Path>) -> Result<config::Loaded, ExitCode> {
+    config::load(path, std::env::vars()).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} configuration problem(s)", errors.0.len());
+        ExitCode::from(2)
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = cli.config.as_deref();
+    match cli.command {
+        Command::Version => {
+            println!("frontdesk {}", env!("CARGO_PKG_VERSION"));
+        }
+        Command::Check => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            match loaded.path {
+                Some(p) => println!("{}: configuration OK", p.display()),
+                None => println!("no configuration file; the built-in defaults are OK"),
+            }
+        }
+        Command::Migrate => {
+            let Ok(loaded) = load_config(path) else {
+                return Ok(ExitCode::from(2));
+            };
+            app::open_store(&loaded.config).await?;
+            println!("database schema is up to date");
+        }
+        Command::Serve => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            serve(loaded.config).await?;
+        }
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let password = read_password(password_stdin)?;
+            let password_hash = passwords::hash(&password)?;
+            let store = app::open_store(&loaded.config).await?;
+            let agent = store
+                .add_agent(NewAgent {
+                    email,
+                    name,
+                    role: role.into(),
+                    password_hash,
+                })
+                .await?;
+            println!(
+                "added {} <{}> as {} (id {})",
+                agent.name, agent.email, agent.role, agent.id
+            );
+        }
+        Command::Bench {
+            command: BenchCommand::Ingest { messages, backend },
+        } => {
+            anyhow::ensure!(messages > 0, "--messages must be at least 1");
+            let report = frontdesk::bench::ingest(messages, backend).await?;
+            println!("{report}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let app = app::App::build(config).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run(listener, shutdown).await
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .context("cannot prompt for a password (no terminal?); use --password-stdin")?;
+    let again = rpassword::prompt_password("Again: ").context("cannot prompt for a password")?;
+    anyhow::ensure!(first == again, "the passwords differ");
+    Ok(first)
+}

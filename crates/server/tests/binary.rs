@@ -1,0 +1,284 @@
+//! The `frontdesk` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
+
+fn frontdesk(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    // The tests choose their own configuration.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FRONTDESK_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A `frontdesk serve` process and the address it listens on.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    /// Starts `serve` on port 0 and waits for its "serving" log line, which carries the
+    /// bound address: no sleeping, no polling.
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = frontdesk(dir);
+        cmd.args(["--log-format", "json", "serve"])
+            .env("FRONTDESK_SERVER__LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start frontdesk serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                if let Some(address) = parsed
+                    .as_ref()
+                    .filter(|v| v["message"] == "serving")
+                    .and_then(|v| v["address"].as_str())
+                {
+                    let _ = tx.send(Ok(address.to_owned()));
+                }
+                if parsed.is_none() || line.contains("\"ERROR\"") {
+                    let _ = tx.send(Err(line));
+                }
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(address)) => address,
+            Ok(Err(line)) => panic!("frontdesk serve failed: {line}"),
+            Err(e) => panic!("frontdesk serve never said it was serving: {e}"),
+        };
+        Server { child, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    })
+}
+
+#[test]
+fn serve_on_the_defaults_answers_health_and_readiness_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let (status, body) = get(&server.url("/healthz"));
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = get(&server.url("/readyz"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["database"]["detail"], "sqlite");
+    let (status, metrics) = get(&server.url("/metrics"));
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("frontdesk_outbox_depth 0")
+    );
+    assert!(
+        dir.path().join("data/frontdesk.db").exists(),
+        "the default SQLite file is created"
+    );
+
+    let stopping = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait(Duration::from_secs(5))
+        .expect("exited within 5 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn serve_on_postgresql_reports_the_backend_as_ready() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(frontdesk_store::testing::TestDatabase::postgres()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[("FRONTDESK_DATABASE__URL", db.url())]);
+    let (status, body) = get(&server.url("/readyz"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"]["detail"], "postgres");
+    server.signal("INT");
+    assert!(
+        server
+            .wait(Duration::from_secs(5))
+            .expect("exited on SIGINT")
+            .success()
+    );
+    drop(server);
+    drop(db);
+}
+
+#[test]
+fn check_names_the_line_and_key_of_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broken.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n\n[database]\nurll = \"sqlite://x.db\"\n\n[channels.telegram]\nmode = \"pigeon\"\n",
+    )
+    .unwrap();
+    let out = frontdesk(dir.path())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.toml:5: key `database.urll`: unknown field"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("broken.toml:8: key `channels.telegram.mode`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 configuration problem(s)"), "{stderr}");
+}
+
+#[test]
+fn check_accepts_the_shipped_configuration() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/frontdesk.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk(dir.path())
+        .args(["check", "--config"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+}
+
+#[test]
+fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = || {
+        let mut child = frontdesk(dir.path())
+            .args([
+                "agent",
+                "add",
+                "--email",
+                "Li.Wei@Example.com",
+                "--name",
+                "Li Wei",
+            ])
+            .args(["--role", "admin", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"a long enough passphrase\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let first = add();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(stdout.contains("<li.wei@example.com> as admin"), "{stdout}");
+    let second = add();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("exists already"));
+    // The password itself is stored only as an argon2id hash.
+    let db = std::fs::read(dir.path().join("data/frontdesk.db")).unwrap();
+    let needle = b"a long enough passphrase";
+    assert!(!db.windows(needle.len()).any(|w| w == needle));
+}
+
+#[test]
+fn enabling_a_channel_this_version_lacks_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk(dir.path())
+        .arg("serve")
+        .env("FRONTDESK_SERVER__LISTEN", "127.0.0.1:0")
+        .env("FRONTDESK_CHANNELS__TELEGRAM__ENABLED", "true")
+        .env(
+            "FRONTDESK_CHANNELS__TELEGRAM__TOKEN",
+            "123:secret-token-value",
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("channels.telegram enabled, but this version"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret-token-value"),
+        "the token is never printed"
+    );
+}

@@ -1,0 +1,113 @@
+//! Frontdesk's HTTP surface.
+//!
+//! For now the operational endpoints every deployment needs:
+//!
+//! - `GET /healthz`: the process is up (no dependencies checked);
+//! - `GET /readyz`: the database answers and every running channel is healthy, as JSON;
+//!   503 when something is not;
+//! - `GET /metrics`: Prometheus/OpenMetrics text.
+//!
+//! The agent inbox, webchat and REST API join this router in later issues.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use frontdesk_core::{Channel, Health};
+use frontdesk_router::Metrics;
+use frontdesk_store::Store;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one readiness probe of a dependency may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub channels: Vec<Arc<dyn Channel>>,
+}
+
+/// All routes, ready to serve.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The readiness report.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Health,
+    pub channels: BTreeMap<String, Health>,
+}
+
+async fn probe<F: std::future::Future<Output = Health>>(what: &str, f: F) -> Health {
+    tokio::time::timeout(PROBE_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| {
+            Health::failing(format!("{what} did not answer within {PROBE_TIMEOUT:?}"))
+        })
+}
+
+async fn readyz(State(state): State<WebState>) -> Response {
+    let database = probe("the database", async {
+        match state.store.ping().await {
+            Ok(()) => Health::ok(format!("{:?}", state.store.backend()).to_lowercase()),
+            Err(e) => Health::failing(e.to_string()),
+        }
+    })
+    .await;
+    let checks = state.channels.iter().map(|c| async move {
+        (
+            c.account().to_string(),
+            probe("the channel", c.health()).await,
+        )
+    });
+    let channels: BTreeMap<String, Health> = futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .collect();
+    let ready = database.ok && channels.values().all(|h| h.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database,
+            channels,
+        }),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<WebState>) -> Response {
+    match state.store.outbox_depth().await {
+        Ok(depth) => state.metrics.set_outbox_depth(depth),
+        Err(e) => tracing::warn!(error = %e, "cannot read the outbox depth for /metrics"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
