@@ -1,1 +1,66 @@
-//! placeholder
+//! Helpers for end-to-end tests: the whole app, in-process, on `127.0.0.1:0`, with a
+//! fresh database, like `frontdesk serve` but with test channels attached.
+//!
+//! (These live here rather than in frontdesk-testkit so that the testkit stays free of
+//! the app: the router's own tests use the testkit, and the app depends on the router.)
+
+use frontdesk::app::App;
+use frontdesk::config::Config;
+use frontdesk_core::Channel;
+use frontdesk_router::Metrics;
+use frontdesk_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running app.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    running: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    /// Starts the app on `database_url` with `channels` attached.
+    pub async fn start(database_url: &str, channels: &[Arc<dyn Channel>]) -> TestApp {
+        let mut config = Config::default();
+        config.database.url = database_url.to_owned();
+        config.server.listen = "127.0.0.1:0".into();
+        config.channels.webchat.enabled = false;
+        let listener = tokio::net::TcpListener::bind(&config.server.listen)
+            .await
+            .expect("bind 127.0.0.1:0");
+        let address = listener.local_addr().unwrap();
+        let mut app = App::build(config).await.expect("the app builds");
+        for c in channels {
+            app = app.with_channel(c.clone());
+        }
+        let (store, metrics) = (app.store(), app.metrics());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(app.run(listener, shutdown.clone()));
+        TestApp {
+            address,
+            store,
+            metrics,
+            shutdown,
+            running,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Shuts down as on SIGTERM and waits until it has.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.running
+            .await
+            .expect("the app task panicked")
+            .expect("the app stopped with an error");
+    }
+}

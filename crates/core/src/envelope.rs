@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn nul_characters_are_replaced_not_stored() {
-        let m = Inbound::new(webchat(), "1", sender("v\01"), "t", "a\0b").unwrap();
+        let m = Inbound::new(webchat(), "1", sender("v\u{0}1"), "t", "a\0b").unwrap();
         assert_eq!(m.text, "a\u{FFFD}b");
         assert_eq!(m.sender.external_id, "v\u{FFFD}1");
     }

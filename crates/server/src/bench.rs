@@ -73,7 +73,14 @@ pub async fn ingest(messages: usize, backend: BenchBackend) -> anyhow::Result<In
             let sender = Sender {
                 external_id: format!("user-{contact}"),
                 display_name: Some(format!("Customer {contact}")),
-                language: Some(if contact % 2 == 0 { "zh" } else { "en" }.into()),
+                language: Some(
+                    if contact.is_multiple_of(2) {
+                        "zh"
+                    } else {
+                        "en"
+                    }
+                    .into(),
+                ),
             };
             let text = format!(
                 "Message {i}: my transfer from yesterday is still pending, order {}",

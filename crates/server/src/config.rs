@@ -397,10 +397,10 @@ pub fn parse(
                     .collect();
                 let inner = e.into_inner();
                 let message = inner.message().to_owned();
-                if let Some(unknown) = unknown_field(&message) {
-                    if key.last().map(String::as_str) != Some(unknown) {
-                        key.push(unknown.to_owned());
-                    }
+                if let Some(unknown) = unknown_field(&message)
+                    && key.last().map(String::as_str) != Some(unknown)
+                {
+                    key.push(unknown.to_owned());
                 }
                 // An env value that looked like a number may be meant as text.
                 if from_env.iter().any(|(p, _)| *p == key) && stringify(&mut tree, &key) {
@@ -451,13 +451,13 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             ),
         );
     }
-    if let Some(url) = &c.server.public_url {
-        if !is_http_url(url) {
-            err(
-                "server.public_url",
-                format!("{url:?} is not an http(s) URL"),
-            );
-        }
+    if let Some(url) = &c.server.public_url
+        && !is_http_url(url)
+    {
+        err(
+            "server.public_url",
+            format!("{url:?} is not an http(s) URL"),
+        );
     }
     let db = &c.database.url;
     if !(db.starts_with("sqlite:")
@@ -533,21 +533,21 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             );
         }
     }
-    if let Some(url) = &e.imap_url {
-        if !(url.starts_with("imaps://") || url.starts_with("imap://")) {
-            err(
-                "channels.email.imap_url",
-                format!("{url:?}: expected imaps://HOST:PORT or imap://HOST:PORT"),
-            );
-        }
+    if let Some(url) = &e.imap_url
+        && !(url.starts_with("imaps://") || url.starts_with("imap://"))
+    {
+        err(
+            "channels.email.imap_url",
+            format!("{url:?}: expected imaps://HOST:PORT or imap://HOST:PORT"),
+        );
     }
-    if let Some(url) = &e.smtp_url {
-        if !(url.starts_with("smtps://") || url.starts_with("smtp://")) {
-            err(
-                "channels.email.smtp_url",
-                format!("{url:?}: expected smtps://HOST:PORT or smtp://HOST:PORT"),
-            );
-        }
+    if let Some(url) = &e.smtp_url
+        && !(url.starts_with("smtps://") || url.starts_with("smtp://"))
+    {
+        err(
+            "channels.email.smtp_url",
+            format!("{url:?}: expected smtps://HOST:PORT or smtp://HOST:PORT"),
+        );
     }
     let x = &c.channels.x;
     if !is_http_url(&x.api_url) {

@@ -211,7 +211,7 @@ impl SqlStore {
             Some(original) => ingest_edit(&mut q, inbound, original, filtered, now).await?,
         };
         let Some((outcome, events)) = stored else {
-            drop(q);
+            // Roll back (and, on SQLite, release the write lock) before writing the cursor.
             drop(tx);
             // Nothing of the message changes, but the adapter has moved past it.
             if let Some(cursor) = cursor {
@@ -225,7 +225,6 @@ impl SqlStore {
             save_cursor(&mut q, &inbound.account, cursor, now).await?;
         }
         self.announce(&mut q, &events).await?;
-        drop(q);
         tx.commit().await?;
         self.publish(events);
         Ok(outcome)
@@ -244,14 +243,13 @@ async fn open_sqlite(url: &str, max_connections: u32) -> Result<SqlitePool, Stor
     let in_memory = options.get_filename().as_os_str().is_empty()
         || url.contains(":memory:")
         || url.contains("mode=memory");
-    if !in_memory {
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Invalid(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-        }
+    let dir = options
+        .get_filename()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    if let (false, Some(dir)) = (in_memory, dir) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     }
     Ok(SqlitePoolOptions::new()
         .max_connections(if in_memory { 1 } else { max_connections.max(1) })
@@ -855,7 +853,6 @@ impl Store for SqlStore {
         let events = vec![event];
         self.announce(&mut q, &events).await?;
         let message = load_message(&mut q, message_id).await?;
-        drop(q);
         tx.commit().await?;
         self.publish(events);
         if to_customer {
@@ -951,7 +948,6 @@ impl Store for SqlStore {
                 },
             });
         }
-        drop(q);
         tx.commit().await?;
         Ok(out)
     }
@@ -1002,7 +998,6 @@ impl Store for SqlStore {
             .await?,
         ];
         self.announce(&mut q, &events).await?;
-        drop(q);
         tx.commit().await?;
         self.publish(events);
         Ok(LeaseReport::Recorded)
@@ -1077,7 +1072,6 @@ impl Store for SqlStore {
             .await?,
         ];
         self.announce(&mut q, &events).await?;
-        drop(q);
         tx.commit().await?;
         self.publish(events);
         Ok(LeaseReport::Recorded)
