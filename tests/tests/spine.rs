@@ -2,7 +2,7 @@
 //! a reply leaves exactly once, across restarts, on SQLite and PostgreSQL.
 
 use frontdesk_core::{
-    Author, Channel, ChannelAccount, ChannelKind, Inbound, MessageKind, Sender, Status,
+    Author, Channel, ChannelAccount, ChannelKind, EventKind, Inbound, MessageKind, Sender, Status,
 };
 use frontdesk_e2e::TestApp;
 use frontdesk_store::testing::TestDatabase;
@@ -107,6 +107,7 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
     assert_eq!(page.items.len(), 1);
     let conversation = &page.items[0];
     assert_eq!(conversation.status, Status::Bot);
+    let mut events = app.store.subscribe();
     app.store
         .reply(NewReply {
             conversation_id: conversation.id,
@@ -119,7 +120,14 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
         })
         .await
         .unwrap();
-    let attempts = channel.wait_for_attempts(1, Duration::from_secs(10)).await;
+    // The outcome is recorded once the worker commits it, after the channel took it.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while events.recv().await.unwrap().kind != EventKind::DeliverySent {}
+    })
+    .await
+    .expect("the reply is recorded as sent");
+    let attempts = channel.attempts();
+    assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].outbound.recipient, "user-7");
     assert_eq!(attempts[0].outbound.reply_to.as_deref(), Some("update-1"));
 
