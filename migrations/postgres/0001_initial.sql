@@ -56,7 +56,6 @@ CREATE UNIQUE INDEX conversations_open_thread
 CREATE INDEX conversations_by_recency ON conversations (last_message_at DESC, id DESC);
 CREATE INDEX conversations_by_status ON conversations (status, last_message_at DESC, id DESC);
 CREATE INDEX conversations_by_assignee ON conversations (assignee_id, last_message_at DESC, id DESC);
-CREATE INDEX conversations_by_channel ON conversations (channel, last_message_at DESC, id DESC);
 CREATE INDEX conversations_by_contact ON conversations (contact_id);
 
 CREATE TABLE messages (

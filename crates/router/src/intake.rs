@@ -29,7 +29,7 @@ impl Intake for Pipeline {
             .map_err(|e| IntakeError(e.to_string()))
     }
 
-    #[tracing::instrument(skip_all, fields(account = %inbound.account))]
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
     async fn ingest(
         &self,
         inbound: Inbound,

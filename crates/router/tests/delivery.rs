@@ -81,6 +81,23 @@ where
     }
 }
 
+/// Starts a delivery worker for `channel`; cancel the token to stop it.
+fn start_worker(
+    store: &Arc<dyn Store>,
+    channel: &MemoryChannel,
+    config: DeliveryConfig,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let worker = DeliveryWorker::new(
+        store.clone(),
+        Arc::new(channel.clone()),
+        Arc::new(TokioClock::new()),
+        Metrics::new(),
+        config,
+    );
+    (shutdown.clone(), tokio::spawn(worker.run(shutdown)))
+}
+
 async fn start_conversation(store: &dyn Store) -> ConversationId {
     match store
         .ingest(&customer("c1", "where is my withdrawal?"), None)
@@ -107,15 +124,7 @@ fn retry_after_delays_the_next_attempt_at_least_that_long() {
             .await
             .unwrap();
 
-        let shutdown = CancellationToken::new();
-        let worker = DeliveryWorker::new(
-            store.clone(),
-            Arc::new(channel.clone()),
-            Arc::new(TokioClock::new()),
-            Metrics::new(),
-            quick(),
-        );
-        let running = tokio::spawn(worker.run(shutdown.clone()));
+        let (shutdown, running) = start_worker(&store, &channel, quick());
         let attempts = channel.attempts_reach(2).await;
         let waited = attempts[1].at - attempts[0].at;
         assert!(
@@ -146,16 +155,8 @@ fn transient_failures_back_off_and_then_fail_for_good() {
             backoff_base: Duration::from_secs(10),
             ..quick()
         };
-        let shutdown = CancellationToken::new();
-        let worker = DeliveryWorker::new(
-            store.clone(),
-            Arc::new(channel.clone()),
-            Arc::new(TokioClock::new()),
-            Metrics::new(),
-            config,
-        );
         let mut events = store.subscribe();
-        let running = tokio::spawn(worker.run(shutdown.clone()));
+        let (shutdown, running) = start_worker(&store, &channel, config);
         let attempts = channel.attempts_reach(3).await;
         // Backoff doubles: at least 5 s (half of 10 s), then at least 10 s (half of 20 s).
         assert!(attempts[1].at - attempts[0].at >= Duration::from_secs(5));
@@ -254,15 +255,7 @@ async fn shutdown_finishes_the_sends_in_flight() {
         .reply(reply(conversation_id, "one moment"))
         .await
         .unwrap();
-    let shutdown = CancellationToken::new();
-    let worker = DeliveryWorker::new(
-        store.clone(),
-        Arc::new(channel.clone()),
-        Arc::new(TokioClock::new()),
-        Metrics::new(),
-        quick(),
-    );
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let (shutdown, running) = start_worker(&store, &channel, quick());
     channel
         .wait_for_sends_started(1, Duration::from_secs(10))
         .await;

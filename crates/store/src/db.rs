@@ -81,10 +81,57 @@ impl Query {
         }
     }
 
+    /// One multi-statement query: later statements' placeholders are renumbered to
+    /// follow the earlier ones' arguments.
+    fn joined(queries: Vec<Query>) -> Self {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for q in queries {
+            let offset = args.len();
+            if !sql.is_empty() {
+                sql.push_str(";\n");
+            }
+            sql.push_str(&renumber(q.sql.as_str(), offset));
+            args.extend(q.args);
+        }
+        let mut joined = Query::assembled(sql);
+        joined.args = args;
+        joined
+    }
+
     pub(crate) fn bind(mut self, v: impl Into<Value>) -> Self {
         self.args.push(v.into());
         self
     }
+}
+
+/// `$N` -> `$(N + offset)`. Our statements have no `$` inside string literals.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while let Some(&(j, d)) = chars.peek() {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            end = j + 1;
+            chars.next();
+        }
+        match sql[start..end].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&sql[start..end]),
+        }
+    }
+    out
 }
 
 /// A type both drivers can read from a column.
@@ -164,6 +211,23 @@ impl Exec<'_> {
         })
     }
 
+    /// Runs `queries` in order and returns all their rows, in one round trip where the
+    /// backend allows it: SQLite takes several statements in one string (each binds its
+    /// `$N` by number), PostgreSQL's extended protocol takes one at a time. For the
+    /// writes at the end of a transaction that depend on nothing read in between.
+    pub(crate) async fn batch(&mut self, queries: Vec<Query>) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Exec::Sqlite(_) => self.fetch_all(Query::joined(queries)).await,
+            Exec::Pg(_) => {
+                let mut rows = Vec::new();
+                for q in queries {
+                    rows.extend(self.fetch_all(q).await?);
+                }
+                Ok(rows)
+            }
+        }
+    }
+
     pub(crate) async fn fetch_one(&mut self, q: Query) -> Result<Row, StoreError> {
         self.fetch_optional(q)
             .await?
@@ -206,5 +270,17 @@ impl Tx {
             Tx::Pg(t) => t.commit().await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn later_statements_in_a_batch_take_the_arguments_after_the_earlier_ones() {
+        assert_eq!(renumber("SELECT $1, $2, $10", 3), "SELECT $4, $5, $13");
+        assert_eq!(renumber("SELECT $1", 0), "SELECT $1");
+        assert_eq!(renumber("SELECT '$', $2", 1), "SELECT '$', $3");
     }
 }

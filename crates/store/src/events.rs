@@ -45,6 +45,58 @@ pub(crate) fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     })
 }
 
+/// An event about to be appended: its INSERT, and the [`Event`] once the id is known.
+pub(crate) struct NewEvent {
+    kind: EventKind,
+    conversation_id: Option<ConversationId>,
+    message_id: Option<MessageId>,
+    data: serde_json::Value,
+    at: Timestamp,
+}
+
+impl NewEvent {
+    pub(crate) fn new(
+        kind: EventKind,
+        conversation_id: Option<ConversationId>,
+        message_id: Option<MessageId>,
+        data: serde_json::Value,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            kind,
+            conversation_id,
+            message_id,
+            data,
+            at,
+        }
+    }
+
+    /// The INSERT; it returns the row's `id`.
+    pub(crate) fn insert(&self) -> Query {
+        Query::new(
+            "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(self.kind.as_str())
+        .bind(self.conversation_id.map(|c| c.0))
+        .bind(self.message_id.map(|m| m.0))
+        .bind(self.data.to_string())
+        .bind(self.at.as_micros())
+    }
+
+    /// The event, given the row the INSERT returned.
+    pub(crate) fn stored(self, row: &Row) -> Result<Event, StoreError> {
+        Ok(Event {
+            id: EventId(row.get("id")?),
+            kind: self.kind,
+            conversation_id: self.conversation_id,
+            message_id: self.message_id,
+            data: self.data,
+            created_at: self.at,
+        })
+    }
+}
+
 /// Appends one event inside `q`'s transaction and returns it, to publish after commit.
 pub(crate) async fn append(
     q: &mut Exec<'_>,
@@ -54,27 +106,9 @@ pub(crate) async fn append(
     data: serde_json::Value,
     now: Timestamp,
 ) -> Result<Event, StoreError> {
-    let row = q
-        .fetch_one(
-            Query::new(
-                "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(kind.as_str())
-            .bind(conversation_id.map(|c| c.0))
-            .bind(message_id.map(|m| m.0))
-            .bind(data.to_string())
-            .bind(now.as_micros()),
-        )
-        .await?;
-    Ok(Event {
-        id: EventId(row.get("id")?),
-        kind,
-        conversation_id,
-        message_id,
-        data,
-        created_at: now,
-    })
+    let event = NewEvent::new(kind, conversation_id, message_id, data, now);
+    let row = q.fetch_one(event.insert()).await?;
+    event.stored(&row)
 }
 
 /// Republishes other instances' events and outbox wake-ups until aborted.

@@ -45,7 +45,14 @@ impl Default for StoreOptions {
 
 #[derive(Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite allows one writer at a time. All writes go through one dedicated
+    /// connection, so they queue in-process instead of contending for the file lock,
+    /// and its page cache stays warm (a connection's cache is dropped whenever another
+    /// connection writes). Reads use their own pool; WAL lets them run during a write.
+    Sqlite {
+        writer: SqlitePool,
+        readers: SqlitePool,
+    },
     Pg(PgPool),
 }
 
@@ -94,10 +101,8 @@ impl SqlStore {
         let (outbox, _) = watch::channel(0);
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let (pool, listener) = if url.starts_with("sqlite:") {
-            (
-                Pool::Sqlite(open_sqlite(url, options.max_connections).await?),
-                None,
-            )
+            let (writer, readers) = open_sqlite(url, options.max_connections).await?;
+            (Pool::Sqlite { writer, readers }, None)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(2))
@@ -135,7 +140,7 @@ impl SqlStore {
 
     async fn conn(&self) -> Result<Conn, StoreError> {
         Ok(match &self.inner.pool {
-            Pool::Sqlite(p) => Conn::Sqlite(p.acquire().await?),
+            Pool::Sqlite { readers, .. } => Conn::Sqlite(readers.acquire().await?),
             Pool::Pg(p) => Conn::Pg(p.acquire().await?),
         })
     }
@@ -144,7 +149,7 @@ impl SqlStore {
     /// once, so two writers queue on the busy timeout instead of failing half-way.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.inner.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }
@@ -207,8 +212,8 @@ impl SqlStore {
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         let stored = match &inbound.edit_of {
-            None => ingest_new(&mut q, inbound, filtered, now).await?,
-            Some(original) => ingest_edit(&mut q, inbound, original, filtered, now).await?,
+            None => ingest_new(&mut q, inbound, filtered, cursor, now).await?,
+            Some(original) => ingest_edit(&mut q, inbound, original, filtered, cursor, now).await?,
         };
         let Some((outcome, events)) = stored else {
             // Roll back (and, on SQLite, release the write lock) before writing the cursor.
@@ -216,14 +221,13 @@ impl SqlStore {
             // Nothing of the message changes, but the adapter has moved past it.
             if let Some(cursor) = cursor {
                 let mut tx = self.begin().await?;
-                save_cursor(&mut tx.q(), &inbound.account, cursor, now).await?;
+                tx.q()
+                    .execute(save_cursor(&inbound.account, cursor, now))
+                    .await?;
                 tx.commit().await?;
             }
             return Ok(IngestOutcome::Duplicate);
         };
-        if let Some(cursor) = cursor {
-            save_cursor(&mut q, &inbound.account, cursor, now).await?;
-        }
         self.announce(&mut q, &events).await?;
         tx.commit().await?;
         self.publish(events);
@@ -231,7 +235,12 @@ impl SqlStore {
     }
 }
 
-async fn open_sqlite(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+/// Opens the writer connection and the reader pool (one shared connection for an
+/// in-memory database, which exists only inside its connection).
+async fn open_sqlite(
+    url: &str,
+    max_connections: u32,
+) -> Result<(SqlitePool, SqlitePool), StoreError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -251,90 +260,114 @@ async fn open_sqlite(url: &str, max_connections: u32) -> Result<SqlitePool, Stor
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     }
-    Ok(SqlitePoolOptions::new()
-        .max_connections(if in_memory { 1 } else { max_connections.max(1) })
-        .connect_with(options)
-        .await?)
+    // SQLite connections do not go stale, and a liveness ping per checkout would cost a
+    // round trip to the connection's thread.
+    let pool = |size: u32| {
+        SqlitePoolOptions::new()
+            .max_connections(size)
+            .test_before_acquire(false)
+    };
+    let writer = pool(1).connect_with(options.clone()).await?;
+    if in_memory {
+        return Ok((writer.clone(), writer));
+    }
+    let readers = pool(max_connections.max(1)).connect_with(options).await?;
+    Ok((writer, readers))
 }
 
-/// The inbound steps of one new message. `None` means it was stored before.
+/// The inbound steps of one new message, with the cursor. `None` means it was stored
+/// before; the caller then rolls back, undoing anything done here.
+///
+/// Every statement is a round trip (on SQLite, to the connection's thread), so the
+/// common case, a message in a thread whose conversation is open, takes two: insert the
+/// message straight into that conversation (the unique index on the external id is the
+/// dedupe), then one batch that marks the conversation active, appends the event and
+/// stores the cursor.
 async fn ingest_new(
     q: &mut Exec<'_>,
     inbound: &Inbound,
     filtered: &Filtered,
+    cursor: Option<&str>,
     now: Timestamp,
 ) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
     let account = &inbound.account;
-    let seen = q
-        .fetch_optional(
-            Query::new(
-                "SELECT id FROM messages
-                 WHERE channel = $1 AND account = $2 AND external_id = $3 AND direction = 'in'",
-            )
-            .bind(account.kind().as_str())
-            .bind(account.name())
-            .bind(inbound.external_id.as_str()),
-        )
-        .await?;
-    if seen.is_some() {
-        return Ok(None);
-    }
     let mut events = Vec::new();
-    let contact_id = find_or_create_contact(q, inbound, now).await?;
-    let (conversation_id, new_conversation) =
-        find_or_create_conversation(q, inbound, contact_id, now).await?;
-    if new_conversation {
-        events.push(
-            events::append(
-                q,
-                EventKind::ConversationCreated,
-                Some(conversation_id),
-                None,
-                serde_json::json!({ "channel": account.kind() }),
-                now,
-            )
-            .await?,
-        );
-    }
-    let inserted = q
-        .fetch_optional(
-            Query::new(
-                "INSERT INTO messages (conversation_id, channel, account, direction, author,
+    let into_open = q
+        .fetch_optional(insert_message(
+            "INSERT INTO messages (conversation_id, channel, account, direction, author,
                      kind, text, attachments, findings, sender_id, external_id, reply_to, meta,
                      created_at)
-                 VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11)
+                 SELECT c.id, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11
+                 FROM conversations c
+                 WHERE c.channel = $2 AND c.account = $3 AND c.thread_key = $1
+                   AND c.status <> 'resolved'
                  ON CONFLICT (channel, account, external_id) WHERE direction = 'in' DO NOTHING
-                 RETURNING id",
-            )
-            .bind(conversation_id.0)
-            .bind(account.kind().as_str())
-            .bind(account.name())
-            .bind(filtered.text.as_str())
-            .bind(to_json(&inbound.attachments))
-            .bind(to_json(&filtered.findings))
-            .bind(inbound.sender.external_id.as_str())
-            .bind(inbound.external_id.as_str())
-            .bind(inbound.reply_to.as_deref())
-            .bind(inbound.meta.to_string())
-            .bind(now.as_micros()),
-        )
-        .await?;
-    let Some(row) = inserted else {
-        return Ok(None);
-    };
-    let message_id = MessageId(row.get("id")?);
-    touch_conversation(q, conversation_id, now).await?;
-    events.push(
-        events::append(
-            q,
-            EventKind::MessageCreated,
-            Some(conversation_id),
-            Some(message_id),
-            serde_json::json!({ "direction": "in", "findings": filtered.findings.len() }),
+                 RETURNING id, conversation_id",
+            inbound.thread_key.as_str(),
+            inbound,
+            filtered,
             now,
-        )
-        .await?,
+        ))
+        .await?;
+    let (conversation_id, message_id, new_conversation) = match into_open {
+        Some(row) => (
+            ConversationId(row.get("conversation_id")?),
+            MessageId(row.get("id")?),
+            false,
+        ),
+        // Nothing inserted: a duplicate, or the first message of its thread.
+        None => {
+            if already_stored(q, account, &inbound.external_id).await? {
+                return Ok(None);
+            }
+            let contact_id = find_or_create_contact(q, inbound, now).await?;
+            let conversation_id = create_conversation(q, inbound, contact_id, now).await?;
+            events.push(
+                events::append(
+                    q,
+                    EventKind::ConversationCreated,
+                    Some(conversation_id),
+                    None,
+                    serde_json::json!({ "channel": account.kind() }),
+                    now,
+                )
+                .await?,
+            );
+            let inserted = q
+                .fetch_optional(insert_message(
+                    "INSERT INTO messages (conversation_id, channel, account, direction, author,
+                         kind, text, attachments, findings, sender_id, external_id, reply_to,
+                         meta, created_at)
+                     VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (channel, account, external_id) WHERE direction = 'in' DO NOTHING
+                     RETURNING id",
+                    conversation_id.0,
+                    inbound,
+                    filtered,
+                    now,
+                ))
+                .await?;
+            // Another instance stored it a moment ago.
+            let Some(row) = inserted else { return Ok(None) };
+            (conversation_id, MessageId(row.get("id")?), true)
+        }
+    };
+    let event = events::NewEvent::new(
+        EventKind::MessageCreated,
+        Some(conversation_id),
+        Some(message_id),
+        serde_json::json!({ "direction": "in", "findings": filtered.findings.len() }),
+        now,
     );
+    let mut batch = vec![event.insert(), touch_conversation(conversation_id, now)];
+    if let Some(cursor) = cursor {
+        batch.push(save_cursor(account, cursor, now));
+    }
+    let rows = q.batch(batch).await?;
+    let row = rows
+        .first()
+        .ok_or(StoreError::Internal("the event insert returned no id"))?;
+    events.push(event.stored(row)?);
     Ok(Some((
         IngestOutcome::Stored {
             conversation_id,
@@ -345,6 +378,48 @@ async fn ingest_new(
     )))
 }
 
+/// An inbound message INSERT: `$1` is the conversation (or, for the INSERT ... SELECT
+/// form, the thread key that finds it); `$2`..`$11` are the message's columns.
+fn insert_message(
+    sql: &'static str,
+    first: impl Into<crate::db::Value>,
+    inbound: &Inbound,
+    filtered: &Filtered,
+    now: Timestamp,
+) -> Query {
+    Query::new(sql)
+        .bind(first)
+        .bind(inbound.account.kind().as_str())
+        .bind(inbound.account.name())
+        .bind(filtered.text.as_str())
+        .bind(to_json(&inbound.attachments))
+        .bind(to_json(&filtered.findings))
+        .bind(inbound.sender.external_id.as_str())
+        .bind(inbound.external_id.as_str())
+        .bind(inbound.reply_to.as_deref())
+        .bind(inbound.meta.to_string())
+        .bind(now.as_micros())
+}
+
+async fn already_stored(
+    q: &mut Exec<'_>,
+    account: &ChannelAccount,
+    external_id: &str,
+) -> Result<bool, StoreError> {
+    let row = q
+        .fetch_optional(
+            Query::new(
+                "SELECT id FROM messages
+                 WHERE channel = $1 AND account = $2 AND external_id = $3 AND direction = 'in'",
+            )
+            .bind(account.kind().as_str())
+            .bind(account.name())
+            .bind(external_id),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// A new version of an earlier inbound message: the old text goes to the edit history.
 /// An edit of a message we never saw is stored as a new message.
 async fn ingest_edit(
@@ -352,6 +427,7 @@ async fn ingest_edit(
     inbound: &Inbound,
     original: &str,
     filtered: &Filtered,
+    cursor: Option<&str>,
     now: Timestamp,
 ) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
     let account = &inbound.account;
@@ -367,7 +443,7 @@ async fn ingest_edit(
         )
         .await?;
     let Some(row) = found else {
-        return ingest_new(q, inbound, filtered, now).await;
+        return ingest_new(q, inbound, filtered, cursor, now).await;
     };
     let message_id = MessageId(row.get("id")?);
     let conversation_id = ConversationId(row.get("conversation_id")?);
@@ -404,6 +480,9 @@ async fn ingest_edit(
         now,
     )
     .await?;
+    if let Some(cursor) = cursor {
+        q.execute(save_cursor(account, cursor, now)).await?;
+    }
     Ok(Some((
         IngestOutcome::Stored {
             conversation_id,
@@ -475,27 +554,13 @@ async fn find_or_create_contact(
     Ok(contact_id)
 }
 
-async fn find_or_create_conversation(
+async fn create_conversation(
     q: &mut Exec<'_>,
     inbound: &Inbound,
     contact_id: ContactId,
     now: Timestamp,
-) -> Result<(ConversationId, bool), StoreError> {
+) -> Result<ConversationId, StoreError> {
     let account = &inbound.account;
-    let found = q
-        .fetch_optional(
-            Query::new(
-                "SELECT id FROM conversations
-                 WHERE channel = $1 AND account = $2 AND thread_key = $3 AND status <> 'resolved'",
-            )
-            .bind(account.kind().as_str())
-            .bind(account.name())
-            .bind(inbound.thread_key.as_str()),
-        )
-        .await?;
-    if let Some(row) = found {
-        return Ok((ConversationId(row.get("id")?), false));
-    }
     let row = q
         .fetch_one(
             Query::new(
@@ -510,41 +575,26 @@ async fn find_or_create_conversation(
             .bind(now.as_micros()),
         )
         .await?;
-    Ok((ConversationId(row.get("id")?), true))
+    Ok(ConversationId(row.get("id")?))
 }
 
-async fn touch_conversation(
-    q: &mut Exec<'_>,
-    id: ConversationId,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    q.execute(
-        Query::new("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
-            .bind(id.0)
-            .bind(now.as_micros()),
-    )
-    .await?;
-    Ok(())
+/// Marks a conversation active now.
+fn touch_conversation(id: ConversationId, now: Timestamp) -> Query {
+    Query::new("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(now.as_micros())
 }
 
-async fn save_cursor(
-    q: &mut Exec<'_>,
-    account: &ChannelAccount,
-    cursor: &str,
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    q.execute(
-        Query::new(
-            "INSERT INTO cursors (channel, account, value, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (channel, account) DO UPDATE SET value = $3, updated_at = $4",
-        )
-        .bind(account.kind().as_str())
-        .bind(account.name())
-        .bind(cursor)
-        .bind(now.as_micros()),
+/// Stores a channel account's cursor.
+fn save_cursor(account: &ChannelAccount, cursor: &str, now: Timestamp) -> Query {
+    Query::new(
+        "INSERT INTO cursors (channel, account, value, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (channel, account) DO UPDATE SET value = $3, updated_at = $4",
     )
-    .await?;
-    Ok(())
+    .bind(account.kind().as_str())
+    .bind(account.name())
+    .bind(cursor)
+    .bind(now.as_micros())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -702,7 +752,7 @@ async fn finish_lease(
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
         match self.inner.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite { .. } => Backend::Sqlite,
             Pool::Pg(_) => Backend::Postgres,
         }
     }
@@ -710,7 +760,7 @@ impl Store for SqlStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = crate::migrate::migrator(self.backend());
         match &self.inner.pool {
-            Pool::Sqlite(p) => migrator.run(p).await?,
+            Pool::Sqlite { writer, .. } => migrator.run(writer).await?,
             Pool::Pg(p) => migrator.run(p).await?,
         }
         Ok(())
@@ -725,7 +775,7 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(account = %inbound.account))]
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
     async fn ingest(
         &self,
         inbound: &Inbound,
@@ -759,7 +809,7 @@ impl Store for SqlStore {
         row.map(|r| r.get("value")).transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(conversation_id = %reply.conversation_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %reply.conversation_id))]
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         if reply.author == Author::Contact {
             return Err(StoreError::Invalid(
@@ -838,7 +888,8 @@ impl Store for SqlStore {
                 .bind(now.as_micros()),
             )
             .await?;
-            touch_conversation(&mut q, reply.conversation_id, now).await?;
+            q.execute(touch_conversation(reply.conversation_id, now))
+                .await?;
             self.announce_outbox(&mut q).await?;
         }
         let event = events::append(
@@ -864,7 +915,7 @@ impl Store for SqlStore {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(account = %req.account, worker = %req.worker))]
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %req.account, worker = %req.worker))]
     async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError> {
         // PostgreSQL: rows another worker is claiming right now are skipped, not waited
         // for. SQLite: the IMMEDIATE transaction already makes claims one at a time.
