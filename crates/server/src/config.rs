@@ -70,12 +70,15 @@ impl Default for Database {
 pub struct Bot {
     /// The FAQ knowledge base.
     pub faq: PathBuf,
+    /// Least calibrated confidence for the bot to answer from the knowledge base.
+    pub threshold: f32,
 }
 
 impl Default for Bot {
     fn default() -> Self {
         Self {
             faq: PathBuf::from("config/faq.toml"),
+            threshold: frontdesk_faq::EngineOptions::default().threshold,
         }
     }
 }
@@ -468,6 +471,9 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             "database.url",
             "expected sqlite://PATH or postgres://USER@HOST/DB".into(),
         );
+    }
+    if !(0.0..=1.0).contains(&c.bot.threshold) {
+        err("bot.threshold", "must be between 0 and 1".into());
     }
     if c.database.max_connections == 0 {
         err("database.max_connections", "must be at least 1".into());

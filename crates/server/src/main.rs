@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use frontdesk::bench::BenchBackend;
 use frontdesk::config::{self, Config};
 use frontdesk::logging::{self, LogFormat};
-use frontdesk::{app, passwords};
+use frontdesk::{app, faq, passwords};
 use frontdesk_core::Role;
 use frontdesk_store::NewAgent;
 use std::io::BufRead;
@@ -45,6 +45,11 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// The answer engine: match a message, or evaluate on a labelled CSV file.
+    Faq {
+        #[command(subcommand)]
+        command: FaqCommand,
+    },
     /// Measure throughput against a baseline in the same run.
     Bench {
         #[command(subcommand)]
@@ -83,6 +88,28 @@ impl From<RoleArg> for Role {
             RoleArg::Agent => Role::Agent,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum FaqCommand {
+    /// Print the decision for TEXT as JSON, or for each line of standard input.
+    Match { text: Option<String> },
+    /// Accuracy, macro-F1, coverage, precision at the threshold and latency.
+    Eval {
+        /// Labelled CSV with a header; the text is in column `text`.
+        #[arg(long)]
+        test: PathBuf,
+        /// Build the engine from this CSV instead of the configured knowledge base.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Examples per label taken from --train (all when absent).
+        #[arg(long, requires = "train")]
+        shots: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "category")]
+        label_column: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,24 +159,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let path = cli.config.as_deref();
     match cli.command {
         Command::Version => {
-            println!("frontdesk {}", env!("CARGO_PKG_VERSION"));
+            say(&format!("frontdesk {}", env!("CARGO_PKG_VERSION")))?;
         }
         Command::Check => {
             let loaded = match load_config(path) {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            match loaded.path {
-                Some(p) => println!("{}: configuration OK", p.display()),
-                None => println!("no configuration file; the built-in defaults are OK"),
+            if let Err(errors) = frontdesk_faq::KnowledgeBase::load(&loaded.config.bot.faq) {
+                eprintln!("{errors}");
+                eprintln!("{} knowledge-base problem(s)", errors.0.len());
+                return Ok(ExitCode::from(2));
             }
+            match loaded.path {
+                Some(p) => say(&format!("{}: configuration OK", p.display()))?,
+                None => say("no configuration file; the built-in defaults are OK")?,
+            }
+            say(&format!(
+                "{}: knowledge base OK",
+                loaded.config.bot.faq.display()
+            ))?;
         }
         Command::Migrate => {
             let Ok(loaded) = load_config(path) else {
                 return Ok(ExitCode::from(2));
             };
             app::open_store(&loaded.config).await?;
-            println!("database schema is up to date");
+            say("database schema is up to date")?;
         }
         Command::Serve => {
             let loaded = match load_config(path) {
@@ -182,20 +218,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     password_hash,
                 })
                 .await?;
-            println!(
+            say(&format!(
                 "added {} <{}> as {} (id {})",
                 agent.name, agent.email, agent.role, agent.id
-            );
+            ))?;
+        }
+        Command::Faq { command } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            match command {
+                FaqCommand::Match { text } => faq::run_match(&loaded.config, text)?,
+                FaqCommand::Eval {
+                    test,
+                    train,
+                    shots,
+                    seed,
+                    label_column,
+                } => {
+                    let report = faq::run_eval(
+                        &loaded.config,
+                        &test,
+                        train.as_deref(),
+                        shots,
+                        seed,
+                        &label_column,
+                    )?;
+                    say(&report.to_string())?;
+                }
+            }
         }
         Command::Bench {
             command: BenchCommand::Ingest { messages, backend },
         } => {
             anyhow::ensure!(messages > 0, "--messages must be at least 1");
             let report = frontdesk::bench::ingest(messages, backend).await?;
-            println!("{report}");
+            say(&report.to_string())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line to standard output. A reader that went away (`frontdesk ... | head`)
+/// is not an error.
+fn say(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -197,21 +197,25 @@ fn check_names_the_line_and_key_of_every_problem() {
     assert!(stderr.contains("2 configuration problem(s)"), "{stderr}");
 }
 
+/// From a checkout, `frontdesk check` reads config/frontdesk.toml and the knowledge
+/// base it names, relative to the working directory.
 #[test]
-fn check_accepts_the_shipped_configuration() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/frontdesk.toml");
-    let dir = tempfile::tempdir().unwrap();
-    let out = frontdesk(dir.path())
-        .args(["check", "--config"])
-        .arg(&shipped)
-        .output()
-        .unwrap();
+fn check_accepts_the_shipped_configuration_and_knowledge_base() {
+    let out = frontdesk(&repo_config()).arg("check").output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("config/frontdesk.toml: configuration OK"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("config/faq.toml: knowledge base OK"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -280,5 +284,102 @@ fn enabling_a_channel_this_version_lacks_is_refused_clearly() {
     assert!(
         !stderr.contains("secret-token-value"),
         "the token is never printed"
+    );
+}
+
+fn repo_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn faq_match_prints_the_documented_json_object() {
+    let out = frontdesk(&repo_config())
+        .args(["faq", "match", "转账一直pending怎么办"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["intent"], "transfer_pending");
+    assert_eq!(v["lang"], "zh");
+    assert_eq!(v["action"], "answer");
+    assert!(v["answer"].as_str().is_some_and(|a| !a.is_empty()));
+    let c = v["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&c));
+}
+
+#[test]
+fn faq_match_reads_one_message_per_line_and_survives_a_closed_pipe() {
+    let mut child = frontdesk(&repo_config())
+        .args(["faq", "match"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("tell me a joke\n转人工\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["action"].as_str(), &lines[0]["intent"]),
+        (Some("fallback"), &serde_json::Value::Null)
+    );
+    assert_eq!(lines[0]["answer"], serde_json::Value::Null);
+    assert_eq!(
+        (lines[1]["action"].as_str(), lines[1]["intent"].as_str()),
+        (Some("handoff"), Some("contact_human"))
+    );
+
+    // A reader that stops after the first line gets no panic from us.
+    let shell = format!(
+        "yes 'hello' | head -n 2000 | {BIN} faq match | head -n 1 >/dev/null; echo ${{PIPESTATUS[2]}}"
+    );
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(shell)
+        .current_dir(repo_config())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        "0",
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+#[test]
+fn check_reports_a_broken_knowledge_base_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let faq = dir.path().join("faq.toml");
+    std::fs::write(
+        &faq,
+        "[[intent]]\nid = \"fees\"\naction = \"answer\"\n[intent.examples]\nen = [\"fees?\"]\n[intent.answer]\nzh = \"见 {hotline}\"\nen = \"see {hotline}\"\n",
+    )
+    .unwrap();
+    let out = frontdesk(dir.path())
+        .arg("check")
+        .env("FRONTDESK_BOT__FAQ", &faq)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("faq.toml:2: intent \"fees\": answer.zh: {hotline} is not defined in [vars]"),
+        "{stderr}"
     );
 }
