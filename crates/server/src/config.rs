@@ -346,7 +346,9 @@ pub fn parse(
     // Which keys the environment set, to name the variable instead of a line.
     let mut from_env: Vec<(Vec<String>, String)> = Vec::new();
     for (var, value) in env {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+        // Only FRONTDESK_SECTION__KEY is configuration; other FRONTDESK_ variables
+        // (FRONTDESK_TEST_POSTGRES_URL) belong to tools and tests.
+        let Some(rest) = var.strip_prefix(ENV_PREFIX).filter(|r| r.contains("__")) else {
             continue;
         };
         let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
@@ -788,6 +790,12 @@ mod tests {
             Some("1234567"),
             "digits stay text"
         );
+    }
+
+    #[test]
+    fn frontdesk_variables_without_a_section_are_not_configuration() {
+        let c = parse_str("", &[("FRONTDESK_TEST_POSTGRES_URL", "postgres://x")]);
+        assert!(c.is_ok(), "{:?}", c.err().map(|e| e.to_string()));
     }
 
     #[test]

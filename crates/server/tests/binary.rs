@@ -97,6 +97,23 @@ impl Drop for Server {
     }
 }
 
+/// Runs `cmd` with `input` on its standard input and waits for it.
+fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn get(url: &str) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -222,28 +239,19 @@ fn check_accepts_the_shipped_configuration_and_knowledge_base() {
 fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let add = || {
-        let mut child = frontdesk(dir.path())
-            .args([
-                "agent",
-                "add",
-                "--email",
-                "Li.Wei@Example.com",
-                "--name",
-                "Li Wei",
-            ])
-            .args(["--role", "admin", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"a long enough passphrase\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            frontdesk(dir.path())
+                .args([
+                    "agent",
+                    "add",
+                    "--email",
+                    "Li.Wei@Example.com",
+                    "--name",
+                    "Li Wei",
+                ])
+                .args(["--role", "admin", "--password-stdin"]),
+            "a long enough passphrase\n",
+        )
     };
     let first = add();
     assert!(
@@ -313,20 +321,10 @@ fn faq_match_prints_the_documented_json_object() {
 
 #[test]
 fn faq_match_reads_one_message_per_line_and_survives_a_closed_pipe() {
-    let mut child = frontdesk(&repo_config())
-        .args(["faq", "match"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("tell me a joke\n转人工\n".as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        frontdesk(&repo_config()).args(["faq", "match"]),
+        "tell me a joke\n转人工\n",
+    );
     assert!(out.status.success());
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
