@@ -64,3 +64,29 @@ impl TestApp {
             .expect("the app stopped with an error");
     }
 }
+
+/// Runs each listed story, an `async fn(TestDatabase)` in the calling module, on SQLite
+/// and on PostgreSQL (when `FRONTDESK_TEST_POSTGRES_URL` is set; under `CI=true` it
+/// must be). The calling module imports `TestDatabase`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($story:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    super::$story(super::TestDatabase::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $story() {
+                    let Some(db) = super::TestDatabase::postgres().await else { return };
+                    super::$story(db).await;
+                }
+            )*
+        }
+    };
+}

@@ -65,29 +65,7 @@ async fn wait_for_inbound(store: &dyn Store, n: usize) -> Vec<String> {
     }
 }
 
-macro_rules! on_every_backend {
-    ($($story:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    super::$story(super::TestDatabase::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $story() {
-                    let Some(db) = super::TestDatabase::postgres().await else { return };
-                    super::$story(db).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+frontdesk_e2e::on_every_backend!(
     a_customer_message_is_stored_and_the_reply_arrives_once,
     a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing,
 );

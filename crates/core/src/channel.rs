@@ -157,6 +157,8 @@ pub enum IngestOutcome {
         message_id: MessageId,
         /// The message opened a new conversation.
         new_conversation: bool,
+        /// Secrets the inbound filter removed before storing it.
+        findings: usize,
     },
     /// This (account, external id) was stored before; nothing changed but the cursor.
     Duplicate,

@@ -1,8 +1,10 @@
-//! The seam where inbound text is filtered before anything stores, logs or emits it.
+//! The seams where text is checked on its way in and out.
 //!
-//! The store's ingest calls a [`TextFilter`] on every inbound text first. The guard
-//! (recovery phrases, private keys) plugs in here; until it is configured, [`NoFilter`]
-//! passes text through unchanged.
+//! The store's ingest calls a [`TextFilter`] on every inbound text first, before
+//! anything stores, logs or emits it; the guard (recovery phrases, private keys) plugs
+//! in here. Every reply to a customer passes an [`OutboundCheck`] before its outbox row
+//! is written; the guard refuses messages that ask for a secret. [`NoFilter`] does
+//! neither, for tests of other parts.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +29,21 @@ pub trait TextFilter: Send + Sync + std::fmt::Debug {
     fn filter(&self, text: &str) -> Filtered;
 }
 
-/// Lets text through unchanged.
+/// Decides whether a reply may be sent to a customer.
+pub trait OutboundCheck: Send + Sync + std::fmt::Debug {
+    /// `Err(reason)` refuses it; the reason is shown to whoever wrote it.
+    fn check(&self, text: &str) -> Result<(), String>;
+}
+
+/// Lets text through unchanged, both ways.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoFilter;
+
+impl OutboundCheck for NoFilter {
+    fn check(&self, _text: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
 
 impl TextFilter for NoFilter {
     fn filter(&self, text: &str) -> Filtered {

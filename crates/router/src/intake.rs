@@ -1,12 +1,17 @@
 //! The pipeline every channel adapter pushes into.
 
 use crate::metrics::Metrics;
-use frontdesk_core::{ChannelAccount, Inbound, IngestOutcome, Intake, IntakeError};
-use frontdesk_store::Store;
+use frontdesk_core::{
+    Author, ChannelAccount, ConversationId, Inbound, IngestOutcome, Intake, IntakeError, MessageId,
+    MessageKind, Priority, Status,
+};
+use frontdesk_store::{ConversationChange, NewReply, Store};
 use std::sync::Arc;
 
 /// Stores inbound messages exactly once (the store's ingest transaction) and counts
-/// them. This is where the conversation engine will route each new message to the bot
+/// them. A message that carried a secret (the guard redacted it before storage) makes
+/// its conversation urgent, hands it to the security team, and warns the customer.
+/// This is also where the conversation engine will route each new message to the bot
 /// or to the agents.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -17,6 +22,46 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(store: Arc<dyn Store>, metrics: Metrics) -> Self {
         Self { store, metrics }
+    }
+}
+
+impl Pipeline {
+    /// The customer sent a recovery phrase or key (already redacted): urgent handoff to
+    /// the security team, and a warning to the customer. The message itself is stored
+    /// whatever happens here; a failure is logged, not hidden.
+    async fn secret_received(
+        &self,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        original: &str,
+    ) {
+        tracing::warn!(%conversation_id, %message_id, "a secret was redacted from a customer message");
+        let change = ConversationChange {
+            status: Some(Status::Open),
+            priority: Some(Priority::Urgent),
+            team: Some("security".into()),
+            reason: Some("the customer sent a recovery phrase or private key (redacted)".into()),
+        };
+        if let Err(e) = self
+            .store
+            .update_conversation(conversation_id, &change)
+            .await
+        {
+            tracing::error!(%conversation_id, error = %e, "cannot escalate the conversation");
+        }
+        let warning = NewReply {
+            conversation_id,
+            author: Author::Bot,
+            agent_id: None,
+            kind: MessageKind::Text,
+            text: frontdesk_guard::customer_warning(original).to_owned(),
+            attachments: Vec::new(),
+            // One warning per message, even if this runs again.
+            idempotency_key: Some(format!("guard-warning-{message_id}")),
+        };
+        if let Err(e) = self.store.reply(warning).await {
+            tracing::error!(%conversation_id, error = %e, "cannot queue the safety warning");
+        }
     }
 }
 
@@ -47,10 +92,15 @@ impl Intake for Pipeline {
             IngestOutcome::Stored {
                 conversation_id,
                 message_id,
+                findings,
                 ..
             } => {
                 self.metrics.ingested(&inbound.account);
                 tracing::debug!(%conversation_id, %message_id, "stored");
+                if findings > 0 {
+                    self.secret_received(conversation_id, message_id, &inbound.text)
+                        .await;
+                }
             }
             IngestOutcome::Duplicate => {
                 self.metrics.duplicate(&inbound.account);

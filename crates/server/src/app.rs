@@ -9,7 +9,8 @@
 use crate::config::Config;
 use crate::logging::redact_url;
 use anyhow::Context;
-use frontdesk_core::{Channel, ChannelContext, NoFilter};
+use frontdesk_core::{Channel, ChannelContext};
+use frontdesk_guard::Guard;
 use frontdesk_router::{DeliveryWorker, Metrics, Pipeline, TokioClock};
 use frontdesk_store::{SqlStore, Store, StoreOptions};
 use frontdesk_web::WebState;
@@ -33,8 +34,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database.url;
     let options = StoreOptions {
         max_connections: config.database.max_connections,
-        // The guard replaces this filter when it is built (see the README).
-        filter: Arc::new(NoFilter),
+        // Secrets are redacted before anything is stored, and no reply that asks for
+        // one reaches the outbox.
+        filter: Arc::new(Guard),
+        outbound: Arc::new(Guard),
     };
     let store = SqlStore::connect(url, options)
         .await

@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: FaqCommand,
     },
+    /// The guard: find and redact recovery phrases and private keys.
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
     /// Measure throughput against a baseline in the same run.
     Bench {
         #[command(subcommand)]
@@ -110,6 +115,12 @@ enum FaqCommand {
         #[arg(long, default_value = "category")]
         label_column: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum GuardCommand {
+    /// Print {"redacted", "findings"} for TEXT as JSON, or for each line of standard input.
+    Scan { text: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +260,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Guard {
+            command: GuardCommand::Scan { text },
+        } => match text {
+            Some(text) => say(&frontdesk_guard::scan_json(&text))?,
+            None => {
+                for line in std::io::stdin().lock().lines() {
+                    let line = line.context("cannot read standard input")?;
+                    say(&frontdesk_guard::scan_json(&line))?;
+                }
+            }
+        },
         Command::Bench {
             command: BenchCommand::Ingest { messages, backend },
         } => {

@@ -381,3 +381,37 @@ fn check_reports_a_broken_knowledge_base_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn guard_scan_prints_the_redacted_text_and_the_findings() {
+    let phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    let out = frontdesk(&repo_config())
+        .args(["guard", "scan", &format!("助记词：{phrase}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["redacted"], "助记词：[redacted recovery phrase]");
+    assert_eq!(v["findings"][0]["kind"], "recovery_phrase");
+    assert_eq!(v["findings"][0]["start"], 4);
+    assert_eq!(v["findings"][0]["end"], 4 + phrase.chars().count());
+
+    let lines = run_with_stdin(
+        frontdesk(&repo_config()).args(["guard", "scan"]),
+        "nothing secret here\ntxid 0x9f2c4a7b1e3d5f6a8b0c2d4e6f8a0b1c3d5e7f9a1b2c3d4e5f6a7b8c9d0e1f2a\n",
+    );
+    let parsed: Vec<serde_json::Value> = String::from_utf8_lossy(&lines.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(parsed.len(), 2);
+    assert!(
+        parsed
+            .iter()
+            .all(|v| v["findings"].as_array().unwrap().is_empty())
+    );
+}

@@ -55,6 +55,9 @@ pub enum StoreError {
     },
     #[error("internal: {0}")]
     Internal(&'static str),
+    /// The outbound check refused a reply; the reason is for the agent.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -155,6 +158,16 @@ pub struct ClaimRequest {
     pub limit: u32,
 }
 
+/// A change to a conversation; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChange {
+    pub status: Option<Status>,
+    pub priority: Option<frontdesk_core::Priority>,
+    pub team: Option<String>,
+    /// Why, for the history (shown to agents; never message text).
+    pub reason: Option<String>,
+}
+
 /// A new agent, with the password already hashed.
 #[derive(Clone)]
 pub struct NewAgent {
@@ -207,6 +220,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Adds a reply or note; a reply's outbox row is written in the same transaction.
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError>;
+
+    /// Changes status, priority or team, and records the change as an event.
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        change: &ConversationChange,
+    ) -> Result<Conversation, StoreError>;
 
     /// Leases up to `limit` due rows of one account and returns them ready to send.
     async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError>;

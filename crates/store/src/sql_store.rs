@@ -3,14 +3,14 @@
 use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::{
-    AssigneeFilter, ClaimRequest, ConversationQuery, LeaseReport, NewAgent, NewReply, Page,
-    PageCursor, Replied, Store, StoreError,
+    AssigneeFilter, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport, NewAgent,
+    NewReply, Page, PageCursor, Replied, Store, StoreError,
 };
 use frontdesk_core::{
     Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
     Conversation, ConversationId, Delivery, Direction, Edit, Event, EventId, EventKind, Filtered,
     Finding, Identity, Inbound, IngestOutcome, Message, MessageId, MessageKind, NoFilter, Outbound,
-    OutboxId, Priority, Role, Status, TextFilter, Timestamp,
+    OutboundCheck, OutboxId, Priority, Role, Status, TextFilter, Timestamp,
 };
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -32,6 +32,8 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// The inbound filter run on every inbound text before it is stored.
     pub filter: Arc<dyn TextFilter>,
+    /// The check every reply to a customer passes before its outbox row is written.
+    pub outbound: Arc<dyn OutboundCheck>,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +41,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 8,
             filter: Arc::new(NoFilter),
+            outbound: Arc::new(NoFilter),
         }
     }
 }
@@ -65,6 +68,7 @@ pub struct SqlStore {
 struct Inner {
     pool: Pool,
     filter: Arc<dyn TextFilter>,
+    outbound: Arc<dyn OutboundCheck>,
     events: broadcast::Sender<Event>,
     outbox: watch::Sender<u64>,
     /// This process's name in NOTIFY payloads, to skip its own notifications.
@@ -130,6 +134,7 @@ impl SqlStore {
             inner: Arc::new(Inner {
                 pool,
                 filter: options.filter,
+                outbound: options.outbound,
                 events,
                 outbox,
                 instance,
@@ -373,6 +378,7 @@ async fn ingest_new(
             conversation_id,
             message_id,
             new_conversation,
+            findings: filtered.findings.len(),
         },
         events,
     )))
@@ -488,6 +494,7 @@ async fn ingest_edit(
             conversation_id,
             message_id,
             new_conversation: false,
+            findings: filtered.findings.len(),
         },
         vec![event],
     )))
@@ -821,6 +828,14 @@ impl Store for SqlStore {
                 "a reply needs text or an attachment".into(),
             ));
         }
+        // The outbound check: nothing that asks a customer for a secret reaches the
+        // outbox. Notes stay among agents and are not checked.
+        if reply.kind == MessageKind::Text {
+            self.inner
+                .outbound
+                .check(&reply.text)
+                .map_err(StoreError::Refused)?;
+        }
         let now = Timestamp::now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
@@ -913,6 +928,61 @@ impl Store for SqlStore {
             message,
             created: true,
         })
+    }
+
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        change: &ConversationChange,
+    ) -> Result<Conversation, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let updated = q
+            .execute(
+                Query::new(
+                    "UPDATE conversations SET
+                         status = COALESCE($2, status),
+                         priority = COALESCE($3, priority),
+                         team = COALESCE($4, team),
+                         resolved_at = CASE WHEN $2 = 'resolved' THEN $5 ELSE resolved_at END,
+                         updated_at = $5
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .bind(change.status.map(Status::as_str))
+                .bind(change.priority.map(Priority::as_str))
+                .bind(change.team.as_deref())
+                .bind(now.as_micros()),
+            )
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound("conversation", id.0));
+        }
+        let events = vec![
+            events::append(
+                &mut q,
+                EventKind::ConversationUpdated,
+                Some(id),
+                None,
+                serde_json::json!({
+                    "status": change.status,
+                    "priority": change.priority,
+                    "team": change.team,
+                    "reason": change.reason,
+                }),
+                now,
+            )
+            .await?,
+        ];
+        self.announce(&mut q, &events).await?;
+        let row = q
+            .fetch_one(Query::new(concat!(conversation_select!(), " WHERE c.id = $1")).bind(id.0))
+            .await?;
+        let conversation = conversation_from_row(&row)?;
+        tx.commit().await?;
+        self.publish(events);
+        Ok(conversation)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(account = %req.account, worker = %req.worker))]

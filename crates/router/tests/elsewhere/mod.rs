@@ -6,8 +6,8 @@ use frontdesk_core::{
 };
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{
-    Backend, ClaimRequest, ConversationQuery, LeaseReport, NewAgent, NewReply, Page, Replied,
-    SqlStore, Store, StoreError,
+    Backend, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport, NewAgent, NewReply,
+    Page, Replied, SqlStore, Store, StoreError,
 };
 use std::future::Future;
 use tokio::sync::{broadcast, watch};
@@ -89,6 +89,15 @@ impl Store for ElsewhereStore {
     }
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         self.run(|s| async move { s.reply(reply).await }).await
+    }
+    async fn update_conversation(
+        &self,
+        id: ConversationId,
+        change: &ConversationChange,
+    ) -> Result<Conversation, StoreError> {
+        let change = change.clone();
+        self.run(|s| async move { s.update_conversation(id, &change).await })
+            .await
     }
     async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError> {
         let req = req.clone();
