@@ -115,6 +115,12 @@ impl App {
             tasks.spawn(worker.run(work.clone()));
         }
 
+        tasks.spawn(retention_job(
+            self.store.clone(),
+            self.config.privacy.clone(),
+            work.clone(),
+        ));
+
         let web = frontdesk_web::router(WebState {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
@@ -171,4 +177,40 @@ fn configured_channels(config: &Config) -> anyhow::Result<Vec<Arc<dyn Channel>>>
         tracing::warn!("channels.webchat is enabled, but the website chat is not built yet");
     }
     Ok(Vec::new())
+}
+
+/// Erases expired message texts now and then, per the privacy settings.
+async fn retention_job(
+    store: Arc<dyn Store>,
+    privacy: crate::config::Privacy,
+    stop: CancellationToken,
+) {
+    use frontdesk_core::{ChannelKind, Timestamp};
+    let every = Duration::from_secs(privacy.check_minutes.max(1) * 60);
+    loop {
+        for &kind in ChannelKind::ALL {
+            let Some(keep) = privacy.retention(kind) else {
+                continue;
+            };
+            let before = Timestamp::from_micros(
+                Timestamp::now().as_micros() - i64::try_from(keep.as_micros()).unwrap_or(i64::MAX),
+            );
+            match store
+                .apply_retention(Some(kind), before, privacy.anonymize, "retention")
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(channel = %kind, erased = n, "retention: erased expired message texts")
+                }
+                Err(e) => {
+                    tracing::error!(channel = %kind, error = %e, "retention job failed; retrying next round")
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }

@@ -24,7 +24,58 @@ pub struct Config {
     pub database: Database,
     pub bot: Bot,
     pub delivery: Delivery,
+    pub privacy: Privacy,
     pub channels: Channels,
+}
+
+/// How long message texts are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// Days after which message texts are erased; 0 keeps them.
+    pub retention_days: u32,
+    /// Per channel, overriding `retention_days` (0 keeps that channel's texts).
+    pub channels: ChannelDays,
+    /// Also clear the sender ids that tie old messages to a person.
+    pub anonymize: bool,
+    /// Minutes between runs of the retention job.
+    pub check_minutes: u64,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Self {
+            retention_days: 0,
+            channels: ChannelDays::default(),
+            anonymize: false,
+            check_minutes: 60,
+        }
+    }
+}
+
+/// A number of days per channel kind, where set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelDays {
+    pub telegram: Option<u32>,
+    pub email: Option<u32>,
+    pub x: Option<u32>,
+    pub webchat: Option<u32>,
+}
+
+impl Privacy {
+    /// The retention period of a channel kind, if its texts expire.
+    pub fn retention(&self, kind: frontdesk_core::ChannelKind) -> Option<std::time::Duration> {
+        use frontdesk_core::ChannelKind::*;
+        let days = match kind {
+            Telegram => self.channels.telegram,
+            Email => self.channels.email,
+            X => self.channels.x,
+            Webchat => self.channels.webchat,
+        }
+        .unwrap_or(self.retention_days);
+        (days > 0).then(|| std::time::Duration::from_secs(u64::from(days) * 86_400))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -480,6 +531,9 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     if c.database.max_connections == 0 {
         err("database.max_connections", "must be at least 1".into());
     }
+    if c.privacy.check_minutes == 0 {
+        err("privacy.check_minutes", "must be at least 1".into());
+    }
     if c.delivery.concurrency == 0 {
         err("delivery.concurrency", "must be at least 1".into());
     }
@@ -755,6 +809,26 @@ mod tests {
         assert!(
             lines[2].starts_with("frontdesk.toml:6: key `channels.telegram.mode`"),
             "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_channel_retention_overrides_the_default_and_zero_keeps_texts() {
+        use frontdesk_core::ChannelKind::*;
+        let c = parse_str(
+            "[privacy]\nretention_days = 30\n[privacy.channels]\nemail = 365\nx = 0\n",
+            &[],
+        )
+        .unwrap();
+        let days = |k| c.privacy.retention(k).map(|d| d.as_secs() / 86_400);
+        assert_eq!(
+            (days(Telegram), days(Email), days(X)),
+            (Some(30), Some(365), None)
+        );
+        assert_eq!(
+            Config::default().privacy.retention(Webchat),
+            None,
+            "kept by default"
         );
     }
 

@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: FaqCommand,
     },
+    /// A customer's data: export it, or erase it.
+    Contact {
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
     /// The guard: find and redact recovery phrases and private keys.
     Guard {
         #[command(subcommand)]
@@ -114,6 +119,19 @@ enum FaqCommand {
         seed: u64,
         #[arg(long, default_value = "category")]
         label_column: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactCommand {
+    /// Print everything stored about a contact as JSON (recorded in the audit log).
+    Export { id: i64 },
+    /// Erase a contact's texts, identities and name; keep anonymous counts.
+    Delete {
+        id: i64,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -257,6 +275,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         &label_column,
                     )?;
                     say(&report.to_string())?;
+                }
+            }
+        }
+        Command::Contact { command } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let store = app::open_store(&loaded.config).await?;
+            match command {
+                ContactCommand::Export { id } => {
+                    let export = store
+                        .export_contact(frontdesk_core::ContactId(id), "cli")
+                        .await?;
+                    say(&serde_json::to_string_pretty(&export)?)?;
+                }
+                ContactCommand::Delete { id, yes } => {
+                    anyhow::ensure!(
+                        yes,
+                        "erasing a contact cannot be undone; add --yes to confirm"
+                    );
+                    let erased = store
+                        .delete_contact(frontdesk_core::ContactId(id), "cli")
+                        .await?;
+                    say(&format!(
+                        "contact {id} erased: {} message texts, {} identities; {} conversations kept without personal data",
+                        erased.messages_erased,
+                        erased.identities_removed,
+                        erased.conversations_kept
+                    ))?;
                 }
             }
         }

@@ -415,3 +415,74 @@ fn guard_scan_prints_the_redacted_text_and_the_findings() {
             .all(|v| v["findings"].as_array().unwrap().is_empty())
     );
 }
+
+#[test]
+fn a_contact_is_exported_and_erased_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A customer wrote in, through the same store the binary opens.
+    let url = format!("sqlite://{}/data/frontdesk.db", dir.path().display());
+    rt.block_on(async {
+        use frontdesk_core::{ChannelAccount, ChannelKind, Inbound, Sender};
+        use frontdesk_store::{SqlStore, Store, StoreOptions};
+        let store = SqlStore::connect(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let sender = Sender {
+            external_id: "77".into(),
+            display_name: Some("Zhang".into()),
+            language: None,
+        };
+        let m = Inbound::new(
+            ChannelAccount::default_of(ChannelKind::Telegram),
+            "1",
+            sender,
+            "chat-77",
+            "my phone is 13800000000",
+        )
+        .unwrap();
+        store.ingest(&m, None).await.unwrap();
+    });
+    let export = frontdesk(dir.path())
+        .args(["contact", "export", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(
+        v["conversations"][0]["messages"][0]["text"],
+        "my phone is 13800000000"
+    );
+
+    let refused = frontdesk(dir.path())
+        .args(["contact", "delete", "1"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    let deleted = frontdesk(dir.path())
+        .args(["contact", "delete", "1", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&deleted.stdout).contains("1 message texts, 1 identities"));
+    let after = frontdesk(dir.path())
+        .args(["contact", "export", "1"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(v["conversations"][0]["messages"][0]["text"], "[erased]");
+    assert_eq!(v["contact"]["identities"], serde_json::json!([]));
+}

@@ -168,6 +168,30 @@ pub struct ConversationChange {
     pub reason: Option<String>,
 }
 
+/// What replaces an erased message text.
+pub const ERASED: &str = "[erased]";
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Who: an agent's email, `cli`, or `retention`.
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// What erasing a contact removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ContactErasure {
+    pub messages_erased: u64,
+    pub identities_removed: u64,
+    /// Conversations keep their rows (dates, channel, status) for reports.
+    pub conversations_kept: u64,
+}
+
 /// A new agent, with the password already hashed.
 #[derive(Clone)]
 pub struct NewAgent {
@@ -292,6 +316,37 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The agent and their password hash.
     async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError>;
+
+    /// Erases the bodies (text, attachments, edits, metadata) of messages created before
+    /// `before`, on one channel or all; with `anonymize`, also the sender ids that tie
+    /// them to a person. Returns how many messages were erased; records it in the audit
+    /// log.
+    async fn apply_retention(
+        &self,
+        channel: Option<ChannelKind>,
+        before: Timestamp,
+        anonymize: bool,
+        actor: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Everything stored about a contact, as JSON; recorded in the audit log.
+    async fn export_contact(
+        &self,
+        id: frontdesk_core::ContactId,
+        actor: &str,
+    ) -> Result<serde_json::Value, StoreError>;
+
+    /// Erases a contact: message texts and attachments, identities, name, thread keys;
+    /// keeps anonymous rows (dates, channel, status) for reports. Recorded in the audit
+    /// log.
+    async fn delete_contact(
+        &self,
+        id: frontdesk_core::ContactId,
+        actor: &str,
+    ) -> Result<ContactErasure, StoreError>;
+
+    /// The audit log, newest first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Events after `after`, oldest first, to catch up after a gap.
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError>;

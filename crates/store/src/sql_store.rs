@@ -3,8 +3,9 @@
 use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::{
-    AssigneeFilter, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport, NewAgent,
-    NewReply, Page, PageCursor, Replied, Store, StoreError,
+    AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure, ConversationChange,
+    ConversationQuery, LeaseReport, NewAgent, NewReply, Page, PageCursor, Replied, Store,
+    StoreError,
 };
 use frontdesk_core::{
     Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
@@ -1484,4 +1485,248 @@ impl Store for SqlStore {
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
+
+    async fn apply_retention(
+        &self,
+        channel: Option<ChannelKind>,
+        before: Timestamp,
+        anonymize: bool,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        let now = Timestamp::now();
+        let channel = channel.map(ChannelKind::as_str);
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        q.execute(
+            Query::new(
+                "DELETE FROM message_edits WHERE message_id IN (
+                     SELECT id FROM messages
+                     WHERE created_at < $1 AND ($2 IS NULL OR channel = $2) AND text <> $3)",
+            )
+            .bind(before.as_micros())
+            .bind(channel)
+            .bind(crate::ERASED),
+        )
+        .await?;
+        let erased = q
+            .execute(
+                Query::new(
+                    "UPDATE messages SET text = $3, attachments = '[]', meta = 'null',
+                         sender_id = CASE WHEN $4 = 1 THEN NULL ELSE sender_id END,
+                         reply_to = CASE WHEN $4 = 1 THEN NULL ELSE reply_to END
+                     WHERE created_at < $1 AND ($2 IS NULL OR channel = $2) AND text <> $3",
+                )
+                .bind(before.as_micros())
+                .bind(channel)
+                .bind(crate::ERASED)
+                .bind(i64::from(anonymize)),
+            )
+            .await?;
+        audit(
+            &mut q,
+            actor,
+            "retention",
+            channel.unwrap_or("all channels"),
+            serde_json::json!({ "before": before, "anonymize": anonymize, "messages": erased }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn export_contact(
+        &self,
+        id: ContactId,
+        actor: &str,
+    ) -> Result<serde_json::Value, StoreError> {
+        let contact = self
+            .contact(id)
+            .await?
+            .ok_or(StoreError::NotFound("contact", id.0))?;
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(
+                Query::new(concat!(
+                    conversation_select!(),
+                    " WHERE c.contact_id = $1 ORDER BY c.id"
+                ))
+                .bind(id.0),
+            )
+            .await?;
+        let mut conversations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let conversation = conversation_from_row(row)?;
+            let mut messages = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self.messages(conversation.id, after, 1000).await?;
+                let Some(last) = page.last().map(|m| m.id) else {
+                    break;
+                };
+                after = Some(last);
+                messages.extend(page);
+            }
+            conversations
+                .push(serde_json::json!({ "conversation": conversation, "messages": messages }));
+        }
+        let mut tx = self.begin().await?;
+        audit(
+            &mut tx.q(),
+            actor,
+            "contact_export",
+            &format!("contact {id}"),
+            serde_json::json!({ "conversations": conversations.len() }),
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(serde_json::json!({
+            "exported_at": Timestamp::now(),
+            "contact": contact,
+            "conversations": conversations,
+        }))
+    }
+
+    async fn delete_contact(
+        &self,
+        id: ContactId,
+        actor: &str,
+    ) -> Result<ContactErasure, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let exists = q
+            .fetch_optional(Query::new("SELECT id FROM contacts WHERE id = $1").bind(id.0))
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("contact", id.0));
+        }
+        q.execute(
+            Query::new(
+                "DELETE FROM message_edits WHERE message_id IN (
+                     SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                     WHERE c.contact_id = $1)",
+            )
+            .bind(id.0),
+        )
+        .await?;
+        let messages_erased = q
+            .execute(
+                Query::new(
+                    "UPDATE messages SET text = $2, attachments = '[]', meta = 'null',
+                         sender_id = NULL, reply_to = NULL
+                     WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $1)",
+                )
+                .bind(id.0)
+                .bind(crate::ERASED),
+            )
+            .await?;
+        // Nothing more may be sent to a person who asked to be forgotten.
+        q.execute(
+            Query::new(
+                "UPDATE outbox SET status = 'failed', last_error = 'the contact was erased',
+                     lease_owner = NULL, lease_until = NULL, updated_at = $2
+                 WHERE status = 'queued'
+                   AND conversation_id IN (SELECT id FROM conversations WHERE contact_id = $1)",
+            )
+            .bind(id.0)
+            .bind(now.as_micros()),
+        )
+        .await?;
+        let identities_removed = q
+            .execute(Query::new("DELETE FROM contact_identities WHERE contact_id = $1").bind(id.0))
+            .await?;
+        q.execute(
+            Query::new(
+                "UPDATE contacts SET name = NULL, language = NULL, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(now.as_micros()),
+        )
+        .await?;
+        // Thread keys name people too (a chat id, an email thread); resolved, so a new
+        // message from the same person starts afresh.
+        let conversations_kept = q
+            .execute(
+                Query::new(
+                    "UPDATE conversations SET thread_key = 'erased:' || id, status = 'resolved',
+                         resolved_at = COALESCE(resolved_at, $2), updated_at = $2
+                     WHERE contact_id = $1",
+                )
+                .bind(id.0)
+                .bind(now.as_micros()),
+            )
+            .await?;
+        let erasure = ContactErasure {
+            messages_erased,
+            identities_removed,
+            conversations_kept,
+        };
+        audit(
+            &mut q,
+            actor,
+            "contact_delete",
+            &format!("contact {id}"),
+            serde_json::to_value(erasure).unwrap_or_default(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(erasure)
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(
+                Query::new(
+                    "SELECT id, actor, action, subject, detail, created_at FROM audit_log
+                     ORDER BY id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit.clamp(1, 1000))),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.get("detail")?;
+                Ok(AuditEntry {
+                    id: r.get("id")?,
+                    actor: r.get("actor")?,
+                    action: r.get("action")?,
+                    subject: r.get("subject")?,
+                    detail: from_json("audit_log.detail", &detail)?,
+                    created_at: micros(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Appends to the audit log inside `q`'s transaction.
+async fn audit(
+    q: &mut Exec<'_>,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    q.execute(
+        Query::new(
+            "INSERT INTO audit_log (actor, action, subject, detail, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail.to_string())
+        .bind(now.as_micros()),
+    )
+    .await?;
+    Ok(())
 }

@@ -101,7 +101,162 @@ on_every_backend!(
     a_repeated_idempotency_key_sends_one_reply,
     conversations_page_by_recent_activity_without_gaps_or_repeats,
     a_permanent_failure_is_shown_on_the_message_and_as_an_event,
+    retention_erases_old_message_bodies_and_keeps_recent_ones,
+    a_contact_is_exported_whole_and_then_erased_leaving_only_counts,
 );
+
+async fn retention_erases_old_message_bodies_and_keeps_recent_ones(store: SqlStore) {
+    let (conversation_id, _) = stored(
+        store
+            .ingest(
+                &inbound("old", "5", "my old address is Beijing Road 1"),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let mut edit = inbound("old:edit", "5", "my old address is Beijing Road 2");
+    edit.edit_of = Some("old".into());
+    store.ingest(&edit, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutoff = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .ingest(&inbound("new", "5", "and a new question"), None)
+        .await
+        .unwrap();
+    // Another channel's old messages are not this policy's business.
+    let email = Inbound::new(
+        ChannelAccount::default_of(ChannelKind::Email),
+        "<m1@example.com>",
+        Sender {
+            external_id: "li@example.com".into(),
+            display_name: None,
+            language: None,
+        },
+        "<m1@example.com>",
+        "an old email",
+    )
+    .unwrap();
+    store.ingest(&email, None).await.unwrap();
+
+    let erased = store
+        .apply_retention(Some(ChannelKind::Telegram), cutoff, true, "retention")
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    let messages = store.messages(conversation_id, None, 0).await.unwrap();
+    assert_eq!(messages[0].text, crate::ERASED);
+    assert!(messages[0].edits.is_empty(), "earlier versions go too");
+    assert_eq!(messages[1].text, "and a new question");
+    let all = store
+        .list_conversations(&ConversationQuery::default())
+        .await
+        .unwrap();
+    let email_conversation = all
+        .items
+        .iter()
+        .find(|c| c.account.kind() == ChannelKind::Email)
+        .unwrap();
+    assert_eq!(
+        store
+            .messages(email_conversation.id, None, 0)
+            .await
+            .unwrap()[0]
+            .text,
+        "an old email"
+    );
+    // Running it again changes nothing and says so.
+    assert_eq!(
+        store
+            .apply_retention(Some(ChannelKind::Telegram), cutoff, true, "retention")
+            .await
+            .unwrap(),
+        0
+    );
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log[1].action, "retention");
+    assert_eq!(log[1].detail["messages"], 1);
+}
+
+async fn a_contact_is_exported_whole_and_then_erased_leaving_only_counts(store: SqlStore) {
+    let (conversation_id, _) = stored(
+        store
+            .ingest(&inbound("1", "42", "我叫李伟，邮箱 li@example.com"), None)
+            .await
+            .unwrap(),
+    );
+    store
+        .reply(bot_reply(conversation_id, "收到"))
+        .await
+        .unwrap();
+    let contact_id = store
+        .conversation(conversation_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+
+    let export = store
+        .export_contact(contact_id, "admin@example.com")
+        .await
+        .unwrap();
+    assert_eq!(export["contact"]["identities"][0]["external_id"], "42");
+    let texts: Vec<&str> = export["conversations"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["我叫李伟，邮箱 li@example.com", "收到"]);
+
+    let erasure = store
+        .delete_contact(contact_id, "admin@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            erasure.messages_erased,
+            erasure.identities_removed,
+            erasure.conversations_kept
+        ),
+        (2, 1, 1)
+    );
+    let contact = store.contact(contact_id).await.unwrap().unwrap();
+    assert!(contact.identities.is_empty() && contact.name.is_none());
+    let conversation = store.conversation(conversation_id).await.unwrap().unwrap();
+    assert_eq!(conversation.status, Status::Resolved);
+    assert!(!conversation.thread_key.contains("42"));
+    assert!(
+        store
+            .messages(conversation_id, None, 0)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.text == crate::ERASED)
+    );
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        0,
+        "nothing more is sent to them"
+    );
+    // The same person writing again is a stranger with a new conversation.
+    let (again, _) = stored(
+        store
+            .ingest(&inbound("2", "42", "hello again"), None)
+            .await
+            .unwrap(),
+    );
+    assert_ne!(again, conversation_id);
+    let actions: Vec<String> = store
+        .audit_log(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["contact_delete", "contact_export"]);
+}
 
 async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(store: SqlStore) {
     let mut events = store.subscribe();

@@ -1,13 +1,13 @@
 //! A real store whose queries run on another runtime.
 
 use frontdesk_core::{
-    Agent, ChannelAccount, Contact, ContactId, Conversation, ConversationId, Event, EventId,
-    Inbound, IngestOutcome, Message, MessageId, Outbound, OutboxId, Timestamp,
+    Agent, ChannelAccount, ChannelKind, Contact, ContactId, Conversation, ConversationId, Event,
+    EventId, Inbound, IngestOutcome, Message, MessageId, Outbound, OutboxId, Timestamp,
 };
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{
-    Backend, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport, NewAgent, NewReply,
-    Page, Replied, SqlStore, Store, StoreError,
+    AuditEntry, Backend, ClaimRequest, ContactErasure, ConversationChange, ConversationQuery,
+    LeaseReport, NewAgent, NewReply, Page, Replied, SqlStore, Store, StoreError,
 };
 use std::future::Future;
 use tokio::sync::{broadcast, watch};
@@ -186,5 +186,40 @@ impl Store for ElsewhereStore {
     }
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.subscribe()
+    }
+    async fn apply_retention(
+        &self,
+        channel: Option<ChannelKind>,
+        before: Timestamp,
+        anonymize: bool,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        let actor = actor.to_owned();
+        self.run(
+            move |s| async move { s.apply_retention(channel, before, anonymize, &actor).await },
+        )
+        .await
+    }
+    async fn export_contact(
+        &self,
+        id: ContactId,
+        actor: &str,
+    ) -> Result<serde_json::Value, StoreError> {
+        let actor = actor.to_owned();
+        self.run(move |s| async move { s.export_contact(id, &actor).await })
+            .await
+    }
+    async fn delete_contact(
+        &self,
+        id: ContactId,
+        actor: &str,
+    ) -> Result<ContactErasure, StoreError> {
+        let actor = actor.to_owned();
+        self.run(move |s| async move { s.delete_contact(id, &actor).await })
+            .await
+    }
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.run(move |s| async move { s.audit_log(limit).await })
+            .await
     }
 }
