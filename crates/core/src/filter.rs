@@ -17,11 +17,22 @@ pub struct Finding {
     pub end: usize,
 }
 
-/// Filtered text and what was found in it.
+/// Something in a message an agent will want to copy (a transaction hash, an address,
+/// an amount), found in the filtered text. Byte offsets into that text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    pub kind: String,
+    pub value: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Filtered text, what was removed from it, and what is worth pointing out in it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filtered {
     pub text: String,
     pub findings: Vec<Finding>,
+    pub entities: Vec<Entity>,
 }
 
 /// Rewrites inbound text before it is stored.
@@ -50,6 +61,7 @@ impl TextFilter for NoFilter {
         Filtered {
             text: text.to_owned(),
             findings: Vec::new(),
+            entities: Vec::new(),
         }
     }
 }

@@ -28,7 +28,7 @@ pub use channel::{
 pub use clock::{Clock, SystemClock, Timestamp};
 pub use envelope::{Attachment, Inbound, InvalidInbound, Outbound, Sender};
 pub use event::{Event, EventKind};
-pub use filter::{Filtered, Finding, NoFilter, OutboundCheck, TextFilter};
+pub use filter::{Entity, Filtered, Finding, NoFilter, OutboundCheck, TextFilter};
 pub use ids::{AgentId, ContactId, ConversationId, EventId, MessageId, OutboxId};
 pub use model::{
     Agent, Author, Contact, Conversation, Delivery, Direction, Edit, Identity, Message,

@@ -186,6 +186,8 @@ pub struct Message {
     pub attachments: Vec<Attachment>,
     /// What the inbound filter found (kinds and positions, never the secret itself).
     pub findings: Vec<Finding>,
+    /// Transaction hashes, addresses, amounts... in the text, for agents to copy.
+    pub entities: Vec<crate::filter::Entity>,
     /// The channel's id for this message (inbound), or the id the channel gave it when
     /// it was sent (outbound).
     pub external_id: Option<String>,

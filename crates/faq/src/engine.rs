@@ -62,6 +62,9 @@ pub struct Match {
 pub struct EngineOptions {
     /// Least calibrated confidence to act on an intent.
     pub threshold: f32,
+    /// Least lead of the likeliest intent over the next: two close candidates mean the
+    /// customer should be asked, not answered.
+    pub margin: f32,
     pub train: TrainOptions,
 }
 
@@ -69,6 +72,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             threshold: 0.5,
+            margin: 0.1,
             train: TrainOptions::default(),
         }
     }
@@ -170,8 +174,13 @@ impl Engine {
             candidates,
             entities,
         };
+        let runner_up = ranked.get(1).map_or(0.0, |r| r.1);
         let model_says = match (best, top) {
-            (Some((c, p)), Some(t)) if t == c && p >= self.options.threshold => {
+            (Some((c, p)), Some(t))
+                if t == c
+                    && p >= self.options.threshold
+                    && p - runner_up >= self.options.margin =>
+            {
                 Some((self.labels[c].as_str(), p))
             }
             _ => None,

@@ -17,6 +17,19 @@ pub enum EntityKind {
     Amount,
 }
 
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::TxHash => "tx_hash",
+            EntityKind::EvmAddress => "evm_address",
+            EntityKind::TronAddress => "tron_address",
+            EntityKind::BitcoinAddress => "bitcoin_address",
+            EntityKind::Email => "email",
+            EntityKind::Amount => "amount",
+        }
+    }
+}
+
 /// One entity: its kind, the text as written, and its byte range in the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entity {

@@ -166,6 +166,7 @@ impl TextFilter for Guard {
                 })
                 .collect(),
             text: scan.redacted,
+            entities: Vec::new(),
         }
     }
 }

@@ -9,7 +9,7 @@
 use crate::config::Config;
 use crate::logging::redact_url;
 use anyhow::Context;
-use frontdesk_core::{Channel, ChannelContext};
+use frontdesk_core::{Channel, ChannelContext, Entity, Filtered, TextFilter};
 use frontdesk_guard::Guard;
 use frontdesk_router::{DeliveryWorker, Metrics, Pipeline, TokioClock};
 use frontdesk_store::{SqlStore, Store, StoreOptions};
@@ -29,16 +29,22 @@ pub struct App {
     channels: Vec<Arc<dyn Channel>>,
 }
 
-/// Opens the configured store and migrates it.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = &config.database.url;
-    let options = StoreOptions {
+/// How the store is opened in production: the guard and the entity finder on the way
+/// in, the guard on the way out.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
         max_connections: config.database.max_connections,
         // Secrets are redacted before anything is stored, and no reply that asks for
         // one reaches the outbox.
-        filter: Arc::new(Guard),
+        filter: Arc::new(InboundFilter),
         outbound: Arc::new(Guard),
-    };
+    }
+}
+
+/// Opens the configured store and migrates it.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database.url;
+    let options = store_options(config);
     let store = SqlStore::connect(url, options)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(url)))?;
@@ -47,6 +53,27 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot migrate the database at {}", redact_url(url)))?;
     Ok(Arc::new(store))
+}
+
+/// What runs on every inbound text before it is stored: the guard first, so a secret
+/// reaches nothing else (the entity finder included), then the entities agents copy.
+#[derive(Debug, Clone, Copy)]
+struct InboundFilter;
+
+impl TextFilter for InboundFilter {
+    fn filter(&self, text: &str) -> Filtered {
+        let mut filtered = Guard.filter(text);
+        filtered.entities = frontdesk_faq::entities::extract(&filtered.text)
+            .into_iter()
+            .map(|e| Entity {
+                kind: e.kind.as_str().to_owned(),
+                value: e.value,
+                start: e.start,
+                end: e.end,
+            })
+            .collect();
+        filtered
+    }
 }
 
 impl App {

@@ -67,7 +67,9 @@ pub async fn ingest(messages: usize, backend: BenchBackend) -> anyhow::Result<In
             )
         })?,
     };
-    let store = Arc::new(db.store().await);
+    // The production store options: the guard and the entity finder run on every message.
+    let options = crate::app::store_options(&crate::config::Config::default());
+    let store = Arc::new(db.store_with(options).await?);
     let account = ChannelAccount::new(ChannelKind::Telegram, "bench")?;
     let inbound: Vec<Inbound> = (0..messages)
         .map(|i| {

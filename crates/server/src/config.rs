@@ -123,6 +123,8 @@ pub struct Bot {
     pub faq: PathBuf,
     /// Least calibrated confidence for the bot to answer from the knowledge base.
     pub threshold: f32,
+    /// Least lead of the likeliest intent over the next one.
+    pub margin: f32,
 }
 
 impl Default for Bot {
@@ -130,6 +132,7 @@ impl Default for Bot {
         Self {
             faq: PathBuf::from("config/faq.toml"),
             threshold: frontdesk_faq::EngineOptions::default().threshold,
+            margin: frontdesk_faq::EngineOptions::default().margin,
         }
     }
 }
@@ -527,6 +530,9 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     }
     if !(0.0..=1.0).contains(&c.bot.threshold) {
         err("bot.threshold", "must be between 0 and 1".into());
+    }
+    if !(0.0..=1.0).contains(&c.bot.margin) {
+        err("bot.margin", "must be between 0 and 1".into());
     }
     if c.database.max_connections == 0 {
         err("database.max_connections", "must be at least 1".into());

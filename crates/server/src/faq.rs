@@ -16,6 +16,7 @@ pub fn load_engine(config: &Config) -> anyhow::Result<Engine> {
 fn options(config: &Config) -> EngineOptions {
     EngineOptions {
         threshold: config.bot.threshold,
+        margin: config.bot.margin,
         ..EngineOptions::default()
     }
 }

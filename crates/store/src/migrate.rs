@@ -23,6 +23,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0002_privacy.sql"),
         include_str!("../../../migrations/postgres/0002_privacy.sql"),
     ),
+    (
+        3,
+        "entities",
+        include_str!("../../../migrations/sqlite/0003_entities.sql"),
+        include_str!("../../../migrations/postgres/0003_entities.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -343,8 +343,9 @@ async fn ingest_new(
                 .fetch_optional(insert_message(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
                          kind, text, attachments, findings, sender_id, external_id, reply_to,
-                         meta, created_at)
-                     VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11)
+                         meta, created_at, entities)
+                     VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11,
+                         $12)
                      ON CONFLICT (channel, account, external_id) WHERE direction = 'in' DO NOTHING
                      RETURNING id",
                     conversation_id.0,
@@ -386,7 +387,7 @@ async fn ingest_new(
 }
 
 /// An inbound message INSERT: `$1` is the conversation (or, for the INSERT ... SELECT
-/// form, the thread key that finds it); `$2`..`$11` are the message's columns.
+/// form, the thread key that finds it); `$2`..`$12` are the message's columns.
 fn insert_message(
     sql: &'static str,
     first: impl Into<crate::db::Value>,
@@ -406,6 +407,7 @@ fn insert_message(
         .bind(inbound.reply_to.as_deref())
         .bind(inbound.meta.to_string())
         .bind(now.as_micros())
+        .bind(to_json(&filtered.entities))
 }
 
 async fn already_stored(
@@ -471,11 +473,15 @@ async fn ingest_edit(
         return Ok(None);
     }
     q.execute(
-        Query::new("UPDATE messages SET text = $2, findings = $3, edited_at = $4 WHERE id = $1")
-            .bind(message_id.0)
-            .bind(filtered.text.as_str())
-            .bind(to_json(&filtered.findings))
-            .bind(now.as_micros()),
+        Query::new(
+            "UPDATE messages SET text = $2, findings = $3, edited_at = $4, entities = $5
+             WHERE id = $1",
+        )
+        .bind(message_id.0)
+        .bind(filtered.text.as_str())
+        .bind(to_json(&filtered.findings))
+        .bind(now.as_micros())
+        .bind(to_json(&filtered.entities)),
     )
     .await?;
     let event = events::append(
@@ -681,7 +687,7 @@ fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
 macro_rules! message_select {
     () => {
         "SELECT m.id, m.conversation_id, m.direction, m.author, m.agent_id, m.kind, m.text,
-                m.attachments, m.findings, m.external_id, m.created_at, m.edited_at,
+                m.attachments, m.findings, m.entities, m.external_id, m.created_at, m.edited_at,
                 o.status AS delivery_status, o.last_error AS delivery_error
          FROM messages m LEFT JOIN outbox o ON o.message_id = m.id"
     };
@@ -713,6 +719,7 @@ fn message_from_row(row: &Row) -> Result<Message, StoreError> {
         text: row.get("text")?,
         attachments: from_json::<Vec<Attachment>>("messages.attachments", &attachments)?,
         findings: from_json::<Vec<Finding>>("messages.findings", &findings)?,
+        entities: from_json("messages.entities", &row.get::<String>("entities")?)?,
         external_id: row.get("external_id")?,
         delivery,
         edits: Vec::new(),
@@ -1512,6 +1519,7 @@ impl Store for SqlStore {
             .execute(
                 Query::new(
                     "UPDATE messages SET text = $3, attachments = '[]', meta = 'null',
+                         entities = '[]',
                          sender_id = CASE WHEN $4 = 1 THEN NULL ELSE sender_id END,
                          reply_to = CASE WHEN $4 = 1 THEN NULL ELSE reply_to END
                      WHERE created_at < $1 AND ($2 IS NULL OR channel = $2) AND text <> $3",
@@ -1617,7 +1625,7 @@ impl Store for SqlStore {
             .execute(
                 Query::new(
                     "UPDATE messages SET text = $2, attachments = '[]', meta = 'null',
-                         sender_id = NULL, reply_to = NULL
+                         entities = '[]', sender_id = NULL, reply_to = NULL
                      WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $1)",
                 )
                 .bind(id.0)
