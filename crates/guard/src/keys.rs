@@ -59,9 +59,29 @@ pub fn base58check(s: &str) -> Option<Vec<u8>> {
     (hash[..4] == *checksum).then(|| payload.to_vec())
 }
 
+/// Whether `text` has `n` ASCII letters or digits in a row. Every key format here is at
+/// least 51 of them long, so ordinary text skips the regexes after one pass over bytes.
+fn has_alphanumeric_run(text: &str, n: usize) -> bool {
+    let mut run = 0;
+    text.bytes().any(|b| {
+        run = if b.is_ascii_alphanumeric() {
+            run + 1
+        } else {
+            0
+        };
+        run >= n
+    })
+}
+
 /// Every key in `text`, as byte ranges.
 pub fn find(text: &str) -> Vec<(KeyKind, Range<usize>)> {
     let mut out = Vec::new();
+    if let Some(range) = keystore(text) {
+        out.push((KeyKind::Keystore, range));
+    }
+    if !has_alphanumeric_run(text, 51) {
+        return out;
+    }
     let tx_context = TX_WORDS.is_match(text);
     for m in HEX64.find_iter(text) {
         // The words just before a hex string say what it is.
@@ -88,9 +108,6 @@ pub fn find(text: &str) -> Vec<(KeyKind, Range<usize>)> {
             out.push((KeyKind::ExtendedPrivateKey, m.range()));
         }
     }
-    if let Some(range) = keystore(text) {
-        out.push((KeyKind::Keystore, range));
-    }
     out
 }
 
@@ -104,6 +121,13 @@ fn floor_char(text: &str, mut i: usize) -> usize {
 /// An Ethereum-style keystore (encrypted key JSON): from the `{` that opens the object
 /// around `"ciphertext"` to its matching `}`, or to the end if the paste was cut short.
 fn keystore(text: &str) -> Option<Range<usize>> {
+    if !text
+        .as_bytes()
+        .windows(12)
+        .any(|w| w.eq_ignore_ascii_case(b"\"ciphertext\""))
+    {
+        return None;
+    }
     let lower = text.to_ascii_lowercase();
     let at = lower.find("\"ciphertext\"")?;
     if !(lower.contains("\"kdf\"")

@@ -13,7 +13,6 @@
 
 use bip39::Language;
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -58,6 +57,8 @@ type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 /// Which lists a folded word belongs to, and its index in each: one lookup per token.
 struct Index {
     words: FnvMap<String, Vec<(u8, u16)>>,
+    /// The longest folded word, in characters.
+    longest: usize,
     /// Per list: Chinese lists hold single characters that must be separated to count.
     needs_separators: Vec<bool>,
 }
@@ -77,8 +78,10 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
                 .push((l as u8, i as u16));
         }
     }
+    let longest = words.keys().map(|w| w.chars().count()).max().unwrap_or(0);
     Index {
         words,
+        longest,
         needs_separators,
     }
 });
@@ -135,90 +138,115 @@ pub fn is_han(c: char) -> bool {
     matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{2FA1F}')
 }
 
-/// A word of the clean view and where it is in the original.
+/// A word of the clean view: where it is in the original, and which wordlists hold it.
 #[derive(Debug)]
-struct Token<'a> {
-    /// Folded; borrowed from the text where folding changes nothing (Han characters).
-    text: Cow<'a, str>,
+struct Token {
     range: Range<usize>,
     /// A separator (space, punctuation, numbering, line break) stands before it.
     separated: bool,
+    /// (list, index) for every wordlist that has this word; empty for other words.
+    entries: &'static [(u8, u16)],
 }
 
-/// Cuts the text into words: runs of letters, each Han character on its own.
-/// Invisible characters vanish without separating; anything else that is not a letter
-/// separates (numbering, commas, any kind of space).
-fn tokens(text: &str) -> Vec<Token<'_>> {
-    let mut out: Vec<Token<'_>> = Vec::with_capacity(text.len() / 3);
-    let mut current: Option<Token<'_>> = None;
+/// Cuts the text into words and looks each up as it ends: runs of letters, each Han
+/// character on its own. Invisible characters vanish without separating; anything else
+/// that is not a letter separates (numbering, commas, any kind of space). One buffer is
+/// reused for every word, and a word longer than the longest wordlist word is not
+/// looked up at all, so ordinary text costs no allocation per word.
+fn tokens(text: &str) -> Vec<Token> {
+    let index = &*INDEX;
+    let lookup = |word: &str| -> &'static [(u8, u16)] {
+        if word.len() > index.longest * 4 {
+            return &[];
+        }
+        let hit = if word.is_ascii() {
+            index.words.get(word)
+        } else {
+            index.words.get(fold_word(word).as_str())
+        };
+        hit.map_or(&[][..], Vec::as_slice)
+    };
+    let mut out: Vec<Token> = Vec::with_capacity(text.len() / 3);
+    let mut word = String::new();
+    let mut word_range: Option<Range<usize>> = None;
+    let mut word_separated = true;
     let mut separated = true;
+    let finish =
+        |word: &mut String, range: &mut Option<Range<usize>>, sep: bool, out: &mut Vec<Token>| {
+            if let Some(r) = range.take() {
+                out.push(Token {
+                    range: r,
+                    separated: sep,
+                    entries: lookup(word),
+                });
+            }
+            word.clear();
+        };
     for (i, original) in text.char_indices() {
         if is_invisible(original) {
             continue;
         }
         let end = i + original.len_utf8();
         if is_plain_han(original) {
-            if let Some(t) = current.take() {
-                out.push(t);
-            }
+            finish(&mut word, &mut word_range, word_separated, &mut out);
+            // Looked up below, only where a separator stands next to it.
             out.push(Token {
-                text: Cow::Borrowed(&text[i..end]),
                 range: i..end,
                 separated,
+                entries: &[],
             });
             separated = false;
             continue;
         }
-        // ASCII is already in NFKC and has no look-alikes to map: the common case.
-        let mut ascii = [original.to_ascii_lowercase()].into_iter();
-        let mut folded = std::iter::once(original).nfkc().map(unconfuse);
-        let chars: &mut dyn Iterator<Item = char> = if original.is_ascii() {
-            &mut ascii
-        } else {
-            &mut folded
-        };
-        for c in chars {
+        let mut step = |c: char| {
             if c.is_alphabetic() || is_combining_mark(c) {
                 if is_han(c) {
-                    if let Some(t) = current.take() {
-                        out.push(t);
-                    }
+                    finish(&mut word, &mut word_range, word_separated, &mut out);
+                    let mut buf = [0u8; 4];
                     out.push(Token {
-                        text: Cow::Owned(c.to_string()),
                         range: i..end,
                         separated,
+                        entries: lookup(c.encode_utf8(&mut buf)),
                     });
                     separated = false;
-                    continue;
+                    return;
                 }
-                match &mut current {
-                    Some(t) => {
-                        t.text.to_mut().push(c);
-                        t.range.end = end;
-                    }
+                match &mut word_range {
+                    Some(r) => r.end = end,
                     None => {
-                        current = Some(Token {
-                            text: Cow::Owned(c.to_string()),
-                            range: i..end,
-                            separated,
-                        });
+                        word_range = Some(i..end);
+                        word_separated = separated;
                         separated = false;
                     }
                 }
+                word.push(c);
             } else {
-                if let Some(t) = current.take() {
-                    out.push(t);
-                }
+                finish(&mut word, &mut word_range, word_separated, &mut out);
                 separated = true;
             }
+        };
+        // ASCII is already in NFKC and has no look-alikes to map: the common case.
+        if original.is_ascii() {
+            step(original.to_ascii_lowercase());
+        } else {
+            std::iter::once(original)
+                .nfkc()
+                .map(unconfuse)
+                .for_each(step);
         }
     }
-    if let Some(t) = current {
-        out.push(t);
-    }
-    for t in &mut out {
-        if !t.text.chars().all(is_plain_han) {
-            t.text = Cow::Owned(fold_word(&t.text));
+    finish(&mut word, &mut word_range, word_separated, &mut out);
+    // A Chinese wordlist word only counts pasted apart from its neighbours, so a Han
+    // character with no separator on either side can never be part of a phrase: most
+    // of ordinary Chinese prose is skipped without a lookup.
+    for i in 0..out.len() {
+        let t = &out[i];
+        let next_separated = out.get(i + 1).is_none_or(|n| n.separated);
+        if t.entries.is_empty()
+            && (t.separated || next_separated)
+            && text[t.range.clone()].chars().all(is_plain_han)
+        {
+            out[i].entries = lookup(&text[out[i].range.clone()]);
         }
     }
     out
@@ -254,15 +282,7 @@ pub fn checksum_ok(indices: &[u16]) -> bool {
 pub fn find(text: &str) -> Vec<Phrase> {
     let index = &*INDEX;
     let tokens = tokens(text);
-    let entries: Vec<&[(u8, u16)]> = tokens
-        .iter()
-        .map(|t| {
-            index
-                .words
-                .get(t.text.as_ref())
-                .map_or(&[][..], Vec::as_slice)
-        })
-        .collect();
+    let entries: Vec<&[(u8, u16)]> = tokens.iter().map(|t| t.entries).collect();
     // A list can only hold a phrase if twelve of the words could belong to one of its
     // runs. Most messages fail this for every list: ordinary Chinese prose is made of
     // wordlist characters, but never of twelve separated ones.
@@ -310,7 +330,7 @@ pub fn find(text: &str) -> Vec<Phrase> {
 /// a sentence; a Chinese run counts only because its characters were pasted apart).
 /// Redacting the whole run, not just the valid window, leaves no word of the phrase
 /// behind when the customer's own words happen to be wordlist words too.
-fn phrase_of_run(run: &[Token<'_>], indices: &[u16]) -> Phrase {
+fn phrase_of_run(run: &[Token], indices: &[u16]) -> Phrase {
     let checksum_valid = (0..run.len()).any(|i| {
         LENGTHS
             .iter()
