@@ -25,9 +25,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts the app on `database_url` with `channels` attached.
+    /// Starts the app on `database_url` with `channels` attached and the bot off, for
+    /// tests of everything but the bot.
     pub async fn start(database_url: &str, channels: &[Arc<dyn Channel>]) -> TestApp {
+        Self::start_with(database_url, channels, |c| c.bot.enabled = false).await
+    }
+
+    /// Starts the app with the bot answering from the shipped knowledge base.
+    pub async fn start_with_bot(database_url: &str, channels: &[Arc<dyn Channel>]) -> TestApp {
+        Self::start_with(database_url, channels, |c| {
+            c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
+        })
+        .await
+    }
+
+    /// Starts the app with `adjust` applied to the default configuration.
+    pub async fn start_with(
+        database_url: &str,
+        channels: &[Arc<dyn Channel>],
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let mut config = Config::default();
+        adjust(&mut config);
         config.database.url = database_url.to_owned();
         config.server.listen = "127.0.0.1:0".into();
         config.channels.webchat.enabled = false;

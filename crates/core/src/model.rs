@@ -153,6 +153,8 @@ pub struct Conversation {
     pub last_message_at: Timestamp,
     pub snoozed_until: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
+    /// How many customer messages in a row the bot could not answer.
+    pub bot_misses: u32,
 }
 
 /// A previous text of a message that was edited.

@@ -16,7 +16,7 @@ pub struct Refusal {
 
 static ASKS_FOR_SECRET_EN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(send|share|give|provide|tell|enter|type|paste|submit|confirm|verify|input|reply with|dm|forward|write down for us|import)\b[^.!?\n]{0,50}?(\b(recovery|seed|secret|backup|mnemonic|wallet)[\s-]*(phrase|words?|key)\b|\bprivate[\s-]*key\b|\bmnemonic\b|\b(12|24)[\s-]*words?\b|\bkeystore\b)",
+        r"(?i)\b(send|share|give|provide|tell|enter|type|paste|submit|confirm|verify|input|reply with|dm|forward|write down for us)\b[^.!?\n]{0,50}?(\b(recovery|seed|secret|backup|mnemonic|wallet)[\s-]*(phrase|words?|key)\b|\bprivate[\s-]*key\b|\bmnemonic\b|\b(12|24)[\s-]*words?\b|\bkeystore\b)",
     )
     .expect("valid")
 });
@@ -87,6 +87,7 @@ mod tests {
             "请提供交易哈希和转账时间，我们帮您查询。",
             "You can find the fee schedule at https://wallet.example.com/help",
             "Your transfer is confirmed on the block explorer.",
+            "You can re-import the wallet with your recovery phrase on your own device.",
         ] {
             assert_eq!(check_outbound(text), Ok(()), "should pass: {text}");
         }

@@ -1,5 +1,6 @@
 //! The pipeline every channel adapter pushes into.
 
+use crate::bot::Bot;
 use crate::metrics::Metrics;
 use frontdesk_core::{
     Author, ChannelAccount, ConversationId, Inbound, IngestOutcome, Intake, IntakeError, MessageId,
@@ -17,11 +18,38 @@ use std::sync::Arc;
 pub struct Pipeline {
     store: Arc<dyn Store>,
     metrics: Metrics,
+    bot: Option<Arc<Bot>>,
 }
 
 impl Pipeline {
     pub fn new(store: Arc<dyn Store>, metrics: Metrics) -> Self {
-        Self { store, metrics }
+        Self {
+            store,
+            metrics,
+            bot: None,
+        }
+    }
+
+    /// Lets the bot take its turn after each new customer message.
+    pub fn with_bot(mut self, bot: Arc<Bot>) -> Self {
+        self.bot = Some(bot);
+        self
+    }
+
+    /// The bot's turn. The message is stored whatever happens here.
+    async fn bot_turn(&self, bot: &Bot, conversation_id: ConversationId, text: &str) {
+        let conversation = match self.store.conversation(conversation_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(%conversation_id, error = %e, "cannot read the conversation for the bot");
+                return;
+            }
+        };
+        match bot.respond(&*self.store, &conversation, text).await {
+            Ok(turn) => tracing::debug!(%conversation_id, ?turn, "bot turn"),
+            Err(e) => tracing::error!(%conversation_id, error = %e, "the bot's turn failed"),
+        }
     }
 }
 
@@ -40,6 +68,7 @@ impl Pipeline {
             status: Some(Status::Open),
             priority: Some(Priority::Urgent),
             team: Some("security".into()),
+            bot_misses: None,
             reason: Some("the customer sent a recovery phrase or private key (redacted)".into()),
         };
         if let Err(e) = self
@@ -100,6 +129,8 @@ impl Intake for Pipeline {
                 if findings > 0 {
                     self.secret_received(conversation_id, message_id, &inbound.text)
                         .await;
+                } else if let (Some(bot), None) = (&self.bot, &inbound.edit_of) {
+                    self.bot_turn(bot, conversation_id, &inbound.text).await;
                 }
             }
             IngestOutcome::Duplicate => {

@@ -11,7 +11,7 @@ use crate::logging::redact_url;
 use anyhow::Context;
 use frontdesk_core::{Channel, ChannelContext, Entity, Filtered, TextFilter};
 use frontdesk_guard::Guard;
-use frontdesk_router::{DeliveryWorker, Metrics, Pipeline, TokioClock};
+use frontdesk_router::{Bot, BotConfig, DeliveryWorker, Metrics, Pipeline, TokioClock};
 use frontdesk_store::{SqlStore, Store, StoreOptions};
 use frontdesk_web::WebState;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub struct App {
     config: Config,
     store: Arc<dyn Store>,
+    bot: Option<Arc<Bot>>,
     metrics: Metrics,
     channels: Vec<Arc<dyn Channel>>,
 }
@@ -79,6 +80,16 @@ impl TextFilter for InboundFilter {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let channels = configured_channels(&config)?;
+        let bot = match config.bot.enabled {
+            true => {
+                let engine = crate::faq::load_engine(&config)?;
+                let patience = BotConfig {
+                    misses_before_handoff: config.bot.misses_before_handoff,
+                };
+                Some(Arc::new(Bot::new(Arc::new(engine), patience)))
+            }
+            false => None,
+        };
         let store = open_store(&config).await?;
         tracing::info!(
             database = %redact_url(&config.database.url),
@@ -88,6 +99,7 @@ impl App {
         Ok(Self {
             config,
             store,
+            bot,
             metrics: Metrics::new(),
             channels,
         })
@@ -116,7 +128,11 @@ impl App {
         let local = listener
             .local_addr()
             .context("the listener has no address")?;
-        let intake = Arc::new(Pipeline::new(self.store.clone(), self.metrics.clone()));
+        let mut pipeline = Pipeline::new(self.store.clone(), self.metrics.clone());
+        if let Some(bot) = &self.bot {
+            pipeline = pipeline.with_bot(bot.clone());
+        }
+        let intake = Arc::new(pipeline);
         let clock = Arc::new(TokioClock::new());
         let work = shutdown.child_token();
         let mut tasks = JoinSet::new();

@@ -119,6 +119,11 @@ impl Default for Database {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bot {
+    /// Whether the bot answers customers at all (off: every conversation waits for a
+    /// person).
+    pub enabled: bool,
+    /// Unanswered messages in a row before a person takes over.
+    pub misses_before_handoff: u32,
     /// The FAQ knowledge base.
     pub faq: PathBuf,
     /// Least calibrated confidence for the bot to answer from the knowledge base.
@@ -130,6 +135,8 @@ pub struct Bot {
 impl Default for Bot {
     fn default() -> Self {
         Self {
+            enabled: true,
+            misses_before_handoff: frontdesk_router::BotConfig::default().misses_before_handoff,
             faq: PathBuf::from("config/faq.toml"),
             threshold: frontdesk_faq::EngineOptions::default().threshold,
             margin: frontdesk_faq::EngineOptions::default().margin,
@@ -530,6 +537,9 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     }
     if !(0.0..=1.0).contains(&c.bot.threshold) {
         err("bot.threshold", "must be between 0 and 1".into());
+    }
+    if c.bot.misses_before_handoff == 0 {
+        err("bot.misses_before_handoff", "must be at least 1".into());
     }
     if !(0.0..=1.0).contains(&c.bot.margin) {
         err("bot.margin", "must be between 0 and 1".into());

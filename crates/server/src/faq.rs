@@ -7,9 +7,24 @@ use frontdesk_faq::{Engine, EngineOptions, KnowledgeBase, Match};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-/// Loads the configured knowledge base and trains the engine on it.
+/// The default knowledge base, built in, for when `config/faq.toml` is not there (a
+/// binary run outside a checkout). A path configured explicitly must exist.
+const BUILT_IN: &str = include_str!("../../../config/faq.toml");
+
+/// Loads the configured knowledge base, or the built-in one when the default path is
+/// absent.
+pub fn load_knowledge_base(config: &Config) -> Result<KnowledgeBase, frontdesk_faq::kb::KbErrors> {
+    let path = &config.bot.faq;
+    let default = crate::config::Bot::default().faq;
+    if *path == default && !path.exists() {
+        return KnowledgeBase::parse("<built-in knowledge base>", BUILT_IN);
+    }
+    KnowledgeBase::load(path)
+}
+
+/// Loads the knowledge base and trains the engine on it.
 pub fn load_engine(config: &Config) -> anyhow::Result<Engine> {
-    let kb = KnowledgeBase::load(&config.bot.faq).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kb = load_knowledge_base(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Engine::from_kb(kb, options(config)))
 }
 
@@ -86,4 +101,43 @@ pub fn run_eval(
         }
         None => eval::evaluate(&load_engine(config)?, &test_rows),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bot's own words pass the outbound guard, or the bot could never send them.
+    #[test]
+    fn every_shipped_answer_passes_the_outbound_guard() {
+        let kb = load_knowledge_base(&Config::default()).unwrap();
+        for intent in &kb.intents {
+            let follow_up = intent.follow_up.clone().unwrap_or_default();
+            for text in [
+                &intent.answer.zh,
+                &intent.answer.en,
+                &follow_up.zh,
+                &follow_up.en,
+            ] {
+                if let Err(refusal) = frontdesk_guard::check_outbound(text) {
+                    panic!("{}: {refusal}: {text}", intent.id);
+                }
+            }
+        }
+    }
+
+    /// Only the default path falls back to the built-in knowledge base (the binary
+    /// tests serve from an empty directory); a configured file that is missing is an
+    /// error, not a silent fallback.
+    #[test]
+    fn an_explicitly_configured_knowledge_base_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.bot.faq = dir.path().join("missing.toml");
+        let e = load_knowledge_base(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.toml") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
 }

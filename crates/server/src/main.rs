@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(l) => l,
                 Err(code) => return Ok(code),
             };
-            if let Err(errors) = frontdesk_faq::KnowledgeBase::load(&loaded.config.bot.faq) {
+            if let Err(errors) = faq::load_knowledge_base(&loaded.config) {
                 eprintln!("{errors}");
                 eprintln!("{} knowledge-base problem(s)", errors.0.len());
                 return Ok(ExitCode::from(2));
@@ -204,10 +204,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(p) => say(&format!("{}: configuration OK", p.display()))?,
                 None => say("no configuration file; the built-in defaults are OK")?,
             }
-            say(&format!(
-                "{}: knowledge base OK",
-                loaded.config.bot.faq.display()
-            ))?;
+            let kb = &loaded.config.bot.faq;
+            match kb.exists() {
+                true => say(&format!("{}: knowledge base OK", kb.display()))?,
+                false => say("built-in knowledge base OK")?,
+            }
         }
         Command::Migrate => {
             let Ok(loaded) = load_config(path) else {

@@ -164,6 +164,7 @@ pub struct ConversationChange {
     pub status: Option<Status>,
     pub priority: Option<frontdesk_core::Priority>,
     pub team: Option<String>,
+    pub bot_misses: Option<u32>,
     /// Why, for the history (shown to agents; never message text).
     pub reason: Option<String>,
 }

@@ -29,6 +29,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0003_entities.sql"),
         include_str!("../../../migrations/postgres/0003_entities.sql"),
     ),
+    (
+        4,
+        "bot_misses",
+        include_str!("../../../migrations/sqlite/0004_bot_misses.sql"),
+        include_str!("../../../migrations/postgres/0004_bot_misses.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

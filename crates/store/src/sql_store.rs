@@ -655,7 +655,7 @@ macro_rules! conversation_select {
     () => {
         "SELECT c.id, c.channel, c.account, c.contact_id, k.name AS contact_name, c.thread_key,
                 c.status, c.priority, c.assignee_id, c.team, c.labels, c.created_at,
-                c.updated_at, c.last_message_at, c.snoozed_until, c.resolved_at
+                c.updated_at, c.last_message_at, c.snoozed_until, c.resolved_at, c.bot_misses
          FROM conversations c JOIN contacts k ON k.id = c.contact_id"
     };
 }
@@ -680,6 +680,7 @@ fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
         last_message_at: micros(row, "last_message_at")?,
         snoozed_until: opt_micros(row, "snoozed_until")?,
         resolved_at: opt_micros(row, "resolved_at")?,
+        bot_misses: u32::try_from(row.get::<i64>("bot_misses")?).unwrap_or(u32::MAX),
     })
 }
 
@@ -954,6 +955,7 @@ impl Store for SqlStore {
                          priority = COALESCE($3, priority),
                          team = COALESCE($4, team),
                          resolved_at = CASE WHEN $2 = 'resolved' THEN $5 ELSE resolved_at END,
+                         bot_misses = COALESCE($6, bot_misses),
                          updated_at = $5
                      WHERE id = $1",
                 )
@@ -961,7 +963,8 @@ impl Store for SqlStore {
                 .bind(change.status.map(Status::as_str))
                 .bind(change.priority.map(Priority::as_str))
                 .bind(change.team.as_deref())
-                .bind(now.as_micros()),
+                .bind(now.as_micros())
+                .bind(change.bot_misses.map(i64::from)),
             )
             .await?;
         if updated == 0 {

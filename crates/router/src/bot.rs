@@ -1,0 +1,258 @@
+//! The bot's turn in a conversation that is still with the bot.
+//!
+//! It answers what the answer engine is sure of, with a hint that 人工 / "human"
+//! reaches a person; it hands off when the engine says so (a request for a person, a
+//! sensitive intent), when it could not answer `misses_before_handoff` times in a row,
+//! or when the customer repeats themselves; otherwise it asks, offering the two likeliest
+//! topics. Once a conversation is handed off the bot says nothing more in it.
+
+use frontdesk_core::{Author, Conversation, MessageKind, Priority, Status};
+use frontdesk_faq::engine::Decision;
+use frontdesk_faq::{Engine, Lang};
+use frontdesk_store::{ConversationChange, NewReply, Store, StoreError};
+use std::sync::Arc;
+
+/// How patient the bot is.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// Unanswered messages in a row before a person takes over.
+    pub misses_before_handoff: u32,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            misses_before_handoff: 2,
+        }
+    }
+}
+
+/// What the bot did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Turn {
+    /// The conversation is with people: the bot stays silent.
+    Silent,
+    Answered {
+        intent: String,
+    },
+    /// Asked the customer to say more (a miss).
+    Asked,
+    HandedOff {
+        reason: String,
+    },
+}
+
+/// The bot: the answer engine and its patience.
+#[derive(Debug)]
+pub struct Bot {
+    engine: Arc<Engine>,
+    config: BotConfig,
+}
+
+impl Bot {
+    pub fn new(engine: Arc<Engine>, config: BotConfig) -> Self {
+        Self { engine, config }
+    }
+
+    /// Takes the bot's turn after the customer's message `text` in `conversation`.
+    pub async fn respond(
+        &self,
+        store: &dyn Store,
+        conversation: &Conversation,
+        text: &str,
+    ) -> Result<Turn, StoreError> {
+        if conversation.status != Status::Bot {
+            return Ok(Turn::Silent);
+        }
+        let m = self.engine.match_text(text);
+        let id = conversation.id;
+        if self.repeated(store, conversation, text).await? {
+            return self
+                .hand_off(
+                    store,
+                    conversation,
+                    m.lang,
+                    Priority::Normal,
+                    None,
+                    "the customer repeated the same message",
+                )
+                .await;
+        }
+        let reply = |text: String| NewReply {
+            conversation_id: id,
+            author: Author::Bot,
+            agent_id: None,
+            kind: MessageKind::Text,
+            text,
+            attachments: Vec::new(),
+            idempotency_key: None,
+        };
+        match (m.action, m.intent.clone(), m.answer.clone()) {
+            (Decision::Answer, Some(intent), Some(answer)) => {
+                store
+                    .reply(reply(format!("{answer}\n\n{}", hint(m.lang))))
+                    .await?;
+                if let Some(follow_up) = m.follow_up.filter(|f| !f.is_empty()) {
+                    store.reply(reply(follow_up)).await?;
+                }
+                if conversation.bot_misses > 0 {
+                    let reset = ConversationChange {
+                        bot_misses: Some(0),
+                        ..ConversationChange::default()
+                    };
+                    store.update_conversation(id, &reset).await?;
+                }
+                Ok(Turn::Answered { intent })
+            }
+            (Decision::Handoff, Some(intent), answer) => {
+                let priority = match m.priority {
+                    Some(frontdesk_faq::kb::Priority::Low) => Priority::Low,
+                    Some(frontdesk_faq::kb::Priority::High) => Priority::High,
+                    Some(frontdesk_faq::kb::Priority::Urgent) => Priority::Urgent,
+                    _ => Priority::Normal,
+                };
+                // With the people first, then tell the customer so.
+                let change = ConversationChange {
+                    status: Some(Status::Open),
+                    priority: Some(priority),
+                    team: m.team.clone(),
+                    bot_misses: Some(0),
+                    reason: Some(format!("handed off by the bot: intent {intent}")),
+                };
+                store.update_conversation(id, &change).await?;
+                if let Some(answer) = answer {
+                    store.reply(reply(answer)).await?;
+                }
+                Ok(Turn::HandedOff {
+                    reason: format!("intent {intent}"),
+                })
+            }
+            _ => {
+                let misses = conversation.bot_misses + 1;
+                if misses >= self.config.misses_before_handoff {
+                    let reason = format!("the bot could not answer {misses} times in a row");
+                    return self
+                        .hand_off(
+                            store,
+                            conversation,
+                            m.lang,
+                            Priority::Normal,
+                            Some(handoff_notice(m.lang)),
+                            &reason,
+                        )
+                        .await;
+                }
+                let choices: Vec<String> = m
+                    .candidates
+                    .iter()
+                    .filter_map(|(intent, _)| self.example(intent, m.lang))
+                    .collect();
+                store.reply(reply(clarify(m.lang, &choices))).await?;
+                let change = ConversationChange {
+                    bot_misses: Some(misses),
+                    ..ConversationChange::default()
+                };
+                store.update_conversation(id, &change).await?;
+                Ok(Turn::Asked)
+            }
+        }
+    }
+
+    async fn hand_off(
+        &self,
+        store: &dyn Store,
+        conversation: &Conversation,
+        lang: Lang,
+        priority: Priority,
+        notice: Option<&str>,
+        reason: &str,
+    ) -> Result<Turn, StoreError> {
+        // With the people first, then tell the customer so.
+        let change = ConversationChange {
+            status: Some(Status::Open),
+            priority: Some(priority),
+            bot_misses: Some(0),
+            reason: Some(reason.to_owned()),
+            ..ConversationChange::default()
+        };
+        store.update_conversation(conversation.id, &change).await?;
+        store
+            .reply(NewReply {
+                conversation_id: conversation.id,
+                author: Author::Bot,
+                agent_id: None,
+                kind: MessageKind::Text,
+                text: notice.unwrap_or(handoff_notice(lang)).to_owned(),
+                attachments: Vec::new(),
+                idempotency_key: None,
+            })
+            .await?;
+        Ok(Turn::HandedOff {
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Whether the customer sent the same thing as their previous message.
+    async fn repeated(
+        &self,
+        store: &dyn Store,
+        conversation: &Conversation,
+        text: &str,
+    ) -> Result<bool, StoreError> {
+        let messages = store.messages(conversation.id, None, 1000).await?;
+        let mut theirs = messages
+            .iter()
+            .rev()
+            .filter(|m| m.author == Author::Contact);
+        let (_this, previous) = (theirs.next(), theirs.next());
+        // The same words, whatever the case, spacing or punctuation.
+        let words = |t: &str| -> String {
+            frontdesk_faq::text::normalize(t)
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect()
+        };
+        let same = |a: &str, b: &str| words(a) == words(b);
+        Ok(previous.is_some_and(|p| same(&p.text, text)))
+    }
+
+    /// A phrasing of an intent in the customer's language, to offer as a choice.
+    fn example(&self, intent: &str, lang: Lang) -> Option<String> {
+        let kb = self.engine.knowledge_base()?;
+        let examples = &kb.intent(intent)?.examples;
+        match lang {
+            Lang::Zh => examples.zh.first(),
+            Lang::En => examples.en.first(),
+        }
+        .cloned()
+    }
+}
+
+fn hint(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "（如需人工客服，请回复“人工”。）",
+        Lang::En => "(Reply \"human\" to reach a person.)",
+    }
+}
+
+fn handoff_notice(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "我已为您转接人工客服，请稍候，客服会在这里回复您。",
+        Lang::En => "I've passed your conversation to our support team; a person will reply here.",
+    }
+}
+
+fn clarify(lang: Lang, choices: &[String]) -> String {
+    match (lang, choices) {
+        (Lang::Zh, [a, b, ..]) => format!(
+            "抱歉，我不太确定您的问题。您是想问：\n1. {a}\n2. {b}\n也可以换个说法，或回复“人工”联系客服。"
+        ),
+        (Lang::En, [a, b, ..]) => format!(
+            "Sorry, I'm not sure what you mean. Did you mean:\n1. {a}\n2. {b}\nYou can also rephrase, or reply \"human\" to reach a person."
+        ),
+        (Lang::Zh, _) => "抱歉，我不太确定您的问题，能换个说法吗？也可以回复“人工”联系客服。".to_owned(),
+        (Lang::En, _) => {
+            "Sorry, I'm not sure what you mean. Could you rephrase? Or reply \"human\" to reach a person.".to_owned()
+        }
+    }
+}
