@@ -6,7 +6,7 @@
 //! or when the customer repeats themselves; otherwise it asks, offering the two likeliest
 //! topics. Once a conversation is handed off the bot says nothing more in it.
 
-use frontdesk_core::{Author, Conversation, MessageKind, Priority, Status};
+use frontdesk_core::{Author, Conversation, Priority, Status};
 use frontdesk_faq::engine::Decision;
 use frontdesk_faq::{Engine, Lang};
 use frontdesk_store::{ConversationChange, NewReply, Store, StoreError};
@@ -78,15 +78,7 @@ impl Bot {
                 )
                 .await;
         }
-        let reply = |text: String| NewReply {
-            conversation_id: id,
-            author: Author::Bot,
-            agent_id: None,
-            kind: MessageKind::Text,
-            text,
-            attachments: Vec::new(),
-            idempotency_key: None,
-        };
+        let reply = |text: String| NewReply::from_bot(id, text);
         match (m.action, m.intent.clone(), m.answer.clone()) {
             (Decision::Answer, Some(intent), Some(answer)) => {
                 store
@@ -105,12 +97,7 @@ impl Bot {
                 Ok(Turn::Answered { intent })
             }
             (Decision::Handoff, Some(intent), answer) => {
-                let priority = match m.priority {
-                    Some(frontdesk_faq::kb::Priority::Low) => Priority::Low,
-                    Some(frontdesk_faq::kb::Priority::High) => Priority::High,
-                    Some(frontdesk_faq::kb::Priority::Urgent) => Priority::Urgent,
-                    _ => Priority::Normal,
-                };
+                let priority = priority_of(m.priority);
                 // With the people first, then tell the customer so.
                 let change = ConversationChange {
                     status: Some(Status::Open),
@@ -177,15 +164,10 @@ impl Bot {
         };
         store.update_conversation(conversation.id, &change).await?;
         store
-            .reply(NewReply {
-                conversation_id: conversation.id,
-                author: Author::Bot,
-                agent_id: None,
-                kind: MessageKind::Text,
-                text: notice.unwrap_or(handoff_notice(lang)).to_owned(),
-                attachments: Vec::new(),
-                idempotency_key: None,
-            })
+            .reply(NewReply::from_bot(
+                conversation.id,
+                notice.unwrap_or(handoff_notice(lang)),
+            ))
             .await?;
         Ok(Turn::HandedOff {
             reason: reason.to_owned(),
@@ -225,6 +207,17 @@ impl Bot {
             Lang::En => examples.en.first(),
         }
         .cloned()
+    }
+}
+
+/// The knowledge base's priority hint as a conversation priority.
+fn priority_of(hint: Option<frontdesk_faq::kb::Priority>) -> Priority {
+    use frontdesk_faq::kb::Priority as Hint;
+    match hint {
+        Some(Hint::Low) => Priority::Low,
+        Some(Hint::High) => Priority::High,
+        Some(Hint::Urgent) => Priority::Urgent,
+        Some(Hint::Normal) | None => Priority::Normal,
     }
 }
 

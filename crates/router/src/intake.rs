@@ -3,8 +3,8 @@
 use crate::bot::Bot;
 use crate::metrics::Metrics;
 use frontdesk_core::{
-    Author, ChannelAccount, ConversationId, Inbound, IngestOutcome, Intake, IntakeError, MessageId,
-    MessageKind, Priority, Status,
+    ChannelAccount, ConversationId, Inbound, IngestOutcome, Intake, IntakeError, MessageId,
+    Priority, Status,
 };
 use frontdesk_store::{ConversationChange, NewReply, Store};
 use std::sync::Arc;
@@ -79,14 +79,9 @@ impl Pipeline {
             tracing::error!(%conversation_id, error = %e, "cannot escalate the conversation");
         }
         let warning = NewReply {
-            conversation_id,
-            author: Author::Bot,
-            agent_id: None,
-            kind: MessageKind::Text,
-            text: frontdesk_guard::customer_warning(original).to_owned(),
-            attachments: Vec::new(),
             // One warning per message, even if this runs again.
             idempotency_key: Some(format!("guard-warning-{message_id}")),
+            ..NewReply::from_bot(conversation_id, frontdesk_guard::customer_warning(original))
         };
         if let Err(e) = self.store.reply(warning).await {
             tracing::error!(%conversation_id, error = %e, "cannot queue the safety warning");

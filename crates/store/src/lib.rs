@@ -81,6 +81,21 @@ pub struct NewReply {
     pub idempotency_key: Option<String>,
 }
 
+impl NewReply {
+    /// A message from the bot to the customer.
+    pub fn from_bot(conversation_id: ConversationId, text: impl Into<String>) -> Self {
+        Self {
+            conversation_id,
+            author: Author::Bot,
+            agent_id: None,
+            kind: MessageKind::Text,
+            text: text.into(),
+            attachments: Vec::new(),
+            idempotency_key: None,
+        }
+    }
+}
+
 /// The stored reply, and whether this call created it (false: an earlier call with
 /// the same idempotency key did).
 #[derive(Debug, Clone)]

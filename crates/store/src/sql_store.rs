@@ -739,6 +739,17 @@ fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
     })
 }
 
+/// Reads one conversation by id (inside or outside a transaction).
+async fn load_conversation(
+    q: &mut Exec<'_>,
+    id: ConversationId,
+) -> Result<Option<Conversation>, StoreError> {
+    let row = q
+        .fetch_optional(Query::new(concat!(conversation_select!(), " WHERE c.id = $1")).bind(id.0))
+        .await?;
+    row.as_ref().map(conversation_from_row).transpose()
+}
+
 /// Reads one message by id (inside or outside a transaction).
 async fn load_message(q: &mut Exec<'_>, id: MessageId) -> Result<Message, StoreError> {
     let row = q
@@ -987,10 +998,9 @@ impl Store for SqlStore {
             .await?,
         ];
         self.announce(&mut q, &events).await?;
-        let row = q
-            .fetch_one(Query::new(concat!(conversation_select!(), " WHERE c.id = $1")).bind(id.0))
-            .await?;
-        let conversation = conversation_from_row(&row)?;
+        let conversation = load_conversation(&mut q, id)
+            .await?
+            .ok_or(StoreError::NotFound("conversation", id.0))?;
         tx.commit().await?;
         self.publish(events);
         Ok(conversation)
@@ -1311,15 +1321,7 @@ impl Store for SqlStore {
     }
 
     async fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
-        let row = self
-            .conn()
-            .await?
-            .q()
-            .fetch_optional(
-                Query::new(concat!(conversation_select!(), " WHERE c.id = $1")).bind(id.0),
-            )
-            .await?;
-        row.as_ref().map(conversation_from_row).transpose()
+        load_conversation(&mut self.conn().await?.q(), id).await
     }
 
     async fn messages(
