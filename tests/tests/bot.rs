@@ -124,6 +124,10 @@ async fn two_questions_the_bot_cannot_answer_bring_a_person(db: TestDatabase) {
     chat.customer_says("明天北京天气怎么样");
     let first = chat.replies(1).await;
     assert!(first[0].contains("抱歉"), "it asks: {}", first[0]);
+    // The two likeliest topics go along as buttons, for channels that have them.
+    let asked = &chat.channel.attempts()[0].outbound;
+    assert_eq!(asked.quick_replies.len(), 2, "{asked:?}");
+    assert!(first[0].contains(&asked.quick_replies[0]));
     assert_eq!(chat.status().await, Status::Bot);
     chat.customer_says("给我讲个笑话吧");
     let second = chat.replies(2).await;

@@ -84,7 +84,23 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
         .unwrap();
     assert_eq!(page.items.len(), 1);
     let conversation = &page.items[0];
-    assert_eq!(conversation.status, Status::Bot);
+    // With the bot off, every conversation goes straight to the people's queue.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app
+        .store
+        .conversation(conversation.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        != Status::Open
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not handed to people"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut events = app.store.subscribe();
     app.store
         .reply(NewReply {
@@ -95,6 +111,7 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
             text: "您好，请提供交易哈希".into(),
             attachments: Vec::new(),
             idempotency_key: Some("reply-1".into()),
+            quick_replies: Vec::new(),
         })
         .await
         .unwrap();
@@ -169,6 +186,7 @@ async fn a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing(db: TestD
             text: "we are on it".into(),
             attachments: Vec::new(),
             idempotency_key: None,
+            quick_replies: Vec::new(),
         })
         .await
         .unwrap();

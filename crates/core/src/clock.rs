@@ -7,8 +7,6 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// An instant, in microseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,21 +39,28 @@ impl Timestamp {
         Duration::from_micros(u64::try_from(self.0 - earlier.0).unwrap_or(0))
     }
 
-    pub fn to_offset_date_time(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    /// The same instant as a [`jiff::Timestamp`], for calendar and time-zone work.
+    pub fn to_jiff(self) -> jiff::Timestamp {
+        jiff::Timestamp::from_microsecond(self.0).unwrap_or(if self.0 < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        })
     }
 
     /// RFC 3339 in UTC, as the HTTP API shows it.
     pub fn to_rfc3339(self) -> String {
-        self.to_offset_date_time()
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| self.0.to_string())
+        self.to_jiff().to_string()
     }
 
-    pub fn parse_rfc3339(s: &str) -> Result<Self, time::error::Parse> {
-        let t = OffsetDateTime::parse(s, &Rfc3339)?;
-        Ok(Self((t.unix_timestamp_nanos() / 1000) as i64))
+    pub fn parse_rfc3339(s: &str) -> Result<Self, jiff::Error> {
+        Ok(s.parse::<jiff::Timestamp>()?.into())
+    }
+}
+
+impl From<jiff::Timestamp> for Timestamp {
+    fn from(t: jiff::Timestamp) -> Self {
+        Self(t.as_microsecond())
     }
 }
 
@@ -105,6 +110,34 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+/// A clock that moves only when told to. Clones share the time, so a test can hand
+/// one to the store and the conversation engine and walk them both through a week.
+#[derive(Debug, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            t.as_micros(),
+        )))
+    }
+
+    pub fn set(&self, t: Timestamp) {
+        self.0
+            .store(t.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.set(self.now().plus(d));
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.0.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

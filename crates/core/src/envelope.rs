@@ -153,6 +153,9 @@ pub struct Outbound {
     pub attachments: Vec<Attachment>,
     /// The `meta` of the customer's latest message (email headers to thread on).
     pub meta: serde_json::Value,
+    /// Answers the customer can tap, where the channel has buttons (Telegram's inline
+    /// keyboard); channels without them have the choices in the text already.
+    pub quick_replies: Vec<String>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,12 @@ word_enum!(
         ConversationUpdated = "conversation_updated",
         DeliverySent = "delivery_sent",
         DeliveryFailed = "delivery_failed",
+        /// A first-response or resolution target passed.
+        SlaBreached = "sla_breached",
+        CsatReceived = "csat_received",
+        /// A verified identity joined two contacts into one.
+        ContactsMerged = "contacts_merged",
+        AgentStatusChanged = "agent_status_changed",
     }
 );
 

@@ -25,12 +25,12 @@ pub use channel::{
     Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, Health, IngestOutcome,
     Intake, IntakeError,
 };
-pub use clock::{Clock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use envelope::{Attachment, Inbound, InvalidInbound, Outbound, Sender};
 pub use event::{Event, EventKind};
 pub use filter::{Entity, Filtered, Finding, NoFilter, OutboundCheck, TextFilter};
 pub use ids::{AgentId, ContactId, ConversationId, EventId, MessageId, OutboxId};
 pub use model::{
-    Agent, Author, Contact, Conversation, Delivery, Direction, Edit, Identity, Message,
-    MessageKind, Priority, Role, Status, UnknownWord,
+    Agent, AgentStatus, Author, Contact, Conversation, Delivery, Direction, Edit, Identity,
+    Message, MessageKind, Priority, Role, Status, UnknownWord,
 };

@@ -120,6 +120,9 @@ pub struct Identity {
     /// webchat visitor id).
     pub external_id: String,
     pub display_name: Option<String>,
+    /// When the contact proved it is theirs (an email address, by a code).
+    #[serde(default)]
+    pub verified_at: Option<Timestamp>,
 }
 
 /// A customer.
@@ -155,6 +158,23 @@ pub struct Conversation {
     pub resolved_at: Option<Timestamp>,
     /// How many customer messages in a row the bot could not answer.
     pub bot_misses: u32,
+    /// The agent tier that must handle it (1, or 2 after an escalation).
+    pub tier: u8,
+    /// When it first reached the people's queue (handed off); its place in the queue.
+    pub queued_at: Option<Timestamp>,
+    /// When the status last changed.
+    pub status_since: Timestamp,
+    /// The first reply of an agent to the customer.
+    pub first_response_at: Option<Timestamp>,
+    /// SLA targets, set at handoff from the priority.
+    pub first_response_due: Option<Timestamp>,
+    pub resolution_due: Option<Timestamp>,
+    pub first_response_breached: bool,
+    pub resolution_breached: bool,
+    /// How many times a customer message reopened it after it was resolved.
+    pub reopened: u32,
+    /// The customer's language ("zh", "en"), as last seen in what they wrote.
+    pub language: Option<String>,
 }
 
 /// A previous text of a message that was edited.
@@ -200,6 +220,18 @@ pub struct Message {
 }
 
 word_enum!(
+    /// Whether an agent takes conversations now.
+    AgentStatus {
+        /// Working: gets new conversations up to their capacity.
+        Online = "online",
+        /// Stepped away: keeps their conversations for a while, gets no new ones.
+        Away = "away",
+        /// Not working: their conversations go back to the queue.
+        Offline = "offline",
+    }
+);
+
+word_enum!(
     /// What an agent may do.
     Role {
         Admin = "admin",
@@ -216,4 +248,14 @@ pub struct Agent {
     pub name: String,
     pub role: Role,
     pub created_at: Timestamp,
+    pub status: AgentStatus,
+    /// When the status last changed.
+    pub status_since: Timestamp,
+    /// Open conversations at most, for auto-assignment.
+    pub capacity: u32,
+    /// 1 (first line) or 2 (senior staff).
+    pub tier: u8,
+    pub teams: Vec<String>,
+    /// When auto-assignment last gave them a conversation (round-robin order).
+    pub last_assigned_at: Option<Timestamp>,
 }

@@ -5,6 +5,9 @@
 //! sensitive intent), when it could not answer `misses_before_handoff` times in a row,
 //! or when the customer repeats themselves; otherwise it asks, offering the two likeliest
 //! topics. Once a conversation is handed off the bot says nothing more in it.
+//!
+//! The bot decides a handoff; the conversation engine carries it out (status, team,
+//! SLA, queue notice, assignment), so there is one way to hand a conversation to people.
 
 use frontdesk_core::{Author, Conversation, Priority, Status};
 use frontdesk_faq::engine::Decision;
@@ -37,8 +40,14 @@ pub enum Turn {
     },
     /// Asked the customer to say more (a miss).
     Asked,
-    HandedOff {
+    /// People should take over. Nothing is changed yet: the conversation engine hands
+    /// it off, then sends `said` (an answer that goes with the handoff, if any).
+    HandOff {
         reason: String,
+        priority: Priority,
+        team: Option<String>,
+        said: Option<String>,
+        lang: Lang,
     },
 }
 
@@ -66,17 +75,20 @@ impl Bot {
         }
         let m = self.engine.match_text(text);
         let id = conversation.id;
+        let hand_off = |reason: String, priority, team, said| Turn::HandOff {
+            reason,
+            priority,
+            team,
+            said,
+            lang: m.lang,
+        };
         if self.repeated(store, conversation, text).await? {
-            return self
-                .hand_off(
-                    store,
-                    conversation,
-                    m.lang,
-                    Priority::Normal,
-                    None,
-                    "the customer repeated the same message",
-                )
-                .await;
+            return Ok(hand_off(
+                "the customer repeated the same message".into(),
+                Priority::Normal,
+                None,
+                None,
+            ));
         }
         let reply = |text: String| NewReply::from_bot(id, text);
         match (m.action, m.intent.clone(), m.answer.clone()) {
@@ -96,45 +108,33 @@ impl Bot {
                 }
                 Ok(Turn::Answered { intent })
             }
-            (Decision::Handoff, Some(intent), answer) => {
-                let priority = priority_of(m.priority);
-                // With the people first, then tell the customer so.
-                let change = ConversationChange {
-                    status: Some(Status::Open),
-                    priority: Some(priority),
-                    team: m.team.clone(),
-                    bot_misses: Some(0),
-                    reason: Some(format!("handed off by the bot: intent {intent}")),
-                };
-                store.update_conversation(id, &change).await?;
-                if let Some(answer) = answer {
-                    store.reply(reply(answer)).await?;
-                }
-                Ok(Turn::HandedOff {
-                    reason: format!("intent {intent}"),
-                })
-            }
+            (Decision::Handoff, Some(intent), said) => Ok(hand_off(
+                format!("intent {intent}"),
+                priority_of(m.priority),
+                m.team.clone(),
+                said,
+            )),
             _ => {
                 let misses = conversation.bot_misses + 1;
                 if misses >= self.config.misses_before_handoff {
-                    let reason = format!("the bot could not answer {misses} times in a row");
-                    return self
-                        .hand_off(
-                            store,
-                            conversation,
-                            m.lang,
-                            Priority::Normal,
-                            Some(handoff_notice(m.lang)),
-                            &reason,
-                        )
-                        .await;
+                    return Ok(hand_off(
+                        format!("the bot could not answer {misses} times in a row"),
+                        Priority::Normal,
+                        None,
+                        None,
+                    ));
                 }
                 let choices: Vec<String> = m
                     .candidates
                     .iter()
                     .filter_map(|(intent, _)| self.example(intent, m.lang))
                     .collect();
-                store.reply(reply(clarify(m.lang, &choices))).await?;
+                // The two likeliest topics, also as buttons where the channel has them.
+                let question = NewReply {
+                    quick_replies: choices.iter().take(2).cloned().collect(),
+                    ..reply(clarify(m.lang, &choices))
+                };
+                store.reply(question).await?;
                 let change = ConversationChange {
                     bot_misses: Some(misses),
                     ..ConversationChange::default()
@@ -143,35 +143,6 @@ impl Bot {
                 Ok(Turn::Asked)
             }
         }
-    }
-
-    async fn hand_off(
-        &self,
-        store: &dyn Store,
-        conversation: &Conversation,
-        lang: Lang,
-        priority: Priority,
-        notice: Option<&str>,
-        reason: &str,
-    ) -> Result<Turn, StoreError> {
-        // With the people first, then tell the customer so.
-        let change = ConversationChange {
-            status: Some(Status::Open),
-            priority: Some(priority),
-            bot_misses: Some(0),
-            reason: Some(reason.to_owned()),
-            ..ConversationChange::default()
-        };
-        store.update_conversation(conversation.id, &change).await?;
-        store
-            .reply(NewReply::from_bot(
-                conversation.id,
-                notice.unwrap_or(handoff_notice(lang)),
-            ))
-            .await?;
-        Ok(Turn::HandedOff {
-            reason: reason.to_owned(),
-        })
     }
 
     /// Whether the customer sent the same thing as their previous message.
@@ -225,13 +196,6 @@ fn hint(lang: Lang) -> &'static str {
     match lang {
         Lang::Zh => "（如需人工客服，请回复“人工”。）",
         Lang::En => "(Reply \"human\" to reach a person.)",
-    }
-}
-
-fn handoff_notice(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Zh => "我已为您转接人工客服，请稍候，客服会在这里回复您。",
-        Lang::En => "I've passed your conversation to our support team; a person will reply here.",
     }
 }
 

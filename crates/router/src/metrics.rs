@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::fmt;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 type Labels = Vec<(String, String)>;
@@ -31,6 +32,12 @@ pub struct Metrics {
     deliveries: Family<Labels, Counter>,
     delivery_seconds: Family<Labels, Histogram>,
     outbox_depth: Gauge,
+    handoffs: Family<Labels, Counter>,
+    resolved: Family<Labels, Counter>,
+    sla_breaches: Family<Labels, Counter>,
+    csat_ratings: Family<Labels, Counter>,
+    /// Last week's figures per team and agent, refreshed by the engine's tick.
+    figures: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -82,8 +89,44 @@ impl Metrics {
             "Outbound messages waiting to be delivered",
             outbox_depth.clone(),
         );
+        let handoffs = Family::<Labels, Counter>::default();
+        let resolved = Family::<Labels, Counter>::default();
+        let sla_breaches = Family::<Labels, Counter>::default();
+        let csat_ratings = Family::<Labels, Counter>::default();
+        let figures = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "handoffs",
+            "Conversations handed to people, by team",
+            handoffs.clone(),
+        );
+        registry.register(
+            "resolved",
+            "Conversations resolved, by team and by whom (bot, agent)",
+            resolved.clone(),
+        );
+        registry.register(
+            "sla_breaches",
+            "Service-level targets missed, by target and priority",
+            sla_breaches.clone(),
+        );
+        registry.register(
+            "csat_ratings",
+            "Satisfaction ratings received, by team and rating",
+            csat_ratings.clone(),
+        );
+        registry.register(
+            "figures",
+            "Last seven days per team and agent (scope, name, figure): first response and \
+             resolution p50 seconds, CSAT average, reopen and bot resolution rates",
+            figures.clone(),
+        );
         Self {
             registry: std::sync::Arc::new(registry),
+            handoffs,
+            resolved,
+            sla_breaches,
+            csat_ratings,
+            figures,
             ingested,
             duplicates,
             deliveries,
@@ -113,6 +156,81 @@ impl Metrics {
 
     pub fn set_outbox_depth(&self, depth: i64) {
         self.outbox_depth.set(depth);
+    }
+
+    pub fn handoff(&self, team: &str) {
+        self.handoffs
+            .get_or_create(&vec![("team".into(), team.into())])
+            .inc();
+    }
+
+    pub fn resolved(&self, team: &str, by: &str) {
+        self.resolved
+            .get_or_create(&vec![
+                ("team".into(), team.into()),
+                ("by".into(), by.into()),
+            ])
+            .inc();
+    }
+
+    pub fn sla_breach(
+        &self,
+        target: frontdesk_store::SlaTarget,
+        priority: frontdesk_core::Priority,
+    ) {
+        let target = match target {
+            frontdesk_store::SlaTarget::FirstResponse => "first_response",
+            frontdesk_store::SlaTarget::Resolution => "resolution",
+        };
+        self.sla_breaches
+            .get_or_create(&vec![
+                ("target".into(), target.into()),
+                ("priority".into(), priority.as_str().into()),
+            ])
+            .inc();
+    }
+
+    pub fn csat(&self, team: &str, rating: u8) {
+        self.csat_ratings
+            .get_or_create(&vec![
+                ("team".into(), team.into()),
+                ("rating".into(), rating.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Publishes a report's figures per team and agent.
+    pub fn report(&self, report: &crate::report::Report) {
+        let groups = report
+            .teams
+            .iter()
+            .map(|(team, s)| ("team", team.clone(), s))
+            .chain(
+                report
+                    .agents
+                    .iter()
+                    .map(|(agent, s)| ("agent", agent.to_string(), s)),
+            );
+        for (scope, name, s) in groups {
+            let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+            let figures = [
+                ("first_response_p50_seconds", secs(s.first_response_p50)),
+                ("resolution_p50_seconds", secs(s.resolution_p50)),
+                ("csat_average", s.csat_average),
+                ("reopen_rate", s.reopen_rate),
+                ("bot_resolution_rate", s.bot_resolution_rate),
+            ];
+            for (figure, value) in figures {
+                let Some(value) = value else { continue };
+                self.figures
+                    .get_or_create(&vec![
+                        ("scope".into(), scope.into()),
+                        ("name".into(), name.clone()),
+                        ("figure".into(), figure.into()),
+                    ])
+                    .set(value);
+            }
+        }
     }
 
     /// The Prometheus text exposition.

@@ -13,13 +13,12 @@ use frontdesk_router::{DeliveryConfig, DeliveryWorker, Metrics, Pipeline, TokioC
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{NewReply, Store};
 use frontdesk_testkit::MemoryChannel;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 mod elsewhere;
-use elsewhere::ElsewhereStore;
+use elsewhere::{ElsewhereStore, on_paused_time};
 
 fn webchat() -> ChannelAccount {
     ChannelAccount::default_of(ChannelKind::Webchat)
@@ -43,6 +42,7 @@ fn reply(conversation_id: ConversationId, text: &str) -> NewReply {
         text: text.into(),
         attachments: Vec::new(),
         idempotency_key: None,
+        quick_replies: Vec::new(),
     }
 }
 
@@ -50,34 +50,6 @@ fn quick() -> DeliveryConfig {
     DeliveryConfig {
         poll_interval: Duration::from_secs(1),
         ..DeliveryConfig::default()
-    }
-}
-
-/// Runs `test` on a current-thread runtime with paused time, in its own thread, and
-/// fails if it has not finished within `limit` of real time.
-fn on_paused_time<F, Fut>(limit: Duration, test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(test());
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) => {}
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            panic!("the test panicked (see above)")
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the test did not finish within {limit:?}")
-        }
     }
 }
 

@@ -9,9 +9,12 @@
 use crate::config::Config;
 use crate::logging::redact_url;
 use anyhow::Context;
+use frontdesk_core::SystemClock;
 use frontdesk_core::{Channel, ChannelContext, Entity, Filtered, TextFilter};
 use frontdesk_guard::Guard;
-use frontdesk_router::{Bot, BotConfig, DeliveryWorker, Metrics, Pipeline, TokioClock};
+use frontdesk_router::{
+    Bot, BotConfig, ConversationEngine, DeliveryWorker, Metrics, Pipeline, TokioClock,
+};
 use frontdesk_store::{SqlStore, Store, StoreOptions};
 use frontdesk_web::WebState;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub struct App {
     config: Config,
     store: Arc<dyn Store>,
-    bot: Option<Arc<Bot>>,
+    engine: Arc<ConversationEngine>,
     metrics: Metrics,
     channels: Vec<Arc<dyn Channel>>,
 }
@@ -39,6 +42,8 @@ pub fn store_options(config: &Config) -> StoreOptions {
         // one reaches the outbox.
         filter: Arc::new(InboundFilter),
         outbound: Arc::new(Guard),
+        reopen_window: Duration::from_secs(u64::from(config.engine.reopen_days) * 86_400),
+        ..StoreOptions::default()
     }
 }
 
@@ -90,17 +95,28 @@ impl App {
             }
             false => None,
         };
+        let engine_config = config.engine_config()?;
         let store = open_store(&config).await?;
         tracing::info!(
             database = %redact_url(&config.database.url),
             backend = ?store.backend(),
             "database ready"
         );
+        let metrics = Metrics::new();
+        let mut engine = ConversationEngine::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            metrics.clone(),
+            engine_config,
+        );
+        if let Some(bot) = bot {
+            engine = engine.with_bot(bot);
+        }
         Ok(Self {
             config,
             store,
-            bot,
-            metrics: Metrics::new(),
+            engine: Arc::new(engine),
+            metrics,
             channels,
         })
     }
@@ -119,6 +135,11 @@ impl App {
         self.metrics.clone()
     }
 
+    /// The conversation engine (agents' actions go through it).
+    pub fn engine(&self) -> Arc<ConversationEngine> {
+        self.engine.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then shuts down gracefully.
     pub async fn run(
         self,
@@ -128,11 +149,10 @@ impl App {
         let local = listener
             .local_addr()
             .context("the listener has no address")?;
-        let mut pipeline = Pipeline::new(self.store.clone(), self.metrics.clone());
-        if let Some(bot) = &self.bot {
-            pipeline = pipeline.with_bot(bot.clone());
-        }
-        let intake = Arc::new(pipeline);
+        let intake = Arc::new(
+            Pipeline::new(self.store.clone(), self.metrics.clone())
+                .with_engine(self.engine.clone()),
+        );
         let clock = Arc::new(TokioClock::new());
         let work = shutdown.child_token();
         let mut tasks = JoinSet::new();
@@ -158,6 +178,7 @@ impl App {
             tasks.spawn(worker.run(work.clone()));
         }
 
+        tasks.spawn(self.engine.clone().run(work.clone()));
         tasks.spawn(retention_job(
             self.store.clone(),
             self.config.privacy.clone(),

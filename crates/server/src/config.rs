@@ -26,6 +26,133 @@ pub struct Config {
     pub delivery: Delivery,
     pub privacy: Privacy,
     pub channels: Channels,
+    pub engine: Engine,
+    /// Business hours per team (`[teams.support]`); a team not listed works around the
+    /// clock.
+    pub teams: std::collections::BTreeMap<String, frontdesk_router::hours::HoursConfig>,
+}
+
+/// The conversation engine: teams, timers, SLA targets, surveys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Engine {
+    /// The team that takes handoffs the knowledge base does not route elsewhere.
+    pub default_team: String,
+    /// Where escalations to a manager go.
+    pub supervisor_team: String,
+    /// A customer message this many days after a conversation was resolved reopens
+    /// it; later, a new conversation starts.
+    pub reopen_days: u32,
+    /// A pending conversation with no message for this many days resolves itself.
+    pub pending_resolve_days: u32,
+    /// A conversation still with the bot and silent this long is resolved.
+    pub bot_idle_resolve_hours: u32,
+    /// An agent away longer than this gives their conversations back to the queue.
+    pub away_minutes: u32,
+    /// Ask customers for a 1-5 rating when people resolve their conversation.
+    pub csat: bool,
+    /// "Due soon" this many minutes before an SLA target.
+    pub due_soon_minutes: u32,
+    pub tick_seconds: u32,
+    /// First-response and resolution targets per priority.
+    pub sla: SlaTable,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        let e = frontdesk_router::EngineConfig::default();
+        let hours = |d: std::time::Duration| u32::try_from(d.as_secs() / 3600).unwrap_or(u32::MAX);
+        let minutes = |d: std::time::Duration| u32::try_from(d.as_secs() / 60).unwrap_or(u32::MAX);
+        Self {
+            default_team: e.default_team,
+            supervisor_team: e.supervisor_team,
+            reopen_days: 7,
+            pending_resolve_days: hours(e.pending_resolve_after) / 24,
+            bot_idle_resolve_hours: hours(e.bot_idle_resolve_after),
+            away_minutes: minutes(e.away_timeout),
+            csat: e.csat,
+            due_soon_minutes: minutes(e.due_soon),
+            tick_seconds: u32::try_from(e.tick_every.as_secs()).unwrap_or(30),
+            sla: SlaTable::default(),
+        }
+    }
+}
+
+/// SLA targets by priority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlaTable {
+    pub urgent: Sla,
+    pub high: Sla,
+    pub normal: Sla,
+    pub low: Sla,
+}
+
+impl Default for SlaTable {
+    fn default() -> Self {
+        let e = frontdesk_router::EngineConfig::default();
+        let of = |p: frontdesk_core::Priority| {
+            let t = e.sla[&p];
+            Sla {
+                first_response_minutes: u32::try_from(t.first_response.as_secs() / 60)
+                    .unwrap_or(u32::MAX),
+                resolution_hours: u32::try_from(t.resolution.as_secs() / 3600).unwrap_or(u32::MAX),
+            }
+        };
+        use frontdesk_core::Priority as P;
+        Self {
+            urgent: of(P::Urgent),
+            high: of(P::High),
+            normal: of(P::Normal),
+            low: of(P::Low),
+        }
+    }
+}
+
+/// One priority's targets.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    pub first_response_minutes: u32,
+    pub resolution_hours: u32,
+}
+
+impl Config {
+    /// The conversation engine's settings (the team hours were checked by `validate`).
+    pub fn engine_config(&self) -> anyhow::Result<frontdesk_router::EngineConfig> {
+        use frontdesk_core::Priority as P;
+        use std::time::Duration;
+        let e = &self.engine;
+        let mut hours = std::collections::BTreeMap::new();
+        for (team, c) in &self.teams {
+            let h = frontdesk_router::BusinessHours::from_config(c)
+                .map_err(|err| anyhow::anyhow!("teams.{team}: {err}"))?;
+            hours.insert(team.clone(), h);
+        }
+        let targets = |s: Sla| frontdesk_router::SlaTargets {
+            first_response: Duration::from_secs(u64::from(s.first_response_minutes) * 60),
+            resolution: Duration::from_secs(u64::from(s.resolution_hours) * 3600),
+        };
+        Ok(frontdesk_router::EngineConfig {
+            default_team: e.default_team.clone(),
+            supervisor_team: e.supervisor_team.clone(),
+            hours,
+            sla: [
+                (P::Urgent, targets(e.sla.urgent)),
+                (P::High, targets(e.sla.high)),
+                (P::Normal, targets(e.sla.normal)),
+                (P::Low, targets(e.sla.low)),
+            ]
+            .into_iter()
+            .collect(),
+            due_soon: Duration::from_secs(u64::from(e.due_soon_minutes) * 60),
+            pending_resolve_after: Duration::from_secs(u64::from(e.pending_resolve_days) * 86_400),
+            bot_idle_resolve_after: Duration::from_secs(u64::from(e.bot_idle_resolve_hours) * 3600),
+            away_timeout: Duration::from_secs(u64::from(e.away_minutes) * 60),
+            csat: e.csat,
+            tick_every: Duration::from_secs(u64::from(e.tick_seconds.max(1))),
+        })
+    }
 }
 
 /// How long message texts are kept.
@@ -508,6 +635,21 @@ pub fn parse(
 fn validate(c: &Config) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     let mut err = |key: &str, message: String| errors.push((key.to_owned(), message));
+    for (team, hours) in &c.teams {
+        if let Err(e) = frontdesk_router::BusinessHours::from_config(hours) {
+            err(&format!("teams.{team}"), e.to_string());
+        }
+    }
+    if c.engine.default_team.trim().is_empty() {
+        err("engine.default_team", "a team name is needed".into());
+    }
+    if c.engine.reopen_days == 0 {
+        err(
+            "engine.reopen_days",
+            "at least 1 (0 would start a new conversation for every reply to a resolved one)"
+                .into(),
+        );
+    }
     if c.server.listen.parse::<SocketAddr>().is_err() {
         err(
             "server.listen",
@@ -806,6 +948,27 @@ mod tests {
         let c = parse(Some(Path::new(path)), &text, std::iter::empty()).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:8080");
         assert!(c.channels.webchat.enabled);
+        let engine = c.engine_config().unwrap();
+        assert_eq!(engine.default_team, "general");
+        assert!(engine.hours.contains_key("payments") && !engine.hours.contains_key("security"));
+        assert_eq!(
+            engine.sla[&frontdesk_core::Priority::Urgent].first_response,
+            std::time::Duration::from_secs(15 * 60)
+        );
+    }
+
+    #[test]
+    fn bad_business_hours_name_the_team_and_the_value() {
+        let text = "[teams.general]\ntimezone = \"Mars/Olympus\"\n\n[teams.payments]\nhours = { mon = \"18:00-09:00\" }\n";
+        let errors = parse_str(text, &[]).unwrap_err().to_string();
+        assert!(
+            errors.contains("teams.general") && errors.contains("Mars/Olympus"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("teams.payments") && errors.contains("18:00-09:00"),
+            "{errors}"
+        );
     }
 
     #[test]

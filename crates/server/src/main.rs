@@ -60,6 +60,13 @@ enum Command {
         #[command(subcommand)]
         command: GuardCommand,
     },
+    /// Per team and agent: first response and resolution times, CSAT, reopen and bot
+    /// resolution rates, SLA breaches, as JSON.
+    Report {
+        /// Conversations created in the last this many days.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// Measure throughput against a baseline in the same run.
     Bench {
         #[command(subcommand)]
@@ -80,6 +87,15 @@ enum AgentCommand {
         /// Read the password from the first line of standard input instead of a prompt.
         #[arg(long)]
         password_stdin: bool,
+        /// A team whose conversations they take (repeat for several).
+        #[arg(long = "team")]
+        teams: Vec<String>,
+        /// Open conversations at most, for auto-assignment.
+        #[arg(long, default_value_t = 5)]
+        capacity: u32,
+        /// 1 (first line) or 2 (senior: takes escalations).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        tier: u8,
     },
 }
 
@@ -231,6 +247,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     role,
                     password_stdin,
+                    teams,
+                    capacity,
+                    tier,
                 },
         } => {
             let loaded = match load_config(path) {
@@ -248,10 +267,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     password_hash,
                 })
                 .await?;
+            let profile = frontdesk_store::AgentProfile {
+                teams,
+                capacity,
+                tier,
+            };
+            let agent = store.set_agent_profile(agent.id, &profile).await?;
             say(&format!(
-                "added {} <{}> as {} (id {})",
-                agent.name, agent.email, agent.role, agent.id
+                "added {} <{}> as {} (id {}), tier {}, capacity {}, teams: {}",
+                agent.name,
+                agent.email,
+                agent.role,
+                agent.id,
+                agent.tier,
+                agent.capacity,
+                match agent.teams.is_empty() {
+                    true => "none (they get no conversations automatically)".to_owned(),
+                    false => agent.teams.join(", "),
+                }
             ))?;
+        }
+        Command::Report { days } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let store = app::open_store(&loaded.config).await?;
+            let engine = frontdesk_router::ConversationEngine::new(
+                store,
+                std::sync::Arc::new(frontdesk_core::SystemClock),
+                frontdesk_router::Metrics::new(),
+                loaded.config.engine_config()?,
+            );
+            let until = frontdesk_core::Timestamp::now();
+            let since = frontdesk_core::Timestamp::from_micros(
+                until.as_micros() - i64::from(days) * 86_400_000_000,
+            );
+            let report = engine.report(since, until).await?;
+            say(&serde_json::to_string_pretty(&report)?)?;
         }
         Command::Faq { command } => {
             let loaded = match load_config(path) {

@@ -1,8 +1,7 @@
 //! Agent passwords: argon2id with the crate's default (OWASP-recommended) parameters,
 //! stored as PHC strings.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use frontdesk_router::secret_hash::{hash_secret, verify_secret};
 
 /// The shortest password accepted for an agent.
 pub const MIN_LENGTH: usize = 10;
@@ -11,19 +10,11 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
     if password.chars().count() < MIN_LENGTH {
         anyhow::bail!("the password must have at least {MIN_LENGTH} characters");
     }
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    Ok(hash.to_string())
+    hash_secret(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
 pub fn verify(password: &str, stored: &str) -> bool {
-    match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+    verify_secret(password, stored)
 }
 
 #[cfg(test)]

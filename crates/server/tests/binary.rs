@@ -249,7 +249,8 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
                     "--name",
                     "Li Wei",
                 ])
-                .args(["--role", "admin", "--password-stdin"]),
+                .args(["--role", "admin", "--password-stdin"])
+                .args(["--team", "Payments", "--team", "general", "--tier", "2"]),
             "a long enough passphrase\n",
         )
     };
@@ -261,6 +262,10 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
     );
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("<li.wei@example.com> as admin"), "{stdout}");
+    assert!(
+        stdout.contains("tier 2, capacity 5, teams: general, payments"),
+        "{stdout}"
+    );
     let second = add();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("exists already"));
@@ -268,6 +273,24 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
     let db = std::fs::read(dir.path().join("data/frontdesk.db")).unwrap();
     let needle = b"a long enough passphrase";
     assert!(!db.windows(needle.len()).any(|w| w == needle));
+}
+
+#[test]
+fn report_prints_the_figures_of_the_last_days_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk(dir.path())
+        .args(["report", "--days", "30"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["overall"]["conversations"], 0);
+    assert!(report["overall"]["first_response_p50"].is_null());
+    assert!(report["teams"].as_object().unwrap().is_empty());
 }
 
 #[test]

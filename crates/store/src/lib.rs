@@ -17,6 +17,7 @@ pub mod bench;
 mod db;
 mod events;
 mod migrate;
+mod sql_engine;
 mod sql_store;
 #[cfg(test)]
 mod story_tests;
@@ -79,6 +80,9 @@ pub struct NewReply {
     pub attachments: Vec<Attachment>,
     /// A client's key for this send: the same key again returns the first message.
     pub idempotency_key: Option<String>,
+    /// Answers to offer as buttons where the channel has them (the text must make sense
+    /// without them).
+    pub quick_replies: Vec<String>,
 }
 
 impl NewReply {
@@ -92,6 +96,7 @@ impl NewReply {
             text: text.into(),
             attachments: Vec::new(),
             idempotency_key: None,
+            quick_replies: Vec::new(),
         }
     }
 }
@@ -174,14 +179,193 @@ pub struct ClaimRequest {
 }
 
 /// A change to a conversation; `None` leaves a field as it is.
+///
+/// The store keeps the bookkeeping that follows from a status change in the same
+/// statement: `status_since`; `queued_at` the first time it becomes open (its place in
+/// the queue); `resolved_at`; the reopen count when a resolved conversation opens
+/// again; `snoozed_until` cleared when it leaves `snoozed`.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationChange {
     pub status: Option<Status>,
     pub priority: Option<frontdesk_core::Priority>,
     pub team: Option<String>,
     pub bot_misses: Option<u32>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<AgentId>>,
+    pub tier: Option<u8>,
+    /// With `status: Some(Snoozed)`: until when.
+    pub snoozed_until: Option<Timestamp>,
+    pub language: Option<String>,
+    pub first_response_due: Option<Timestamp>,
+    pub resolution_due: Option<Timestamp>,
     /// Why, for the history (shown to agents; never message text).
     pub reason: Option<String>,
+}
+
+/// Conversations the engine's timers look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Snoozed until a time that has come.
+    SnoozeOver(Timestamp),
+    /// Pending, with no message either way since this time.
+    PendingSilentSince(Timestamp),
+    /// Still with the bot, with no message since this time.
+    BotIdleSince(Timestamp),
+    /// No first agent reply, and the first-response target has passed (not yet
+    /// recorded as breached).
+    FirstResponseOverdue(Timestamp),
+    /// Not resolved, and the resolution target has passed (not yet recorded).
+    ResolutionOverdue(Timestamp),
+    /// Not resolved and assigned to this agent.
+    AssignedTo(AgentId),
+    /// Open and unassigned, in queue order: urgent first, then high, normal, low; then
+    /// the longest waiting.
+    Queue,
+}
+
+/// Which service-level target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaTarget {
+    FirstResponse,
+    Resolution,
+}
+
+/// An agent's working settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentProfile {
+    pub teams: Vec<String>,
+    pub capacity: u32,
+    pub tier: u8,
+}
+
+/// An agent and how many unresolved conversations they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLoad {
+    pub agent: Agent,
+    pub open: u32,
+}
+
+/// The satisfaction survey of one conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Csat {
+    pub conversation_id: ConversationId,
+    pub agent_id: Option<AgentId>,
+    pub team: Option<String>,
+    pub asked_at: Timestamp,
+    pub rating: Option<u8>,
+    pub comment: Option<String>,
+    pub answered_at: Option<Timestamp>,
+}
+
+/// Where an email verification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationState {
+    /// Asked the customer for the address.
+    AwaitingEmail,
+    /// A code went out; waiting for it.
+    AwaitingCode,
+    Verified,
+    Expired,
+    /// Too many wrong codes.
+    Failed,
+    /// Replaced by a newer request.
+    Cancelled,
+}
+
+impl VerificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingEmail => "awaiting_email",
+            Self::AwaitingCode => "awaiting_code",
+            Self::Verified => "verified",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::AwaitingEmail,
+            Self::AwaitingCode,
+            Self::Verified,
+            Self::Expired,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// Still waiting on the customer.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::AwaitingEmail | Self::AwaitingCode)
+    }
+}
+
+/// One email verification. The code itself is never stored: only its hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub id: i64,
+    pub conversation_id: ConversationId,
+    pub agent_id: Option<AgentId>,
+    pub state: VerificationState,
+    pub email: Option<String>,
+    pub code_hash: Option<String>,
+    pub tries: u32,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verification")
+            .field("id", &self.id)
+            .field("conversation_id", &self.conversation_id)
+            .field("state", &self.state)
+            .field("tries", &self.tries)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to a verification; `None` leaves a field as it is.
+#[derive(Clone, Default)]
+pub struct VerificationChange {
+    pub state: Option<VerificationState>,
+    pub email: Option<String>,
+    pub code_hash: Option<String>,
+    pub tries: Option<u32>,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for VerificationChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerificationChange")
+            .field("state", &self.state)
+            .field("tries", &self.tries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What reports are made of: one row per conversation created in a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationFacts {
+    pub id: ConversationId,
+    pub channel: ChannelKind,
+    pub team: Option<String>,
+    pub assignee: Option<AgentId>,
+    pub priority: frontdesk_core::Priority,
+    pub status: Status,
+    pub created_at: Timestamp,
+    pub queued_at: Option<Timestamp>,
+    pub first_response_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub reopened: u32,
+    pub first_response_breached: bool,
+    pub resolution_breached: bool,
+    pub rating: Option<u8>,
 }
 
 /// What replaces an erased message text.
@@ -363,6 +547,97 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The audit log, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Conversations a timer of the conversation engine looks for, at most `limit`.
+    async fn sweep(&self, sweep: Sweep, limit: u32) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Records a breached target once; false if it was recorded already.
+    async fn mark_breach(&self, id: ConversationId, target: SlaTarget) -> Result<bool, StoreError>;
+
+    /// Every agent with their settings and how many unresolved conversations they hold.
+    async fn agents(&self) -> Result<Vec<AgentLoad>, StoreError>;
+
+    async fn set_agent_profile(
+        &self,
+        id: AgentId,
+        profile: &AgentProfile,
+    ) -> Result<Agent, StoreError>;
+
+    /// Online, away or offline; recorded as an event.
+    async fn set_agent_status(
+        &self,
+        id: AgentId,
+        status: frontdesk_core::AgentStatus,
+    ) -> Result<Agent, StoreError>;
+
+    /// Gives a conversation to an agent (or none). With `only_if_unassigned`, does
+    /// nothing and returns `None` when someone holds it already: two instances
+    /// auto-assigning at once cannot both win. An agent given a conversation moves to
+    /// the back of the round-robin.
+    async fn assign(
+        &self,
+        id: ConversationId,
+        to: Option<AgentId>,
+        only_if_unassigned: bool,
+        reason: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Records that the customer was asked for a rating; false if they were asked
+    /// before (never twice).
+    async fn csat_asked(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        team: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    async fn csat(&self, id: ConversationId) -> Result<Option<Csat>, StoreError>;
+
+    /// Stores the customer's rating once; false if it was answered already.
+    async fn csat_answer(
+        &self,
+        id: ConversationId,
+        rating: u8,
+        comment: Option<&str>,
+        message: MessageId,
+    ) -> Result<bool, StoreError>;
+
+    /// Starts a verification in a conversation, cancelling any earlier one there.
+    async fn start_verification(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError>;
+
+    /// The conversation's verification still waiting on the customer, if any.
+    async fn active_verification(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Verification>, StoreError>;
+
+    async fn update_verification(
+        &self,
+        id: i64,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError>;
+
+    /// The contact proved they own `email`. If another contact has that address as a
+    /// verified identity, the two become one (the older keeps its id; identities and
+    /// conversations move to it); otherwise the address becomes a verified identity of
+    /// this contact. Returns the contact that remains.
+    async fn link_verified_email(
+        &self,
+        contact: frontdesk_core::ContactId,
+        email: &str,
+    ) -> Result<frontdesk_core::ContactId, StoreError>;
+
+    /// One row per conversation created in `[since, until)`, for reports.
+    async fn conversation_facts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ConversationFacts>, StoreError>;
 
     /// Events after `after`, oldest first, to catch up after a gap.
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError>;

@@ -35,6 +35,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0004_bot_misses.sql"),
         include_str!("../../../migrations/postgres/0004_bot_misses.sql"),
     ),
+    (
+        5,
+        "conversation_engine",
+        include_str!("../../../migrations/sqlite/0005_conversation_engine.sql"),
+        include_str!("../../../migrations/postgres/0005_conversation_engine.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

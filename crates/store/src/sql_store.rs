@@ -3,16 +3,18 @@
 use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::{
-    AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure, ConversationChange,
-    ConversationQuery, LeaseReport, NewAgent, NewReply, Page, PageCursor, Replied, Store,
-    StoreError,
+    AgentLoad, AgentProfile, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
+    ConversationChange, ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent,
+    NewReply, Page, PageCursor, Replied, SlaTarget, Store, StoreError, Sweep, Verification,
+    VerificationChange,
 };
 use frontdesk_core::{
     Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
     Conversation, ConversationId, Delivery, Direction, Edit, Event, EventId, EventKind, Filtered,
     Finding, Identity, Inbound, IngestOutcome, Message, MessageId, MessageKind, NoFilter, Outbound,
-    OutboundCheck, OutboxId, Priority, Role, Status, TextFilter, Timestamp,
+    OutboundCheck, OutboxId, Priority, Role, Status, SystemClock, TextFilter, Timestamp,
 };
+use frontdesk_core::{AgentStatus, Clock};
 use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -35,6 +37,11 @@ pub struct StoreOptions {
     pub filter: Arc<dyn TextFilter>,
     /// The check every reply to a customer passes before its outbox row is written.
     pub outbound: Arc<dyn OutboundCheck>,
+    /// Where every stored time comes from (tests walk a manual clock through a week).
+    pub clock: Arc<dyn Clock>,
+    /// A customer message within this time after a conversation was resolved goes back
+    /// into it (the conversation engine reopens it); after it, a new conversation.
+    pub reopen_window: Duration,
 }
 
 impl Default for StoreOptions {
@@ -43,6 +50,8 @@ impl Default for StoreOptions {
             max_connections: 8,
             filter: Arc::new(NoFilter),
             outbound: Arc::new(NoFilter),
+            clock: Arc::new(SystemClock),
+            reopen_window: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -70,6 +79,8 @@ struct Inner {
     pool: Pool,
     filter: Arc<dyn TextFilter>,
     outbound: Arc<dyn OutboundCheck>,
+    clock: Arc<dyn Clock>,
+    reopen_window: Duration,
     events: broadcast::Sender<Event>,
     outbox: watch::Sender<u64>,
     /// This process's name in NOTIFY payloads, to skip its own notifications.
@@ -136,6 +147,8 @@ impl SqlStore {
                 pool,
                 filter: options.filter,
                 outbound: options.outbound,
+                clock: options.clock,
+                reopen_window: options.reopen_window,
                 events,
                 outbox,
                 instance,
@@ -144,7 +157,12 @@ impl SqlStore {
         })
     }
 
-    async fn conn(&self) -> Result<Conn, StoreError> {
+    /// Now, by the store's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
         Ok(match &self.inner.pool {
             Pool::Sqlite { readers, .. } => Conn::Sqlite(readers.acquire().await?),
             Pool::Pg(p) => Conn::Pg(p.acquire().await?),
@@ -162,7 +180,11 @@ impl SqlStore {
 
     /// Announces committed-to-be events to other instances (PostgreSQL NOTIFY is sent
     /// on commit, and not at all on rollback).
-    async fn announce(&self, q: &mut Exec<'_>, events: &[Event]) -> Result<(), StoreError> {
+    pub(crate) async fn announce(
+        &self,
+        q: &mut Exec<'_>,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         if self.backend() != Backend::Postgres {
             return Ok(());
         }
@@ -189,8 +211,24 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Appends one event in the transaction and announces it to other instances; hand
+    /// the result to [`Self::publish`] after the commit.
+    pub(crate) async fn record(
+        &self,
+        q: &mut Exec<'_>,
+        kind: EventKind,
+        conversation: Option<ConversationId>,
+        message: Option<MessageId>,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, StoreError> {
+        let events = vec![events::append(q, kind, conversation, message, data, now).await?];
+        self.announce(q, &events).await?;
+        Ok(events)
+    }
+
     /// Hands committed events to this process's subscribers.
-    fn publish(&self, events: Vec<Event>) {
+    pub(crate) fn publish(&self, events: Vec<Event>) {
         for e in events {
             // No subscriber is fine: events are also in the table.
             let _ = self.inner.events.send(e);
@@ -214,11 +252,14 @@ impl SqlStore {
         filtered: &Filtered,
         cursor: Option<&str>,
     ) -> Result<IngestOutcome, StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
+        let reopen_since = Timestamp::from_micros(
+            now.as_micros() - i64::try_from(self.inner.reopen_window.as_micros()).unwrap_or(0),
+        );
         let stored = match &inbound.edit_of {
-            None => ingest_new(&mut q, inbound, filtered, cursor, now).await?,
+            None => ingest_new(&mut q, inbound, filtered, cursor, now, reopen_since).await?,
             Some(original) => ingest_edit(&mut q, inbound, original, filtered, cursor, now).await?,
         };
         let Some((outcome, events)) = stored else {
@@ -295,6 +336,7 @@ async fn ingest_new(
     filtered: &Filtered,
     cursor: Option<&str>,
     now: Timestamp,
+    reopen_since: Timestamp,
 ) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
     let account = &inbound.account;
     let mut events = Vec::new();
@@ -326,19 +368,28 @@ async fn ingest_new(
             if already_stored(q, account, &inbound.external_id).await? {
                 return Ok(None);
             }
-            let contact_id = find_or_create_contact(q, inbound, now).await?;
-            let conversation_id = create_conversation(q, inbound, contact_id, now).await?;
-            events.push(
-                events::append(
-                    q,
-                    EventKind::ConversationCreated,
-                    Some(conversation_id),
-                    None,
-                    serde_json::json!({ "channel": account.kind() }),
-                    now,
-                )
-                .await?,
-            );
+            let recent = recently_resolved(q, inbound, reopen_since).await?;
+            let new_conversation = recent.is_none();
+            let conversation_id = match recent {
+                // The conversation engine decides: a rating, or reopen it.
+                Some(id) => id,
+                None => {
+                    let contact_id = find_or_create_contact(q, inbound, now).await?;
+                    let id = create_conversation(q, inbound, contact_id, now).await?;
+                    events.push(
+                        events::append(
+                            q,
+                            EventKind::ConversationCreated,
+                            Some(id),
+                            None,
+                            serde_json::json!({ "channel": account.kind() }),
+                            now,
+                        )
+                        .await?,
+                    );
+                    id
+                }
+            };
             let inserted = q
                 .fetch_optional(insert_message(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
@@ -356,7 +407,7 @@ async fn ingest_new(
                 .await?;
             // Another instance stored it a moment ago.
             let Some(row) = inserted else { return Ok(None) };
-            (conversation_id, MessageId(row.get("id")?), true)
+            (conversation_id, MessageId(row.get("id")?), new_conversation)
         }
     };
     let event = events::NewEvent::new(
@@ -452,7 +503,8 @@ async fn ingest_edit(
         )
         .await?;
     let Some(row) = found else {
-        return ingest_new(q, inbound, filtered, cursor, now).await;
+        // Never a reopen: an edit is not a new message.
+        return ingest_new(q, inbound, filtered, cursor, now, now).await;
     };
     let message_id = MessageId(row.get("id")?);
     let conversation_id = ConversationId(row.get("conversation_id")?);
@@ -505,6 +557,29 @@ async fn ingest_edit(
         },
         vec![event],
     )))
+}
+
+/// The thread's conversation resolved at or after `since`, if any.
+async fn recently_resolved(
+    q: &mut Exec<'_>,
+    inbound: &Inbound,
+    since: Timestamp,
+) -> Result<Option<ConversationId>, StoreError> {
+    let row = q
+        .fetch_optional(
+            Query::new(
+                "SELECT id FROM conversations
+                 WHERE channel = $1 AND account = $2 AND thread_key = $3
+                   AND status = 'resolved' AND resolved_at >= $4
+                 ORDER BY resolved_at DESC, id DESC LIMIT 1",
+            )
+            .bind(inbound.account.kind().as_str())
+            .bind(inbound.account.name())
+            .bind(inbound.thread_key.as_str())
+            .bind(since.as_micros()),
+        )
+        .await?;
+    row.map(|r| Ok(ConversationId(r.get("id")?))).transpose()
 }
 
 async fn find_or_create_contact(
@@ -622,7 +697,7 @@ fn from_json<T: DeserializeOwned>(column: &'static str, s: &str) -> Result<T, St
     })
 }
 
-fn word<T>(
+pub(crate) fn word<T>(
     column: &'static str,
     parsed: Result<T, frontdesk_core::UnknownWord>,
 ) -> Result<T, StoreError> {
@@ -632,7 +707,7 @@ fn word<T>(
     })
 }
 
-fn account_of(row: &Row) -> Result<ChannelAccount, StoreError> {
+pub(crate) fn account_of(row: &Row) -> Result<ChannelAccount, StoreError> {
     let channel: String = row.get("channel")?;
     let name: String = row.get("account")?;
     let kind = word("channel", ChannelKind::parse(&channel))?;
@@ -642,11 +717,11 @@ fn account_of(row: &Row) -> Result<ChannelAccount, StoreError> {
     })
 }
 
-fn micros(row: &Row, column: &str) -> Result<Timestamp, StoreError> {
+pub(crate) fn micros(row: &Row, column: &str) -> Result<Timestamp, StoreError> {
     Ok(Timestamp::from_micros(row.get(column)?))
 }
 
-fn opt_micros(row: &Row, column: &str) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn opt_micros(row: &Row, column: &str) -> Result<Option<Timestamp>, StoreError> {
     Ok(row.get::<Option<i64>>(column)?.map(Timestamp::from_micros))
 }
 
@@ -655,12 +730,17 @@ macro_rules! conversation_select {
     () => {
         "SELECT c.id, c.channel, c.account, c.contact_id, k.name AS contact_name, c.thread_key,
                 c.status, c.priority, c.assignee_id, c.team, c.labels, c.created_at,
-                c.updated_at, c.last_message_at, c.snoozed_until, c.resolved_at, c.bot_misses
+                c.updated_at, c.last_message_at, c.snoozed_until, c.resolved_at, c.bot_misses,
+                c.tier, c.queued_at, c.status_since, c.first_response_at, c.first_response_due,
+                c.resolution_due, c.first_response_breached, c.resolution_breached, c.reopened,
+                c.language
          FROM conversations c JOIN contacts k ON k.id = c.contact_id"
     };
 }
 
-fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
+pub(crate) use conversation_select;
+
+pub(crate) fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
     let status: String = row.get("status")?;
     let priority: String = row.get("priority")?;
     let labels: String = row.get("labels")?;
@@ -681,6 +761,19 @@ fn conversation_from_row(row: &Row) -> Result<Conversation, StoreError> {
         snoozed_until: opt_micros(row, "snoozed_until")?,
         resolved_at: opt_micros(row, "resolved_at")?,
         bot_misses: u32::try_from(row.get::<i64>("bot_misses")?).unwrap_or(u32::MAX),
+        tier: u8::try_from(row.get::<i64>("tier")?).unwrap_or(u8::MAX),
+        queued_at: opt_micros(row, "queued_at")?,
+        status_since: match opt_micros(row, "status_since")? {
+            Some(t) => t,
+            None => micros(row, "created_at")?,
+        },
+        first_response_at: opt_micros(row, "first_response_at")?,
+        first_response_due: opt_micros(row, "first_response_due")?,
+        resolution_due: opt_micros(row, "resolution_due")?,
+        first_response_breached: row.get::<i64>("first_response_breached")? != 0,
+        resolution_breached: row.get::<i64>("resolution_breached")? != 0,
+        reopened: u32::try_from(row.get::<i64>("reopened")?).unwrap_or(u32::MAX),
+        language: row.get("language")?,
     })
 }
 
@@ -728,19 +821,58 @@ fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     })
 }
 
-fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
+/// The columns [`agent_from_row`] reads.
+macro_rules! agent_select {
+    () => {
+        "SELECT a.id, a.email, a.name, a.role, a.password_hash, a.created_at, a.status,
+                a.status_since, a.capacity, a.tier, a.last_assigned_at
+         FROM agents a"
+    };
+}
+pub(crate) use agent_select;
+
+/// An agent without their teams (see [`load_agent_teams`]).
+pub(crate) fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
     let role: String = row.get("role")?;
+    let status: String = row.get("status")?;
+    let created_at = micros(row, "created_at")?;
     Ok(Agent {
         id: AgentId(row.get("id")?),
         email: row.get("email")?,
         name: row.get("name")?,
         role: word("agents.role", Role::parse(&role))?,
-        created_at: micros(row, "created_at")?,
+        created_at,
+        status: word("agents.status", AgentStatus::parse(&status))?,
+        status_since: opt_micros(row, "status_since")?.unwrap_or(created_at),
+        capacity: u32::try_from(row.get::<i64>("capacity")?).unwrap_or(0),
+        tier: u8::try_from(row.get::<i64>("tier")?).unwrap_or(u8::MAX),
+        teams: Vec::new(),
+        last_assigned_at: opt_micros(row, "last_assigned_at")?,
     })
 }
 
+/// Fills in the teams of these agents.
+pub(crate) async fn load_agent_teams(
+    q: &mut Exec<'_>,
+    agents: &mut [Agent],
+) -> Result<(), StoreError> {
+    let rows = q
+        .fetch_all(Query::new(
+            "SELECT agent_id, team FROM agent_teams ORDER BY agent_id, team",
+        ))
+        .await?;
+    for row in rows {
+        let id = AgentId(row.get("agent_id")?);
+        let team: String = row.get("team")?;
+        if let Some(agent) = agents.iter_mut().find(|a| a.id == id) {
+            agent.teams.push(team);
+        }
+    }
+    Ok(())
+}
+
 /// Reads one conversation by id (inside or outside a transaction).
-async fn load_conversation(
+pub(crate) async fn load_conversation(
     q: &mut Exec<'_>,
     id: ConversationId,
 ) -> Result<Option<Conversation>, StoreError> {
@@ -856,7 +988,7 @@ impl Store for SqlStore {
                 .check(&reply.text)
                 .map_err(StoreError::Refused)?;
         }
-        let now = Timestamp::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         if let Some(key) = &reply.idempotency_key {
@@ -892,8 +1024,8 @@ impl Store for SqlStore {
             .fetch_one(
                 Query::new(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
-                         agent_id, kind, text, attachments, idempotency_key, created_at)
-                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                         agent_id, kind, text, attachments, idempotency_key, created_at, meta)
+                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
                 )
                 .bind(reply.conversation_id.0)
                 .bind(account.kind().as_str())
@@ -904,7 +1036,11 @@ impl Store for SqlStore {
                 .bind(reply.text.as_str())
                 .bind(to_json(&reply.attachments))
                 .bind(reply.idempotency_key.as_deref())
-                .bind(now.as_micros()),
+                .bind(now.as_micros())
+                .bind(match reply.quick_replies.is_empty() {
+                    true => "null".to_owned(),
+                    false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
+                }),
             )
             .await?;
         let message_id = MessageId(row.get("id")?);
@@ -925,19 +1061,30 @@ impl Store for SqlStore {
             .await?;
             q.execute(touch_conversation(reply.conversation_id, now))
                 .await?;
+            if reply.author == Author::Agent {
+                // The first response, for the SLA and the reports.
+                q.execute(
+                    Query::new(
+                        "UPDATE conversations SET first_response_at = $2
+                         WHERE id = $1 AND first_response_at IS NULL",
+                    )
+                    .bind(reply.conversation_id.0)
+                    .bind(now.as_micros()),
+                )
+                .await?;
+            }
             self.announce_outbox(&mut q).await?;
         }
-        let event = events::append(
-            &mut q,
-            EventKind::MessageCreated,
-            Some(reply.conversation_id),
-            Some(message_id),
-            serde_json::json!({ "direction": "out", "author": reply.author }),
-            now,
-        )
-        .await?;
-        let events = vec![event];
-        self.announce(&mut q, &events).await?;
+        let events = self
+            .record(
+                &mut q,
+                EventKind::MessageCreated,
+                Some(reply.conversation_id),
+                Some(message_id),
+                serde_json::json!({ "direction": "out", "author": reply.author }),
+                now,
+            )
+            .await?;
         let message = load_message(&mut q, message_id).await?;
         tx.commit().await?;
         self.publish(events);
@@ -955,18 +1102,35 @@ impl Store for SqlStore {
         id: ConversationId,
         change: &ConversationChange,
     ) -> Result<Conversation, StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         let updated = q
             .execute(
                 Query::new(
                     "UPDATE conversations SET
+                         reopened = reopened
+                             + CASE WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                                    THEN 1 ELSE 0 END,
+                         status_since = CASE WHEN $2 IS NOT NULL AND $2 <> status THEN $5
+                                             ELSE status_since END,
+                         queued_at = CASE WHEN $2 = 'open' THEN COALESCE(queued_at, $5)
+                                          ELSE queued_at END,
+                         resolved_at = CASE WHEN $2 = 'resolved' THEN $5
+                                            WHEN $2 IS NOT NULL THEN NULL
+                                            ELSE resolved_at END,
+                         snoozed_until = CASE WHEN $2 = 'snoozed' THEN $9
+                                              WHEN $2 IS NOT NULL THEN NULL
+                                              ELSE snoozed_until END,
                          status = COALESCE($2, status),
                          priority = COALESCE($3, priority),
                          team = COALESCE($4, team),
-                         resolved_at = CASE WHEN $2 = 'resolved' THEN $5 ELSE resolved_at END,
                          bot_misses = COALESCE($6, bot_misses),
+                         assignee_id = CASE WHEN $7 = 1 THEN $8 ELSE assignee_id END,
+                         tier = COALESCE($10, tier),
+                         language = COALESCE($11, language),
+                         first_response_due = COALESCE($12, first_response_due),
+                         resolution_due = COALESCE($13, resolution_due),
                          updated_at = $5
                      WHERE id = $1",
                 )
@@ -975,14 +1139,21 @@ impl Store for SqlStore {
                 .bind(change.priority.map(Priority::as_str))
                 .bind(change.team.as_deref())
                 .bind(now.as_micros())
-                .bind(change.bot_misses.map(i64::from)),
+                .bind(change.bot_misses.map(i64::from))
+                .bind(i64::from(change.assignee.is_some()))
+                .bind(change.assignee.flatten().map(|a| a.0))
+                .bind(change.snoozed_until.map(Timestamp::as_micros))
+                .bind(change.tier.map(i64::from))
+                .bind(change.language.as_deref())
+                .bind(change.first_response_due.map(Timestamp::as_micros))
+                .bind(change.resolution_due.map(Timestamp::as_micros)),
             )
             .await?;
         if updated == 0 {
             return Err(StoreError::NotFound("conversation", id.0));
         }
-        let events = vec![
-            events::append(
+        let events = self
+            .record(
                 &mut q,
                 EventKind::ConversationUpdated,
                 Some(id),
@@ -991,13 +1162,14 @@ impl Store for SqlStore {
                     "status": change.status,
                     "priority": change.priority,
                     "team": change.team,
+                    "assignee": change.assignee,
+                    "tier": change.tier,
+                    "snoozed_until": change.snoozed_until,
                     "reason": change.reason,
                 }),
                 now,
             )
-            .await?,
-        ];
-        self.announce(&mut q, &events).await?;
+            .await?;
         let conversation = load_conversation(&mut q, id)
             .await?
             .ok_or(StoreError::NotFound("conversation", id.0))?;
@@ -1050,7 +1222,8 @@ impl Store for SqlStore {
                 .fetch_one(
                     Query::new(
                         "SELECT o.id, o.attempts, o.message_id, o.conversation_id, m.text,
-                                m.attachments, c.thread_key, i.external_id AS reply_to,
+                                m.attachments, m.meta AS own_meta, c.thread_key,
+                                i.external_id AS reply_to,
                                 i.sender_id, i.meta,
                                 (SELECT ci.external_id FROM contact_identities ci
                                  WHERE ci.contact_id = c.contact_id AND ci.channel = c.channel
@@ -1073,7 +1246,17 @@ impl Store for SqlStore {
                 Some(sender) => sender,
                 None => r.get::<Option<String>>("identity")?.unwrap_or_default(),
             };
+            let own_meta: serde_json::Value =
+                from_json("messages.meta", &r.get::<String>("own_meta")?)?;
+            let quick_replies = match own_meta.get("quick_replies") {
+                Some(q) => serde_json::from_value(q.clone()).map_err(|e| StoreError::Corrupt {
+                    column: "messages.meta",
+                    reason: e.to_string(),
+                })?,
+                None => Vec::new(),
+            };
             out.push(Outbound {
+                quick_replies,
                 outbox_id: OutboxId(id),
                 attempt: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
                 account: req.account.clone(),
@@ -1128,8 +1311,8 @@ impl Store for SqlStore {
             )
             .await?;
         }
-        let events = vec![
-            events::append(
+        let events = self
+            .record(
                 &mut q,
                 EventKind::DeliverySent,
                 Some(conversation_id),
@@ -1137,9 +1320,7 @@ impl Store for SqlStore {
                 serde_json::json!({ "outbox_id": id }),
                 now,
             )
-            .await?,
-        ];
-        self.announce(&mut q, &events).await?;
+            .await?;
         tx.commit().await?;
         self.publish(events);
         Ok(LeaseReport::Recorded)
@@ -1202,8 +1383,8 @@ impl Store for SqlStore {
         else {
             return Ok(LeaseReport::LeaseLost);
         };
-        let events = vec![
-            events::append(
+        let events = self
+            .record(
                 &mut q,
                 EventKind::DeliveryFailed,
                 Some(conversation_id),
@@ -1211,9 +1392,7 @@ impl Store for SqlStore {
                 serde_json::json!({ "outbox_id": id, "reason": reason }),
                 now,
             )
-            .await?,
-        ];
-        self.announce(&mut q, &events).await?;
+            .await?;
         tx.commit().await?;
         self.publish(events);
         Ok(LeaseReport::Recorded)
@@ -1397,7 +1576,7 @@ impl Store for SqlStore {
         let identities = q
             .fetch_all(
                 Query::new(
-                    "SELECT channel, external_id, display_name FROM contact_identities
+                    "SELECT channel, external_id, display_name, verified_at FROM contact_identities
                      WHERE contact_id = $1 ORDER BY id",
                 )
                 .bind(id.0),
@@ -1410,6 +1589,7 @@ impl Store for SqlStore {
                     channel: word("contact_identities.channel", ChannelKind::parse(&channel))?,
                     external_id: r.get("external_id")?,
                     display_name: r.get("display_name")?,
+                    verified_at: opt_micros(r, "verified_at")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1429,7 +1609,7 @@ impl Store for SqlStore {
                 "{email:?} is not an email address"
             )));
         }
-        let now = Timestamp::now();
+        let now = self.now();
         let mut conn = self.conn().await?;
         let inserted = conn
             .q()
@@ -1452,6 +1632,12 @@ impl Store for SqlStore {
                 name: agent.name,
                 role: agent.role,
                 created_at: now,
+                status: AgentStatus::Offline,
+                status_since: now,
+                capacity: 5,
+                tier: 1,
+                teams: Vec::new(),
+                last_assigned_at: None,
             }),
             Err(e) if e.is_unique_violation() => Err(StoreError::Invalid(format!(
                 "an agent with the email {email} exists already"
@@ -1461,20 +1647,123 @@ impl Store for SqlStore {
     }
 
     async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError> {
-        let row = self
-            .conn()
-            .await?
-            .q()
+        let mut conn = self.conn().await?;
+        let mut q = conn.q();
+        let Some(row) = q
             .fetch_optional(
-                Query::new(
-                    "SELECT id, email, name, role, password_hash, created_at FROM agents
-                     WHERE email = $1",
-                )
-                .bind(email.trim().to_lowercase()),
+                Query::new(concat!(agent_select!(), " WHERE a.email = $1"))
+                    .bind(email.trim().to_lowercase()),
             )
-            .await?;
-        row.map(|r| Ok((agent_from_row(&r)?, r.get("password_hash")?)))
-            .transpose()
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut agent = [agent_from_row(&row)?];
+        load_agent_teams(&mut q, &mut agent).await?;
+        let [agent] = agent;
+        Ok(Some((agent, row.get("password_hash")?)))
+    }
+
+    async fn sweep(&self, sweep: Sweep, limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        self.sweep_conversations(sweep, limit).await
+    }
+
+    async fn mark_breach(&self, id: ConversationId, target: SlaTarget) -> Result<bool, StoreError> {
+        self.record_breach(id, target).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentLoad>, StoreError> {
+        self.agent_loads().await
+    }
+
+    async fn set_agent_profile(
+        &self,
+        id: AgentId,
+        profile: &AgentProfile,
+    ) -> Result<Agent, StoreError> {
+        self.save_agent_profile(id, profile).await
+    }
+
+    async fn set_agent_status(
+        &self,
+        id: AgentId,
+        status: AgentStatus,
+    ) -> Result<Agent, StoreError> {
+        self.save_agent_status(id, status).await
+    }
+
+    async fn assign(
+        &self,
+        id: ConversationId,
+        to: Option<AgentId>,
+        only_if_unassigned: bool,
+        reason: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        self.assign_conversation(id, to, only_if_unassigned, reason)
+            .await
+    }
+
+    async fn csat_asked(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        team: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.ask_csat(id, agent, team).await
+    }
+
+    async fn csat(&self, id: ConversationId) -> Result<Option<Csat>, StoreError> {
+        self.load_csat(id).await
+    }
+
+    async fn csat_answer(
+        &self,
+        id: ConversationId,
+        rating: u8,
+        comment: Option<&str>,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        self.answer_csat(id, rating, comment, message).await
+    }
+
+    async fn start_verification(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError> {
+        self.new_verification(id, agent, change).await
+    }
+
+    async fn active_verification(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Verification>, StoreError> {
+        self.current_verification(id).await
+    }
+
+    async fn update_verification(
+        &self,
+        id: i64,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError> {
+        self.change_verification(id, change).await
+    }
+
+    async fn link_verified_email(
+        &self,
+        contact: ContactId,
+        email: &str,
+    ) -> Result<ContactId, StoreError> {
+        self.merge_by_verified_email(contact, email).await
+    }
+
+    async fn conversation_facts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ConversationFacts>, StoreError> {
+        self.facts(since, until).await
     }
 
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError> {
@@ -1505,7 +1794,7 @@ impl Store for SqlStore {
         anonymize: bool,
         actor: &str,
     ) -> Result<u64, StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let channel = channel.map(ChannelKind::as_str);
         let mut tx = self.begin().await?;
         let mut q = tx.q();
@@ -1592,12 +1881,12 @@ impl Store for SqlStore {
             "contact_export",
             &format!("contact {id}"),
             serde_json::json!({ "conversations": conversations.len() }),
-            Timestamp::now(),
+            self.now(),
         )
         .await?;
         tx.commit().await?;
         Ok(serde_json::json!({
-            "exported_at": Timestamp::now(),
+            "exported_at": self.now(),
             "contact": contact,
             "conversations": conversations,
         }))
@@ -1608,7 +1897,7 @@ impl Store for SqlStore {
         id: ContactId,
         actor: &str,
     ) -> Result<ContactErasure, StoreError> {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         let exists = q

@@ -54,6 +54,7 @@ fn bot_reply(conversation_id: frontdesk_core::ConversationId, text: &str) -> New
         text: text.into(),
         attachments: Vec::new(),
         idempotency_key: None,
+        quick_replies: Vec::new(),
     }
 }
 

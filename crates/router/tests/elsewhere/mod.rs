@@ -1,15 +1,19 @@
-//! A real store whose queries run on another runtime.
+//! A real store whose queries run on another runtime, and a way to run a test on
+//! paused time.
 
 use frontdesk_core::{
-    Agent, ChannelAccount, ChannelKind, Contact, ContactId, Conversation, ConversationId, Event,
-    EventId, Inbound, IngestOutcome, Message, MessageId, Outbound, OutboxId, Timestamp,
+    Agent, AgentId, AgentStatus, ChannelAccount, ChannelKind, Contact, ContactId, Conversation,
+    ConversationId, Event, EventId, Inbound, IngestOutcome, Message, MessageId, Outbound, OutboxId,
+    Timestamp,
 };
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{
-    AuditEntry, Backend, ClaimRequest, ContactErasure, ConversationChange, ConversationQuery,
-    LeaseReport, NewAgent, NewReply, Page, Replied, SqlStore, Store, StoreError,
+    AgentLoad, AgentProfile, AuditEntry, Backend, ClaimRequest, ContactErasure, ConversationChange,
+    ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent, NewReply, Page, Replied,
+    SlaTarget, SqlStore, Store, StoreError, StoreOptions, Sweep, Verification, VerificationChange,
 };
 use std::future::Future;
+use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 /// Forwards every call to a [`SqlStore`] living on an ordinary multi-thread runtime,
@@ -31,14 +35,31 @@ impl Drop for ElsewhereStore {
 
 impl ElsewhereStore {
     /// A migrated SQLite store on a fresh temporary file, and its database guard.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
     pub fn sqlite() -> (Self, TestDatabase) {
+        Self::sqlite_with(StoreOptions::default)
+    }
+
+    /// The same, opened with these options (a manual clock, say).
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn sqlite_with(options: impl FnOnce() -> StoreOptions + Send) -> (Self, TestDatabase) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let db = TestDatabase::sqlite();
-        let inner = std::thread::scope(|s| s.spawn(|| rt.block_on(db.store())).join().unwrap());
+        let inner = std::thread::scope(|s| {
+            s.spawn(|| {
+                rt.block_on(async {
+                    db.store_with(options())
+                        .await
+                        .expect("open and migrate the test database")
+                })
+            })
+            .join()
+            .unwrap()
+        });
         (
             Self {
                 inner,
@@ -221,5 +242,142 @@ impl Store for ElsewhereStore {
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.run(move |s| async move { s.audit_log(limit).await })
             .await
+    }
+
+    async fn sweep(&self, sweep: Sweep, limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        self.run(move |s| async move { s.sweep(sweep, limit).await })
+            .await
+    }
+    async fn mark_breach(&self, id: ConversationId, target: SlaTarget) -> Result<bool, StoreError> {
+        self.run(move |s| async move { s.mark_breach(id, target).await })
+            .await
+    }
+    async fn agents(&self) -> Result<Vec<AgentLoad>, StoreError> {
+        self.run(|s| async move { s.agents().await }).await
+    }
+    async fn set_agent_profile(
+        &self,
+        id: AgentId,
+        profile: &AgentProfile,
+    ) -> Result<Agent, StoreError> {
+        let profile = profile.clone();
+        self.run(|s| async move { s.set_agent_profile(id, &profile).await })
+            .await
+    }
+    async fn set_agent_status(
+        &self,
+        id: AgentId,
+        status: AgentStatus,
+    ) -> Result<Agent, StoreError> {
+        self.run(move |s| async move { s.set_agent_status(id, status).await })
+            .await
+    }
+    async fn assign(
+        &self,
+        id: ConversationId,
+        to: Option<AgentId>,
+        only_if_unassigned: bool,
+        reason: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let reason = reason.to_owned();
+        self.run(move |s| async move { s.assign(id, to, only_if_unassigned, &reason).await })
+            .await
+    }
+    async fn csat_asked(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        team: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let team = team.map(str::to_owned);
+        self.run(move |s| async move { s.csat_asked(id, agent, team.as_deref()).await })
+            .await
+    }
+    async fn csat(&self, id: ConversationId) -> Result<Option<Csat>, StoreError> {
+        self.run(move |s| async move { s.csat(id).await }).await
+    }
+    async fn csat_answer(
+        &self,
+        id: ConversationId,
+        rating: u8,
+        comment: Option<&str>,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        let comment = comment.map(str::to_owned);
+        self.run(
+            move |s| async move { s.csat_answer(id, rating, comment.as_deref(), message).await },
+        )
+        .await
+    }
+    async fn start_verification(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError> {
+        let change = change.clone();
+        self.run(move |s| async move { s.start_verification(id, agent, &change).await })
+            .await
+    }
+    async fn active_verification(
+        &self,
+        id: ConversationId,
+    ) -> Result<Option<Verification>, StoreError> {
+        self.run(move |s| async move { s.active_verification(id).await })
+            .await
+    }
+    async fn update_verification(
+        &self,
+        id: i64,
+        change: &VerificationChange,
+    ) -> Result<Verification, StoreError> {
+        let change = change.clone();
+        self.run(move |s| async move { s.update_verification(id, &change).await })
+            .await
+    }
+    async fn link_verified_email(
+        &self,
+        contact: ContactId,
+        email: &str,
+    ) -> Result<ContactId, StoreError> {
+        let email = email.to_owned();
+        self.run(move |s| async move { s.link_verified_email(contact, &email).await })
+            .await
+    }
+    async fn conversation_facts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ConversationFacts>, StoreError> {
+        self.run(move |s| async move { s.conversation_facts(since, until).await })
+            .await
+    }
+}
+
+/// Runs `test` on a current-thread runtime with paused time, in its own thread, and
+/// fails if it has not finished within `limit` of real time.
+pub fn on_paused_time<F, Fut>(limit: Duration, test: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(test());
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("the test panicked (see above)")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the test did not finish within {limit:?}")
+        }
     }
 }

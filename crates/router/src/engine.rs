@@ -1,0 +1,1085 @@
+//! The conversation engine: what happens to a conversation between the bus and the
+//! agents.
+//!
+//! - After each stored customer message ([`ConversationEngine::on_customer_message`]):
+//!   a secret makes it urgent for the security team; a rating answers the satisfaction
+//!   survey; a message after resolve reopens (within the store's reopen window; after
+//!   it the store has already started a new conversation); pending and snoozed wake
+//!   up; a verification in progress takes the message; the bot takes its turn while
+//!   the conversation is with the bot.
+//! - Handoff ([`ConversationEngine::hand_off`]): team, priority, SLA due times, then
+//!   one notice to the customer: off hours, when people are back; else an agent at
+//!   once, or the place in the queue and an estimated wait.
+//! - Assignment: round-robin among online agents of the team, of the right tier, with
+//!   room; manual assign, transfer, escalation (tier 2 or the supervisor team), each
+//!   with a reason kept in the history.
+//! - Timers ([`ConversationEngine::tick`], run by [`ConversationEngine::run`]): snoozes
+//!   that end, pending conversations that resolve themselves, idle bot conversations,
+//!   agents away too long, SLA breaches, the queue.
+
+use crate::bot::{Bot, Turn};
+use crate::csat;
+use crate::hours::BusinessHours;
+use crate::metrics::Metrics;
+use crate::notices;
+use crate::report::{self, Report};
+use crate::verify;
+use frontdesk_core::{
+    AgentId, AgentStatus, Author, Clock, Conversation, ConversationId, MessageId, MessageKind,
+    Priority, Status, Timestamp,
+};
+use frontdesk_faq::Lang;
+use frontdesk_store::{
+    AgentLoad, ConversationChange, NewReply, SlaTarget, Store, StoreError, Sweep,
+    VerificationChange, VerificationState,
+};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// First-response and resolution targets for one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaTargets {
+    pub first_response: Duration,
+    pub resolution: Duration,
+}
+
+/// How the engine behaves. [`EngineConfig::default`] is what a small team starts with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The team that takes handoffs the knowledge base does not route elsewhere.
+    pub default_team: String,
+    /// Where escalations "to a manager" go.
+    pub supervisor_team: String,
+    /// Each team's hours; a team not listed works around the clock.
+    pub hours: BTreeMap<String, BusinessHours>,
+    /// Targets by priority.
+    pub sla: BTreeMap<Priority, SlaTargets>,
+    /// "Due soon" this long before a target.
+    pub due_soon: Duration,
+    /// A pending conversation with no message for this long resolves itself.
+    pub pending_resolve_after: Duration,
+    /// A conversation still with the bot and silent for this long is resolved (the bot
+    /// solved it, or the customer left).
+    pub bot_idle_resolve_after: Duration,
+    /// An agent away for longer than this gives their conversations back to the queue.
+    pub away_timeout: Duration,
+    /// Ask for a rating when a conversation people handled is resolved.
+    pub csat: bool,
+    /// How often [`ConversationEngine::run`] ticks.
+    pub tick_every: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let sla = [
+            (Priority::Urgent, minutes(15), hours(4)),
+            (Priority::High, minutes(60), hours(24)),
+            (Priority::Normal, hours(4), hours(72)),
+            (Priority::Low, hours(24), hours(168)),
+        ]
+        .into_iter()
+        .map(|(p, first_response, resolution)| {
+            (
+                p,
+                SlaTargets {
+                    first_response,
+                    resolution,
+                },
+            )
+        })
+        .collect();
+        Self {
+            default_team: "general".into(),
+            supervisor_team: "supervisors".into(),
+            hours: BTreeMap::new(),
+            sla,
+            due_soon: minutes(30),
+            pending_resolve_after: hours(72),
+            bot_idle_resolve_after: hours(24),
+            away_timeout: minutes(15),
+            csat: true,
+            tick_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Sends a verification code by email. The email channel provides it when configured.
+#[async_trait::async_trait]
+pub trait CodeMailer: Send + Sync + fmt::Debug {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> std::result::Result<(), String>;
+}
+
+/// Why a conversation goes to people.
+#[derive(Debug, Clone)]
+pub struct HandOff {
+    pub reason: String,
+    pub priority: Priority,
+    /// `None`: the default team.
+    pub team: Option<String>,
+    pub lang: Lang,
+    /// Send no queue or off-hours notice (the bot is off: nothing automated speaks).
+    pub quiet: bool,
+}
+
+/// Where a transfer sends a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transfer {
+    Agent(AgentId),
+    /// Back to that team's queue.
+    Team(String),
+}
+
+/// Where an escalation sends a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalation {
+    /// Senior staff of the same team.
+    Tier2,
+    /// The supervisor team (a manager).
+    Supervisor,
+}
+
+/// How a conversation stands against its targets, for the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaState {
+    /// No target (still with the bot, or no SLA for its priority).
+    None,
+    OnTrack,
+    /// A target falls within `due_soon`.
+    DueSoon,
+    Breached,
+    /// Resolved within its targets.
+    Met,
+}
+
+/// A conversation's place in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// 1 is next.
+    pub position: usize,
+    pub estimated_wait: Option<Duration>,
+}
+
+/// What the engine did with a customer message, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do (with people, who will read it).
+    Stored,
+    Bot(Turn),
+    HandedOff,
+    SecretEscalated,
+    Reopened,
+    Woke,
+    Rated(u8),
+    Verification(VerificationStep),
+}
+
+/// A step of an email verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationStep {
+    AskedAgainForEmail,
+    CodeSent,
+    Verified,
+    WrongCode { tries_left: u32 },
+    Expired,
+    TooManyTries,
+}
+
+/// The conversation engine. Cheap to share behind an `Arc`.
+pub struct ConversationEngine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    config: EngineConfig,
+    bot: Option<Arc<Bot>>,
+    mailer: Option<Arc<dyn CodeMailer>>,
+}
+
+impl fmt::Debug for ConversationEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConversationEngine")
+            .field("bot", &self.bot.is_some())
+            .field("mailer", &self.mailer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl ConversationEngine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            metrics,
+            config,
+            bot: None,
+            mailer: None,
+        }
+    }
+
+    /// Lets the bot take its turn in conversations still with the bot.
+    pub fn with_bot(mut self, bot: Arc<Bot>) -> Self {
+        self.bot = Some(bot);
+        self
+    }
+
+    /// Lets the bot and agents verify email addresses.
+    pub fn with_mailer(mut self, mailer: Arc<dyn CodeMailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn hours(&self, team: &str) -> BusinessHours {
+        self.config
+            .hours
+            .get(team)
+            .cloned()
+            .unwrap_or_else(BusinessHours::always)
+    }
+
+    async fn load(&self, id: ConversationId) -> Result<Conversation> {
+        self.store
+            .conversation(id)
+            .await?
+            .ok_or(StoreError::NotFound("conversation", id.0))
+    }
+
+    async fn say(&self, id: ConversationId, text: impl Into<String>) -> Result<()> {
+        self.store.reply(NewReply::from_bot(id, text)).await?;
+        Ok(())
+    }
+
+    /// A line in the conversation's history for agents (never sent to the customer).
+    async fn record(&self, id: ConversationId, text: String) -> Result<()> {
+        self.store
+            .reply(NewReply {
+                author: Author::System,
+                kind: MessageKind::Event,
+                ..NewReply::from_bot(id, text)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Everything that follows one stored customer message. `findings` is how many
+    /// secrets the guard redacted from it.
+    pub async fn on_customer_message(
+        &self,
+        id: ConversationId,
+        message: MessageId,
+        text: &str,
+        findings: usize,
+    ) -> Result<Outcome> {
+        let mut conversation = self.load(id).await?;
+        // A code or a number says nothing about the language.
+        let worded = text.chars().any(char::is_alphabetic);
+        let lang = match worded {
+            true => frontdesk_faq::text::detect_language(text),
+            false => lang_of(&conversation),
+        };
+        if worded && conversation.language.as_deref() != Some(lang_code(lang)) {
+            let change = ConversationChange {
+                language: Some(lang_code(lang).into()),
+                ..ConversationChange::default()
+            };
+            conversation = self.store.update_conversation(id, &change).await?;
+        }
+        if findings > 0 {
+            self.secret_received(&conversation, message, text, lang)
+                .await?;
+            return Ok(Outcome::SecretEscalated);
+        }
+        match conversation.status {
+            Status::Resolved => {
+                let rating = match self.store.csat(id).await? {
+                    Some(survey) if survey.rating.is_none() => csat::parse_rating(text),
+                    _ => None,
+                };
+                if let Some(rating) = rating {
+                    let recorded = self
+                        .store
+                        .csat_answer(id, rating.score, rating.comment.as_deref(), message)
+                        .await?;
+                    if recorded {
+                        self.metrics.csat(survey_team(&conversation), rating.score);
+                        self.say(id, csat::thanks(lang, rating.score)).await?;
+                    }
+                    return Ok(Outcome::Rated(rating.score));
+                }
+                // With people before, back to them (and the same agent); else the bot.
+                let status = match conversation.queued_at {
+                    Some(_) => Status::Open,
+                    None => Status::Bot,
+                };
+                let change = ConversationChange {
+                    status: Some(status),
+                    reason: Some("the customer wrote again after it was resolved".into()),
+                    ..ConversationChange::default()
+                };
+                let reopened = self.store.update_conversation(id, &change).await?;
+                if status == Status::Bot {
+                    return self.bot_turn(&reopened, text).await;
+                }
+                self.assign_queue().await?;
+                Ok(Outcome::Reopened)
+            }
+            Status::Pending | Status::Snoozed => {
+                let change = ConversationChange {
+                    status: Some(Status::Open),
+                    reason: Some("the customer replied".into()),
+                    ..ConversationChange::default()
+                };
+                self.store.update_conversation(id, &change).await?;
+                Ok(Outcome::Woke)
+            }
+            Status::Bot | Status::Open => {
+                if let Some(step) = self.verification_reply(&conversation, text, lang).await? {
+                    return Ok(Outcome::Verification(step));
+                }
+                if conversation.status == Status::Bot {
+                    return self.bot_turn(&conversation, text).await;
+                }
+                Ok(Outcome::Stored)
+            }
+        }
+    }
+
+    async fn bot_turn(&self, conversation: &Conversation, text: &str) -> Result<Outcome> {
+        let Some(bot) = &self.bot else {
+            let handoff = HandOff {
+                reason: "the bot is off".into(),
+                priority: Priority::Normal,
+                team: None,
+                lang: lang_of(conversation),
+                quiet: true,
+            };
+            self.hand_off(conversation.id, &handoff, None).await?;
+            return Ok(Outcome::HandedOff);
+        };
+        let turn = bot.respond(&*self.store, conversation, text).await?;
+        if let Turn::HandOff {
+            reason,
+            priority,
+            team,
+            said,
+            lang,
+        } = turn
+        {
+            let handoff = HandOff {
+                reason: format!("handed off by the bot: {reason}"),
+                priority,
+                team,
+                lang,
+                quiet: false,
+            };
+            self.hand_off(conversation.id, &handoff, said).await?;
+            return Ok(Outcome::HandedOff);
+        }
+        Ok(Outcome::Bot(turn))
+    }
+
+    /// The customer sent a recovery phrase or key (already redacted): an urgent
+    /// handoff to the security team, with a warning to the customer.
+    async fn secret_received(
+        &self,
+        conversation: &Conversation,
+        message: MessageId,
+        original: &str,
+        lang: Lang,
+    ) -> Result<()> {
+        tracing::warn!(conversation_id = %conversation.id, %message, "a secret was redacted from a customer message");
+        let warning = NewReply {
+            // One warning per message, even if this runs again.
+            idempotency_key: Some(format!("guard-warning-{message}")),
+            ..NewReply::from_bot(conversation.id, frontdesk_guard::customer_warning(original))
+        };
+        let handoff = HandOff {
+            reason: "the customer sent a recovery phrase or private key (redacted)".into(),
+            priority: Priority::Urgent,
+            team: Some("security".into()),
+            lang,
+            quiet: self.bot.is_none(),
+        };
+        self.store.reply(warning).await?;
+        if conversation.status == Status::Bot || conversation.status == Status::Resolved {
+            self.hand_off(conversation.id, &handoff, None).await?;
+        } else {
+            // With people already: make it theirs to treat first.
+            let change = ConversationChange {
+                status: Some(Status::Open),
+                priority: Some(Priority::Urgent),
+                team: handoff.team.clone(),
+                reason: Some(handoff.reason.clone()),
+                ..ConversationChange::default()
+            };
+            self.store
+                .update_conversation(conversation.id, &change)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands a conversation to people: team, priority, SLA due times, assignment if an
+    /// agent has room, and one notice to the customer (after `said`, the bot's answer
+    /// that goes with the handoff).
+    pub async fn hand_off(
+        &self,
+        id: ConversationId,
+        handoff: &HandOff,
+        said: Option<String>,
+    ) -> Result<Conversation> {
+        let now = self.now();
+        let team = handoff
+            .team
+            .clone()
+            .unwrap_or_else(|| self.config.default_team.clone());
+        let targets = self.config.sla.get(&handoff.priority).copied();
+        let change = ConversationChange {
+            status: Some(Status::Open),
+            priority: Some(handoff.priority),
+            team: Some(team.clone()),
+            bot_misses: Some(0),
+            first_response_due: targets.map(|t| now.plus(t.first_response)),
+            resolution_due: targets.map(|t| now.plus(t.resolution)),
+            reason: Some(handoff.reason.clone()),
+            ..ConversationChange::default()
+        };
+        // With the people first, then tell the customer so.
+        self.store.update_conversation(id, &change).await?;
+        self.metrics.handoff(&team);
+        self.assign_queue().await?;
+        let conversation = self.load(id).await?;
+        if handoff.quiet {
+            if let Some(said) = said {
+                self.say(id, said).await?;
+            }
+            return Ok(conversation);
+        }
+        // One message: what the bot says (or that people have it), then when they will
+        // answer.
+        let lang = handoff.lang;
+        let hours = self.hours(&team);
+        let when = if !hours.is_open(now) {
+            notices::off_hours(lang, hours.describe_return(now, lang).as_deref())
+        } else if conversation.assignee.is_some() {
+            notices::assigned(lang).to_owned()
+        } else {
+            match self.queue_place(&conversation).await? {
+                Some(place) => notices::queued(lang, place.position, place.estimated_wait),
+                None => notices::assigned(lang).to_owned(),
+            }
+        };
+        let lead = said.unwrap_or_else(|| notices::handed_off(lang).to_owned());
+        self.say(id, format!("{}\n\n{when}", lead.trim_end()))
+            .await?;
+        Ok(conversation)
+    }
+
+    /// Where an open, unassigned conversation stands in its team's queue, and a guess
+    /// at the wait from the team's first responses of the last week.
+    pub async fn queue_place(&self, conversation: &Conversation) -> Result<Option<QueuePlace>> {
+        if conversation.status != Status::Open || conversation.assignee.is_some() {
+            return Ok(None);
+        }
+        let team = conversation.team.as_deref();
+        let queue = self.store.sweep(Sweep::Queue, 10_000).await?;
+        let Some(position) = queue
+            .iter()
+            .filter(|c| c.team.as_deref() == team)
+            .position(|c| c.id == conversation.id)
+        else {
+            return Ok(None);
+        };
+        let position = position + 1;
+        let now = self.now();
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let facts = self
+            .store
+            .conversation_facts(Timestamp::from_micros(now.as_micros() - micros(week)), now)
+            .await?;
+        let mut waits: Vec<Duration> = facts
+            .iter()
+            .filter(|f| f.team.as_deref() == team)
+            .filter_map(|f| Some(f.first_response_at?.since(f.queued_at?)))
+            .collect();
+        let agents = self.store.agents().await?;
+        let working = agents
+            .iter()
+            .filter(|a| {
+                a.agent.status == AgentStatus::Online
+                    && team.is_some_and(|t| a.agent.teams.iter().any(|x| x == t))
+            })
+            .count()
+            .max(1);
+        let estimated_wait = report::median(&mut waits).map(|typical| {
+            let rounds = u32::try_from(position.div_ceil(working)).unwrap_or(u32::MAX);
+            typical.saturating_mul(rounds)
+        });
+        Ok(Some(QueuePlace {
+            position,
+            estimated_wait,
+        }))
+    }
+
+    /// Gives queued conversations, urgent first, to online agents of their team and
+    /// tier with room: the agent given one longest ago first (round-robin). Returns how
+    /// many were assigned.
+    pub async fn assign_queue(&self) -> Result<usize> {
+        let queue = self.store.sweep(Sweep::Queue, 500).await?;
+        if queue.is_empty() {
+            return Ok(0);
+        }
+        let mut agents = self.store.agents().await?;
+        let mut assigned = 0;
+        for conversation in queue {
+            let team = conversation
+                .team
+                .clone()
+                .unwrap_or_else(|| self.config.default_team.clone());
+            let Some(pick) = next_agent(&agents, &team, conversation.tier) else {
+                continue;
+            };
+            let agent = agents[pick].agent.id;
+            let reason = format!("auto-assigned (round-robin, team {team})");
+            if self
+                .store
+                .assign(conversation.id, Some(agent), true, &reason)
+                .await?
+                .is_some()
+            {
+                agents[pick].open += 1;
+                agents[pick].agent.last_assigned_at = Some(self.now());
+                assigned += 1;
+            }
+        }
+        Ok(assigned)
+    }
+
+    /// An agent changes presence. Online: they get queued conversations. Offline:
+    /// their open conversations go back to the queue at once (away waits for
+    /// `away_timeout`, see [`Self::tick`]).
+    pub async fn set_agent_status(&self, agent: AgentId, status: AgentStatus) -> Result<()> {
+        self.store.set_agent_status(agent, status).await?;
+        match status {
+            AgentStatus::Online => {}
+            AgentStatus::Offline => {
+                self.return_to_queue(agent, "the agent went offline")
+                    .await?;
+            }
+            AgentStatus::Away => return Ok(()),
+        }
+        self.assign_queue().await?;
+        Ok(())
+    }
+
+    async fn return_to_queue(&self, agent: AgentId, reason: &str) -> Result<usize> {
+        let held = self.store.sweep(Sweep::AssignedTo(agent), 10_000).await?;
+        let mut returned = 0;
+        for conversation in held.iter().filter(|c| c.status == Status::Open) {
+            self.store
+                .assign(conversation.id, None, false, reason)
+                .await?;
+            self.record(conversation.id, format!("Returned to the queue: {reason}."))
+                .await?;
+            returned += 1;
+        }
+        Ok(returned)
+    }
+
+    /// Gives a conversation to an agent, whatever the queue says.
+    pub async fn assign(
+        &self,
+        id: ConversationId,
+        agent: AgentId,
+        by: Option<AgentId>,
+    ) -> Result<Conversation> {
+        let reason = match by {
+            Some(by) => format!("assigned by agent {by}"),
+            None => "assigned".to_owned(),
+        };
+        let conversation = self
+            .store
+            .assign(id, Some(agent), false, &reason)
+            .await?
+            .ok_or(StoreError::NotFound("conversation", id.0))?;
+        Ok(conversation)
+    }
+
+    /// Moves a conversation to another agent, or to another team's queue.
+    pub async fn transfer(
+        &self,
+        id: ConversationId,
+        to: &Transfer,
+        reason: &str,
+    ) -> Result<Conversation> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(StoreError::Invalid("a transfer needs a reason".into()));
+        }
+        match to {
+            Transfer::Agent(agent) => {
+                self.store.assign(id, Some(*agent), false, reason).await?;
+                self.record(id, format!("Transferred to agent {agent}: {reason}"))
+                    .await?;
+            }
+            Transfer::Team(team) => {
+                let change = ConversationChange {
+                    status: Some(Status::Open),
+                    team: Some(team.clone()),
+                    reason: Some(reason.to_owned()),
+                    ..ConversationChange::default()
+                };
+                self.store.update_conversation(id, &change).await?;
+                self.store.assign(id, None, false, reason).await?;
+                self.record(id, format!("Transferred to team {team}: {reason}"))
+                    .await?;
+                self.assign_queue().await?;
+            }
+        }
+        self.load(id).await
+    }
+
+    /// Escalates to senior staff (tier 2 of the same team) or to the supervisor team,
+    /// with a reason kept in the history. The conversation goes back to the queue for
+    /// them, at least high priority.
+    pub async fn escalate(
+        &self,
+        id: ConversationId,
+        to: Escalation,
+        reason: &str,
+        by: Option<AgentId>,
+    ) -> Result<Conversation> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(StoreError::Invalid("an escalation needs a reason".into()));
+        }
+        let conversation = self.load(id).await?;
+        let priority = conversation.priority.max(Priority::High);
+        let (change, label) = match to {
+            Escalation::Tier2 => (
+                ConversationChange {
+                    tier: Some(2),
+                    ..ConversationChange::default()
+                },
+                "tier 2".to_owned(),
+            ),
+            Escalation::Supervisor => (
+                ConversationChange {
+                    team: Some(self.config.supervisor_team.clone()),
+                    ..ConversationChange::default()
+                },
+                format!("the {} team", self.config.supervisor_team),
+            ),
+        };
+        let by = by.map(|a| format!(" by agent {a}")).unwrap_or_default();
+        let change = ConversationChange {
+            status: Some(Status::Open),
+            priority: Some(priority),
+            reason: Some(format!("escalated to {label}{by}: {reason}")),
+            ..change
+        };
+        self.store.update_conversation(id, &change).await?;
+        self.store
+            .assign(id, None, false, &format!("escalated to {label}"))
+            .await?;
+        self.record(id, format!("Escalated to {label}{by}: {reason}"))
+            .await?;
+        self.assign_queue().await?;
+        self.load(id).await
+    }
+
+    /// Waiting on the customer.
+    pub async fn set_pending(&self, id: ConversationId) -> Result<Conversation> {
+        let change = ConversationChange {
+            status: Some(Status::Pending),
+            reason: Some("waiting on the customer".into()),
+            ..ConversationChange::default()
+        };
+        self.store.update_conversation(id, &change).await
+    }
+
+    /// Put aside until `until`; a customer message wakes it earlier.
+    pub async fn snooze(&self, id: ConversationId, until: Timestamp) -> Result<Conversation> {
+        if until <= self.now() {
+            return Err(StoreError::Invalid("snooze until a time to come".into()));
+        }
+        let change = ConversationChange {
+            status: Some(Status::Snoozed),
+            snoozed_until: Some(until),
+            reason: Some(format!("snoozed until {until}")),
+            ..ConversationChange::default()
+        };
+        self.store.update_conversation(id, &change).await
+    }
+
+    /// Resolves a conversation. If people handled it, the customer is asked once for
+    /// a rating, on the same channel, in their language.
+    pub async fn resolve(&self, id: ConversationId, reason: &str) -> Result<Conversation> {
+        let change = ConversationChange {
+            status: Some(Status::Resolved),
+            reason: Some(reason.to_owned()),
+            ..ConversationChange::default()
+        };
+        let conversation = self.store.update_conversation(id, &change).await?;
+        let by = if conversation.queued_at.is_some() {
+            "agent"
+        } else {
+            "bot"
+        };
+        self.metrics.resolved(survey_team(&conversation), by);
+        if self.config.csat && conversation.queued_at.is_some() {
+            let asked = self
+                .store
+                .csat_asked(id, conversation.assignee, conversation.team.as_deref())
+                .await?;
+            if asked {
+                let question = NewReply {
+                    quick_replies: (1..=5).rev().map(|n| n.to_string()).collect(),
+                    ..NewReply::from_bot(id, csat::question(lang_of(&conversation)))
+                };
+                self.store.reply(question).await?;
+            }
+        }
+        Ok(conversation)
+    }
+
+    /// Asks the customer to prove they own an email address: with `email`, a code goes
+    /// there now; without, the customer is asked for the address first.
+    pub async fn request_verification(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+        email: Option<&str>,
+    ) -> Result<VerificationStep> {
+        if self.mailer.is_none() {
+            return Err(StoreError::Invalid(
+                "email verification needs the email channel (channels.email)".into(),
+            ));
+        }
+        let conversation = self.load(id).await?;
+        let lang = lang_of(&conversation);
+        let started = self
+            .store
+            .start_verification(
+                id,
+                agent,
+                &VerificationChange {
+                    state: Some(VerificationState::AwaitingEmail),
+                    ..VerificationChange::default()
+                },
+            )
+            .await?;
+        match email.and_then(verify::find_email) {
+            Some(address) => self.send_code(started.id, id, &address, lang).await,
+            None => {
+                self.say(id, verify::ask_email(lang)).await?;
+                Ok(VerificationStep::AskedAgainForEmail)
+            }
+        }
+    }
+
+    async fn send_code(
+        &self,
+        verification: i64,
+        id: ConversationId,
+        address: &str,
+        lang: Lang,
+    ) -> Result<VerificationStep> {
+        let code = verify::new_code();
+        let hash = crate::secret_hash::hash_secret(&code).map_err(StoreError::Invalid)?;
+        let change = VerificationChange {
+            state: Some(VerificationState::AwaitingCode),
+            email: Some(address.to_owned()),
+            code_hash: Some(hash),
+            tries: Some(0),
+            expires_at: Some(self.now().plus(verify::CODE_LIFETIME)),
+        };
+        self.store
+            .update_verification(verification, &change)
+            .await?;
+        let (subject, body) = verify::code_mail(lang, &code);
+        if let Some(mailer) = &self.mailer {
+            // Whether or not it is delivered, the customer hears the same words: the
+            // reply never tells whether an address is known.
+            if let Err(e) = mailer.send(address, &subject, &body).await {
+                tracing::warn!(conversation_id = %id, error = %e, "a verification code could not be sent");
+            }
+        }
+        self.say(id, verify::code_sent(lang, &verify::mask_email(address)))
+            .await?;
+        Ok(VerificationStep::CodeSent)
+    }
+
+    /// A customer message while a verification waits on them: the address, or the code.
+    async fn verification_reply(
+        &self,
+        conversation: &Conversation,
+        text: &str,
+        lang: Lang,
+    ) -> Result<Option<VerificationStep>> {
+        let Some(v) = self.store.active_verification(conversation.id).await? else {
+            return Ok(None);
+        };
+        let id = conversation.id;
+        match v.state {
+            VerificationState::AwaitingEmail => match verify::find_email(text) {
+                Some(address) => Ok(Some(self.send_code(v.id, id, &address, lang).await?)),
+                None => {
+                    self.say(id, verify::ask_email(lang)).await?;
+                    Ok(Some(VerificationStep::AskedAgainForEmail))
+                }
+            },
+            VerificationState::AwaitingCode => {
+                let Some(code) = verify::find_code(text) else {
+                    // Not a code: an ordinary message; the verification still waits.
+                    return Ok(None);
+                };
+                let set = |state| VerificationChange {
+                    state: Some(state),
+                    ..VerificationChange::default()
+                };
+                if v.expires_at.is_none_or(|t| t <= self.now()) {
+                    self.store
+                        .update_verification(v.id, &set(VerificationState::Expired))
+                        .await?;
+                    self.restart_verification(&v).await?;
+                    self.say(id, verify::expired(lang)).await?;
+                    return Ok(Some(VerificationStep::Expired));
+                }
+                let matches = v
+                    .code_hash
+                    .as_deref()
+                    .is_some_and(|h| crate::secret_hash::verify_secret(&code, h));
+                if matches {
+                    self.store
+                        .update_verification(v.id, &set(VerificationState::Verified))
+                        .await?;
+                    let email = v.email.clone().unwrap_or_default();
+                    let kept = self
+                        .store
+                        .link_verified_email(conversation.contact_id, &email)
+                        .await?;
+                    self.record(
+                        id,
+                        format!(
+                            "The customer verified the email address {} (contact {kept}).",
+                            verify::mask_email(&email)
+                        ),
+                    )
+                    .await?;
+                    self.say(id, verify::verified(lang)).await?;
+                    return Ok(Some(VerificationStep::Verified));
+                }
+                let tries = v.tries + 1;
+                if tries >= verify::MAX_TRIES {
+                    let change = VerificationChange {
+                        tries: Some(tries),
+                        ..set(VerificationState::Failed)
+                    };
+                    self.store.update_verification(v.id, &change).await?;
+                    self.restart_verification(&v).await?;
+                    self.say(id, verify::too_many_tries(lang)).await?;
+                    return Ok(Some(VerificationStep::TooManyTries));
+                }
+                let change = VerificationChange {
+                    tries: Some(tries),
+                    ..VerificationChange::default()
+                };
+                self.store.update_verification(v.id, &change).await?;
+                let tries_left = verify::MAX_TRIES - tries;
+                self.say(id, verify::wrong_code(lang, tries_left)).await?;
+                Ok(Some(VerificationStep::WrongCode { tries_left }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// After an expired code or too many tries: wait for the address again, for a new
+    /// code (the old row stays as it ended, for the history).
+    async fn restart_verification(&self, ended: &frontdesk_store::Verification) -> Result<()> {
+        let again = VerificationChange {
+            state: Some(VerificationState::AwaitingEmail),
+            ..VerificationChange::default()
+        };
+        self.store
+            .start_verification(ended.conversation_id, ended.agent_id, &again)
+            .await?;
+        Ok(())
+    }
+
+    /// How a conversation stands against its SLA targets now.
+    pub fn sla_state(&self, conversation: &Conversation) -> SlaState {
+        sla_state(conversation, self.now(), self.config.due_soon)
+    }
+
+    /// Runs the timers once: ends snoozes, resolves silent pending and idle bot
+    /// conversations, returns the conversations of agents away too long, records SLA
+    /// breaches, fills the queue, and refreshes the report gauges.
+    pub async fn tick(&self) -> Result<()> {
+        let now = self.now();
+        let ago = |d: Duration| Timestamp::from_micros(now.as_micros() - micros(d));
+        for c in self.store.sweep(Sweep::SnoozeOver(now), 500).await? {
+            let change = ConversationChange {
+                status: Some(Status::Open),
+                reason: Some("the snooze ended".into()),
+                ..ConversationChange::default()
+            };
+            self.store.update_conversation(c.id, &change).await?;
+        }
+        let silent = self.config.pending_resolve_after;
+        for c in self
+            .store
+            .sweep(Sweep::PendingSilentSince(ago(silent)), 500)
+            .await?
+        {
+            let days = silent.as_secs().div_ceil(86_400);
+            self.say(c.id, notices::auto_resolved(lang_of(&c), days))
+                .await?;
+            self.resolve(c.id, &format!("no reply from the customer in {days} days"))
+                .await?;
+        }
+        for c in self
+            .store
+            .sweep(
+                Sweep::BotIdleSince(ago(self.config.bot_idle_resolve_after)),
+                500,
+            )
+            .await?
+        {
+            self.resolve(c.id, "idle with the bot").await?;
+        }
+        for load in self.store.agents().await? {
+            let agent = &load.agent;
+            if agent.status == AgentStatus::Away
+                && load.open > 0
+                && agent.status_since <= ago(self.config.away_timeout)
+            {
+                self.return_to_queue(agent.id, "the agent was away too long")
+                    .await?;
+            }
+        }
+        for (sweep, target) in [
+            (Sweep::FirstResponseOverdue(now), SlaTarget::FirstResponse),
+            (Sweep::ResolutionOverdue(now), SlaTarget::Resolution),
+        ] {
+            for c in self.store.sweep(sweep, 500).await? {
+                if self.store.mark_breach(c.id, target).await? {
+                    self.metrics.sla_breach(target, c.priority);
+                }
+            }
+        }
+        self.assign_queue().await?;
+        let report = self
+            .report(ago(Duration::from_secs(7 * 24 * 3600)), now)
+            .await?;
+        self.metrics.report(&report);
+        Ok(())
+    }
+
+    /// Per agent and team: first response and resolution times, CSAT, reopen rate, bot
+    /// resolution rate, SLA breaches, for conversations created in `[since, until)`.
+    pub async fn report(&self, since: Timestamp, until: Timestamp) -> Result<Report> {
+        let facts = self.store.conversation_facts(since, until).await?;
+        Ok(report::build(&facts))
+    }
+
+    /// Ticks every `tick_every` until `stop`. An error is logged, and the next tick
+    /// tries again.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::error!(error = %e, "conversation engine tick failed; retrying next tick");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.config.tick_every) => {}
+            }
+        }
+    }
+}
+
+/// The online agent of `team` and at least `tier` with room who was given a
+/// conversation longest ago (never first; then the lowest id).
+fn next_agent(agents: &[AgentLoad], team: &str, tier: u8) -> Option<usize> {
+    agents
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.agent.status == AgentStatus::Online
+                && l.agent.tier >= tier
+                && l.open < l.agent.capacity
+                && l.agent.teams.iter().any(|t| t == team)
+        })
+        .min_by_key(|(_, l)| (l.agent.last_assigned_at, l.agent.id))
+        .map(|(i, _)| i)
+}
+
+/// How `conversation` stands against its targets at `now`.
+pub fn sla_state(conversation: &Conversation, now: Timestamp, due_soon: Duration) -> SlaState {
+    if conversation.first_response_breached || conversation.resolution_breached {
+        return SlaState::Breached;
+    }
+    let resolved = conversation.status == Status::Resolved;
+    let mut dues = Vec::new();
+    if conversation.first_response_at.is_none() && !resolved {
+        dues.extend(conversation.first_response_due);
+    }
+    if !resolved {
+        dues.extend(conversation.resolution_due);
+    }
+    let Some(next) = dues.into_iter().min() else {
+        return match (resolved, conversation.resolution_due) {
+            (true, Some(_)) => SlaState::Met,
+            _ => SlaState::None,
+        };
+    };
+    if next <= now {
+        SlaState::Breached
+    } else if next <= now.plus(due_soon) {
+        SlaState::DueSoon
+    } else {
+        SlaState::OnTrack
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "zh",
+        Lang::En => "en",
+    }
+}
+
+/// The customer's language as last seen; English if unknown.
+fn lang_of(conversation: &Conversation) -> Lang {
+    match conversation.language.as_deref() {
+        Some("zh") => Lang::Zh,
+        _ => Lang::En,
+    }
+}
+
+fn survey_team(conversation: &Conversation) -> &str {
+    conversation.team.as_deref().unwrap_or("none")
+}
