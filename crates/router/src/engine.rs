@@ -68,6 +68,9 @@ pub struct EngineConfig {
     pub away_timeout: Duration,
     /// Ask for a rating when a conversation people handled is resolved.
     pub csat: bool,
+    /// Teams that talk about a customer's account: at handoff the bot asks a customer
+    /// without a verified email address to verify one (when email is configured).
+    pub verify_teams: Vec<String>,
     /// How often [`ConversationEngine::run`] ticks.
     pub tick_every: Duration,
 }
@@ -103,6 +106,7 @@ impl Default for EngineConfig {
             bot_idle_resolve_after: hours(24),
             away_timeout: minutes(15),
             csat: true,
+            verify_teams: vec!["accounts".into()],
             tick_every: Duration::from_secs(30),
         }
     }
@@ -489,9 +493,31 @@ impl ConversationEngine {
             }
         };
         let lead = said.unwrap_or_else(|| notices::handed_off(lang).to_owned());
-        self.say(id, format!("{}\n\n{when}", lead.trim_end()))
-            .await?;
+        let mut notice = format!("{}\n\n{when}", lead.trim_end());
+        if self.needs_verification(&conversation, &team).await? {
+            let ask = VerificationChange {
+                state: Some(VerificationState::AwaitingEmail),
+                ..VerificationChange::default()
+            };
+            self.store.start_verification(id, None, &ask).await?;
+            notice = format!("{notice}\n\n{}", verify::ask_email(lang));
+        }
+        self.say(id, notice).await?;
         Ok(conversation)
+    }
+
+    /// Whether the bot should ask for a verified email before people of `team` talk
+    /// about the customer's account.
+    async fn needs_verification(&self, conversation: &Conversation, team: &str) -> Result<bool> {
+        if self.mailer.is_none() || !self.config.verify_teams.iter().any(|t| t == team) {
+            return Ok(false);
+        }
+        let verified = self
+            .store
+            .contact(conversation.contact_id)
+            .await?
+            .is_some_and(|c| c.identities.iter().any(|i| i.verified_at.is_some()));
+        Ok(!verified)
     }
 
     /// Where an open, unassigned conversation stands in its team's queue, and a guess

@@ -270,6 +270,7 @@ on_both_backends!(
     ratings_in_chinese_and_english_are_understood_and_asked_for_once,
     a_verified_email_joins_the_customers_contacts_across_channels,
     verification_codes_expire_and_allow_five_tries,
+    the_bot_asks_for_a_verified_email_before_account_talk,
     the_reply_to_a_verification_does_not_tell_whether_an_address_is_known,
     sla_breaches_are_recorded_once_and_due_soon_is_flagged_before,
     the_report_gives_each_agent_and_team_their_figures,
@@ -833,6 +834,50 @@ async fn verification_codes_expire_and_allow_five_tries(db: TestDatabase) {
             .identities
             .iter()
             .all(|i| i.channel != ChannelKind::Email)
+    );
+}
+
+async fn the_bot_asks_for_a_verified_email_before_account_talk(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let accounts = |lang| HandOff {
+        reason: "login problem".into(),
+        priority: Priority::Normal,
+        team: Some("accounts".into()),
+        lang,
+        quiet: false,
+    };
+    let id = desk.writes("kai", "I can't log in").await;
+    desk.engine
+        .hand_off(id, &accounts(Lang::En), None)
+        .await
+        .unwrap();
+    let notice = desk.last_said(id).await;
+    assert!(notice.contains("number 1 in the queue"), "{notice}");
+    assert!(
+        notice.contains("email address linked to your account"),
+        "in the same message: {notice}"
+    );
+    desk.writes("kai", "kai@example.com").await;
+    desk.writes("kai", &desk.mailbox.last_code("kai@example.com"))
+        .await;
+    assert!(desk.last_said(id).await.contains("verified"));
+
+    // Verified once is enough: the next account question is not asked again.
+    desk.engine.resolve(id, "done").await.unwrap();
+    desk.later(8 * DAY).await;
+    let next = desk.writes("kai", "still can't log in").await;
+    assert_ne!(next, id);
+    desk.engine
+        .hand_off(next, &accounts(Lang::En), None)
+        .await
+        .unwrap();
+    assert!(!desk.last_said(next).await.contains("email address"));
+    assert!(
+        desk.store
+            .active_verification(next)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

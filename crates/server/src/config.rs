@@ -51,6 +51,9 @@ pub struct Engine {
     pub away_minutes: u32,
     /// Ask customers for a 1-5 rating when people resolve their conversation.
     pub csat: bool,
+    /// Teams that handle account questions: the bot asks the customer to verify an
+    /// email address at handoff (needs the email channel).
+    pub verify_teams: Vec<String>,
     /// "Due soon" this many minutes before an SLA target.
     pub due_soon_minutes: u32,
     pub tick_seconds: u32,
@@ -71,6 +74,7 @@ impl Default for Engine {
             bot_idle_resolve_hours: hours(e.bot_idle_resolve_after),
             away_minutes: minutes(e.away_timeout),
             csat: e.csat,
+            verify_teams: e.verify_teams,
             due_soon_minutes: minutes(e.due_soon),
             tick_seconds: u32::try_from(e.tick_every.as_secs()).unwrap_or(30),
             sla: SlaTable::default(),
@@ -150,6 +154,7 @@ impl Config {
             bot_idle_resolve_after: Duration::from_secs(u64::from(e.bot_idle_resolve_hours) * 3600),
             away_timeout: Duration::from_secs(u64::from(e.away_minutes) * 60),
             csat: e.csat,
+            verify_teams: e.verify_teams.clone(),
             tick_every: Duration::from_secs(u64::from(e.tick_seconds.max(1))),
         })
     }
