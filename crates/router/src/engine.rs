@@ -39,6 +39,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long after a rating a further message counts as its comment.
+const COMMENT_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Verifications (each with at most one code) a conversation may start in an hour.
+const VERIFICATIONS_PER_HOUR: u32 = 5;
+
+/// How long the bot waits for the address to verify before it lets the matter drop.
+const EMAIL_WAIT: Duration = Duration::from_secs(3600);
+
 /// First-response and resolution targets for one priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlaTargets {
@@ -180,18 +189,24 @@ pub enum Outcome {
     Reopened,
     Woke,
     Rated(u8),
+    /// A comment right after a rating, added to it.
+    Commented,
     Verification(VerificationStep),
 }
 
 /// A step of an email verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerificationStep {
-    AskedAgainForEmail,
+    AskedForEmail,
     CodeSent,
     Verified,
-    WrongCode { tries_left: u32 },
+    WrongCode {
+        tries_left: u32,
+    },
     Expired,
     TooManyTries,
+    /// Too many codes for this conversation in the last hour.
+    TryLater,
 }
 
 /// The conversation engine. Cheap to share behind an `Arc`.
@@ -313,47 +328,26 @@ impl ConversationEngine {
             return Ok(Outcome::SecretEscalated);
         }
         match conversation.status {
-            Status::Resolved => {
-                let rating = match self.store.csat(id).await? {
-                    Some(survey) if survey.rating.is_none() => csat::parse_rating(text),
-                    _ => None,
-                };
-                if let Some(rating) = rating {
-                    let recorded = self
-                        .store
-                        .csat_answer(id, rating.score, rating.comment.as_deref(), message)
-                        .await?;
-                    if recorded {
-                        self.metrics.csat(survey_team(&conversation), rating.score);
-                        self.say(id, csat::thanks(lang, rating.score)).await?;
-                    }
-                    return Ok(Outcome::Rated(rating.score));
-                }
-                // With people before, back to them (and the same agent); else the bot.
-                let status = match conversation.queued_at {
-                    Some(_) => Status::Open,
-                    None => Status::Bot,
-                };
-                let change = ConversationChange {
-                    status: Some(status),
-                    reason: Some("the customer wrote again after it was resolved".into()),
-                    ..ConversationChange::default()
-                };
-                let reopened = self.store.update_conversation(id, &change).await?;
-                if status == Status::Bot {
-                    return self.bot_turn(&reopened, text).await;
-                }
-                self.assign_queue().await?;
-                Ok(Outcome::Reopened)
-            }
+            Status::Resolved => self.after_resolve(&conversation, message, text, lang).await,
             Status::Pending | Status::Snoozed => {
                 let change = ConversationChange {
                     status: Some(Status::Open),
+                    expect_status: Some(conversation.status),
                     reason: Some("the customer replied".into()),
                     ..ConversationChange::default()
                 };
-                self.store.update_conversation(id, &change).await?;
-                Ok(Outcome::Woke)
+                let woken = match self.store.update_conversation(id, &change).await {
+                    Ok(c) => c,
+                    // A timer or another instance moved it first; it is open or resolved.
+                    Err(StoreError::Changed(_)) => self.load(id).await?,
+                    Err(e) => return Err(e),
+                };
+                let woken = self.keep_with_present_agent(woken).await?;
+                // The customer may be answering what the agent asked (a verification).
+                match self.verification_reply(&woken, text, lang).await? {
+                    Some(step) => Ok(Outcome::Verification(step)),
+                    None => Ok(Outcome::Woke),
+                }
             }
             Status::Bot | Status::Open => {
                 if let Some(step) = self.verification_reply(&conversation, text, lang).await? {
@@ -364,6 +358,122 @@ impl ConversationEngine {
                 }
                 Ok(Outcome::Stored)
             }
+        }
+    }
+
+    /// A customer message in a resolved conversation (within the reopen window): the
+    /// answer to the survey, a comment just after it, or a reason to reopen.
+    async fn after_resolve(
+        &self,
+        conversation: &Conversation,
+        message: MessageId,
+        text: &str,
+        lang: Lang,
+    ) -> Result<Outcome> {
+        let id = conversation.id;
+        let survey = self.store.csat(id).await?;
+        if let Some(survey) = &survey {
+            if survey.rating.is_none()
+                && let Some(rating) = csat::parse_rating(text)
+            {
+                let recorded = self
+                    .store
+                    .csat_answer(id, rating.score, rating.comment.as_deref(), message)
+                    .await?;
+                if recorded {
+                    self.metrics.csat(survey_team(conversation), rating.score);
+                    self.say(id, csat::thanks(lang, rating.score)).await?;
+                }
+                return Ok(Outcome::Rated(rating.score));
+            }
+            // "5", then "quick and kind": the second message is the comment.
+            let just_rated = survey.comment.is_none()
+                && survey
+                    .answered_at
+                    .is_some_and(|t| t.plus(COMMENT_WINDOW) >= self.now());
+            if just_rated && self.store.csat_comment(id, text.trim(), message).await? {
+                return Ok(Outcome::Commented);
+            }
+        }
+        self.reopen(
+            conversation,
+            "the customer wrote again after it was resolved",
+        )
+        .await?;
+        let reopened = self.load(id).await?;
+        if reopened.status == Status::Bot {
+            return self.bot_turn(&reopened, text).await;
+        }
+        Ok(Outcome::Reopened)
+    }
+
+    /// Opens a resolved conversation again: to the people (and the same agent, if they
+    /// are there) when people had it, else to the bot; with a new resolution target.
+    async fn reopen(&self, conversation: &Conversation, reason: &str) -> Result<()> {
+        let status = match conversation.queued_at {
+            Some(_) => Status::Open,
+            None => Status::Bot,
+        };
+        let targets = self.config.sla.get(&conversation.priority).copied();
+        let change = ConversationChange {
+            status: Some(status),
+            expect_status: Some(Status::Resolved),
+            resolution_due: targets
+                .filter(|_| status == Status::Open)
+                .map(|t| self.now().plus(t.resolution)),
+            reason: Some(reason.to_owned()),
+            ..ConversationChange::default()
+        };
+        match self
+            .store
+            .update_conversation(conversation.id, &change)
+            .await
+        {
+            Ok(reopened) if status == Status::Open => {
+                self.keep_with_present_agent(reopened).await?;
+                self.assign_queue().await?;
+                Ok(())
+            }
+            Ok(_) | Err(StoreError::Changed(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An open conversation whose agent is offline (or away too long) goes back to the
+    /// queue rather than waiting on nobody.
+    async fn keep_with_present_agent(&self, conversation: Conversation) -> Result<Conversation> {
+        let Some(agent) = conversation.assignee else {
+            return Ok(conversation);
+        };
+        if conversation.status != Status::Open {
+            return Ok(conversation);
+        }
+        let present = self
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .any(|l| l.agent.id == agent && self.present(&l.agent));
+        if present {
+            return Ok(conversation);
+        }
+        let reason = "the agent is not available";
+        self.store
+            .assign(conversation.id, None, false, reason)
+            .await?;
+        self.record(conversation.id, format!("Returned to the queue: {reason}."))
+            .await?;
+        self.assign_queue().await?;
+        self.load(conversation.id).await
+    }
+
+    /// Whether an agent still holds their conversations: online, or away for less than
+    /// `away_timeout`.
+    fn present(&self, agent: &frontdesk_core::Agent) -> bool {
+        match agent.status {
+            AgentStatus::Online => true,
+            AgentStatus::Away => agent.status_since.plus(self.config.away_timeout) > self.now(),
+            AgentStatus::Offline => false,
         }
     }
 
@@ -423,22 +533,39 @@ impl ConversationEngine {
             lang,
             quiet: self.bot.is_none(),
         };
-        self.store.reply(warning).await?;
+        // With the people first, then tell the customer.
         if conversation.status == Status::Bot || conversation.status == Status::Resolved {
             self.hand_off(conversation.id, &handoff, None).await?;
         } else {
-            // With people already: make it theirs to treat first.
+            // With people already: the security team's, to treat first.
+            let (first_response_due, resolution_due) =
+                self.due_times(conversation, Priority::Urgent);
             let change = ConversationChange {
                 status: Some(Status::Open),
                 priority: Some(Priority::Urgent),
                 team: handoff.team.clone(),
+                first_response_due,
+                resolution_due,
                 reason: Some(handoff.reason.clone()),
                 ..ConversationChange::default()
             };
             self.store
                 .update_conversation(conversation.id, &change)
                 .await?;
+            if let Some(agent) = conversation.assignee {
+                let in_security =
+                    self.store.agents().await?.iter().any(|l| {
+                        l.agent.id == agent && l.agent.teams.iter().any(|t| t == "security")
+                    });
+                if !in_security {
+                    self.store
+                        .assign(conversation.id, None, false, "for the security team")
+                        .await?;
+                }
+            }
+            self.assign_queue().await?;
         }
+        self.store.reply(warning).await?;
         Ok(())
     }
 
@@ -456,14 +583,15 @@ impl ConversationEngine {
             .team
             .clone()
             .unwrap_or_else(|| self.config.default_team.clone());
-        let targets = self.config.sla.get(&handoff.priority).copied();
+        let before = self.load(id).await?;
+        let (first_response_due, resolution_due) = self.due_times(&before, handoff.priority);
         let change = ConversationChange {
             status: Some(Status::Open),
             priority: Some(handoff.priority),
             team: Some(team.clone()),
             bot_misses: Some(0),
-            first_response_due: targets.map(|t| now.plus(t.first_response)),
-            resolution_due: targets.map(|t| now.plus(t.resolution)),
+            first_response_due,
+            resolution_due,
             reason: Some(handoff.reason.clone()),
             ..ConversationChange::default()
         };
@@ -483,23 +611,31 @@ impl ConversationEngine {
         let lang = handoff.lang;
         let hours = self.hours(&team);
         let when = if !hours.is_open(now) {
-            notices::off_hours(lang, hours.describe_return(now, lang).as_deref())
+            Some(notices::off_hours(
+                lang,
+                hours.describe_return(now, lang).as_deref(),
+            ))
         } else if conversation.assignee.is_some() {
-            notices::assigned(lang).to_owned()
+            Some(notices::assigned(lang).to_owned())
         } else {
-            match self.queue_place(&conversation).await? {
-                Some(place) => notices::queued(lang, place.position, place.estimated_wait),
-                None => notices::assigned(lang).to_owned(),
-            }
+            self.queue_place(&conversation)
+                .await?
+                .map(|place| notices::queued(lang, place.position, place.estimated_wait))
         };
         let lead = said.unwrap_or_else(|| notices::handed_off(lang).to_owned());
-        let mut notice = format!("{}\n\n{when}", lead.trim_end());
-        if self.needs_verification(&conversation, &team).await? {
-            let ask = VerificationChange {
-                state: Some(VerificationState::AwaitingEmail),
-                ..VerificationChange::default()
-            };
-            self.store.start_verification(id, None, &ask).await?;
+        let mut notice = lead.trim_end().to_owned();
+        if let Some(when) = when {
+            notice = format!("{notice}\n\n{when}");
+        }
+        // Asked at most once per conversation: a customer who ignores it is not pressed.
+        if self.needs_verification(&conversation, &team).await?
+            && self
+                .store
+                .verifications_since(id, Timestamp::from_micros(0))
+                .await?
+                == 0
+            && self.start_verification(id, None).await?.is_some()
+        {
             notice = format!("{notice}\n\n{}", verify::ask_email(lang));
         }
         self.say(id, notice).await?;
@@ -518,6 +654,34 @@ impl ConversationEngine {
             .await?
             .is_some_and(|c| c.identities.iter().any(|i| i.verified_at.is_some()));
         Ok(!verified)
+    }
+
+    /// The SLA due times for `priority` from now, or the conversation's own where they
+    /// come sooner (a raised priority never pushes a target back). No first-response
+    /// target once an agent has answered.
+    fn due_times(
+        &self,
+        conversation: &Conversation,
+        priority: Priority,
+    ) -> (Option<Timestamp>, Option<Timestamp>) {
+        let now = self.now();
+        let targets = self.config.sla.get(&priority).copied();
+        let sooner = |old: Option<Timestamp>, new: Option<Timestamp>| match (old, new) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => b.or(a),
+        };
+        let first = match conversation.first_response_at {
+            Some(_) => None,
+            None => sooner(
+                conversation.first_response_due,
+                targets.map(|t| now.plus(t.first_response)),
+            ),
+        };
+        let resolution = sooner(
+            conversation.resolution_due,
+            targets.map(|t| now.plus(t.resolution)),
+        );
+        (first, resolution)
     }
 
     /// Where an open, unassigned conversation stands in its team's queue, and a guess
@@ -570,31 +734,34 @@ impl ConversationEngine {
     /// tier with room: the agent given one longest ago first (round-robin). Returns how
     /// many were assigned.
     pub async fn assign_queue(&self) -> Result<usize> {
-        let queue = self.store.sweep(Sweep::Queue, 500).await?;
-        if queue.is_empty() {
-            return Ok(0);
-        }
         let mut agents = self.store.agents().await?;
+        // Only teams someone can serve now: one team's backlog never blocks another's.
+        let mut teams: Vec<String> = agents
+            .iter()
+            .filter(|l| l.agent.status == AgentStatus::Online && l.open < l.agent.capacity)
+            .flat_map(|l| l.agent.teams.iter().cloned())
+            .collect();
+        teams.sort();
+        teams.dedup();
         let mut assigned = 0;
-        for conversation in queue {
-            let team = conversation
-                .team
-                .clone()
-                .unwrap_or_else(|| self.config.default_team.clone());
-            let Some(pick) = next_agent(&agents, &team, conversation.tier) else {
-                continue;
-            };
-            let agent = agents[pick].agent.id;
-            let reason = format!("auto-assigned (round-robin, team {team})");
-            if self
-                .store
-                .assign(conversation.id, Some(agent), true, &reason)
-                .await?
-                .is_some()
-            {
-                agents[pick].open += 1;
-                agents[pick].agent.last_assigned_at = Some(self.now());
-                assigned += 1;
+        for team in teams {
+            let queue = self.store.sweep(Sweep::QueueOf(team.clone()), 200).await?;
+            for conversation in queue {
+                let Some(pick) = next_agent(&agents, &team, conversation.tier) else {
+                    continue;
+                };
+                let agent = agents[pick].agent.id;
+                let reason = format!("auto-assigned (round-robin, team {team})");
+                if self
+                    .store
+                    .assign(conversation.id, Some(agent), true, &reason)
+                    .await?
+                    .is_some()
+                {
+                    agents[pick].open += 1;
+                    agents[pick].agent.last_assigned_at = Some(self.now());
+                    assigned += 1;
+                }
             }
         }
         Ok(assigned)
@@ -642,12 +809,24 @@ impl ConversationEngine {
             Some(by) => format!("assigned by agent {by}"),
             None => "assigned".to_owned(),
         };
-        let conversation = self
-            .store
-            .assign(id, Some(agent), false, &reason)
-            .await?
-            .ok_or(StoreError::NotFound("conversation", id.0))?;
-        Ok(conversation)
+        self.store.assign(id, Some(agent), false, &reason).await?;
+        self.take_from_bot(id, &reason).await
+    }
+
+    /// A conversation an agent takes while the bot still has it is the people's now:
+    /// the bot stops answering.
+    async fn take_from_bot(&self, id: ConversationId, reason: &str) -> Result<Conversation> {
+        let change = ConversationChange {
+            status: Some(Status::Open),
+            expect_status: Some(Status::Bot),
+            reason: Some(reason.to_owned()),
+            ..ConversationChange::default()
+        };
+        match self.store.update_conversation(id, &change).await {
+            Ok(c) => Ok(c),
+            Err(StoreError::Changed(_)) => self.load(id).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves a conversation to another agent, or to another team's queue.
@@ -664,6 +843,7 @@ impl ConversationEngine {
         match to {
             Transfer::Agent(agent) => {
                 self.store.assign(id, Some(*agent), false, reason).await?;
+                self.take_from_bot(id, reason).await?;
                 self.record(id, format!("Transferred to agent {agent}: {reason}"))
                     .await?;
             }
@@ -671,6 +851,8 @@ impl ConversationEngine {
                 let change = ConversationChange {
                     status: Some(Status::Open),
                     team: Some(team.clone()),
+                    // The other team's first line takes it.
+                    tier: Some(1),
                     reason: Some(reason.to_owned()),
                     ..ConversationChange::default()
                 };
@@ -711,15 +893,20 @@ impl ConversationEngine {
             Escalation::Supervisor => (
                 ConversationChange {
                     team: Some(self.config.supervisor_team.clone()),
+                    // Any supervisor, whatever their tier.
+                    tier: Some(1),
                     ..ConversationChange::default()
                 },
                 format!("the {} team", self.config.supervisor_team),
             ),
         };
         let by = by.map(|a| format!(" by agent {a}")).unwrap_or_default();
+        let (first_response_due, resolution_due) = self.due_times(&conversation, priority);
         let change = ConversationChange {
             status: Some(Status::Open),
             priority: Some(priority),
+            first_response_due,
+            resolution_due,
             reason: Some(format!("escalated to {label}{by}: {reason}")),
             ..change
         };
@@ -760,12 +947,34 @@ impl ConversationEngine {
     /// Resolves a conversation. If people handled it, the customer is asked once for
     /// a rating, on the same channel, in their language.
     pub async fn resolve(&self, id: ConversationId, reason: &str) -> Result<Conversation> {
+        self.resolve_if(id, reason, None, None)
+            .await?
+            .ok_or_else(|| StoreError::Changed(format!("conversation {id}")))
+    }
+
+    /// Resolves if the status is still `expect` (timers: `None` when the customer or
+    /// another instance got there first), telling the customer `notice` first.
+    async fn resolve_if(
+        &self,
+        id: ConversationId,
+        reason: &str,
+        expect: Option<Status>,
+        notice: Option<String>,
+    ) -> Result<Option<Conversation>> {
         let change = ConversationChange {
             status: Some(Status::Resolved),
+            expect_status: expect,
             reason: Some(reason.to_owned()),
             ..ConversationChange::default()
         };
-        let conversation = self.store.update_conversation(id, &change).await?;
+        let conversation = match self.store.update_conversation(id, &change).await {
+            Ok(c) => c,
+            Err(StoreError::Changed(_)) if expect.is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(notice) = notice {
+            self.say(id, notice).await?;
+        }
         let by = if conversation.queued_at.is_some() {
             "agent"
         } else {
@@ -785,7 +994,7 @@ impl ConversationEngine {
                 self.store.reply(question).await?;
             }
         }
-        Ok(conversation)
+        Ok(Some(conversation))
     }
 
     /// Asks the customer to prove they own an email address: with `email`, a code goes
@@ -803,24 +1012,39 @@ impl ConversationEngine {
         }
         let conversation = self.load(id).await?;
         let lang = lang_of(&conversation);
-        let started = self
-            .store
-            .start_verification(
-                id,
-                agent,
-                &VerificationChange {
-                    state: Some(VerificationState::AwaitingEmail),
-                    ..VerificationChange::default()
-                },
-            )
-            .await?;
+        let Some(started) = self.start_verification(id, agent).await? else {
+            self.say(id, verify::try_later(lang)).await?;
+            return Ok(VerificationStep::TryLater);
+        };
         match email.and_then(verify::find_email) {
             Some(address) => self.send_code(started.id, id, &address, lang).await,
             None => {
                 self.say(id, verify::ask_email(lang)).await?;
-                Ok(VerificationStep::AskedAgainForEmail)
+                Ok(VerificationStep::AskedForEmail)
             }
         }
+    }
+
+    /// A new verification waiting for the address, unless the conversation has started
+    /// too many in the last hour (each new code is a new verification).
+    async fn start_verification(
+        &self,
+        id: ConversationId,
+        agent: Option<AgentId>,
+    ) -> Result<Option<frontdesk_store::Verification>> {
+        let now = self.now();
+        let hour_ago = Timestamp::from_micros(now.as_micros() - micros(Duration::from_secs(3600)));
+        if self.store.verifications_since(id, hour_ago).await? >= VERIFICATIONS_PER_HOUR {
+            return Ok(None);
+        }
+        let waiting = VerificationChange {
+            state: Some(VerificationState::AwaitingEmail),
+            expires_at: Some(now.plus(EMAIL_WAIT)),
+            ..VerificationChange::default()
+        };
+        Ok(Some(
+            self.store.start_verification(id, agent, &waiting).await?,
+        ))
     }
 
     async fn send_code(
@@ -831,7 +1055,7 @@ impl ConversationEngine {
         lang: Lang,
     ) -> Result<VerificationStep> {
         let code = verify::new_code();
-        let hash = crate::secret_hash::hash_secret(&code).map_err(StoreError::Invalid)?;
+        let hash = hash_off_thread(code.clone()).await?;
         let change = VerificationChange {
             state: Some(VerificationState::AwaitingCode),
             email: Some(address.to_owned()),
@@ -845,9 +1069,10 @@ impl ConversationEngine {
         let (subject, body) = verify::code_mail(lang, &code);
         if let Some(mailer) = &self.mailer {
             // Whether or not it is delivered, the customer hears the same words: the
-            // reply never tells whether an address is known.
-            if let Err(e) = mailer.send(address, &subject, &body).await {
-                tracing::warn!(conversation_id = %id, error = %e, "a verification code could not be sent");
+            // reply never tells whether an address is known. (The error may name the
+            // address: not logged.)
+            if mailer.send(address, &subject, &body).await.is_err() {
+                tracing::warn!(conversation_id = %id, "a verification code could not be sent");
             }
         }
         self.say(id, verify::code_sent(lang, &verify::mask_email(address)))
@@ -855,7 +1080,8 @@ impl ConversationEngine {
         Ok(VerificationStep::CodeSent)
     }
 
-    /// A customer message while a verification waits on them: the address, or the code.
+    /// A customer message while a verification waits on them: the address, or the
+    /// code. `None`: an ordinary message (the bot does not keep asking).
     async fn verification_reply(
         &self,
         conversation: &Conversation,
@@ -866,35 +1092,83 @@ impl ConversationEngine {
             return Ok(None);
         };
         let id = conversation.id;
+        let set = |state| VerificationChange {
+            state: Some(state),
+            ..VerificationChange::default()
+        };
+        let expired = v.expires_at.is_some_and(|t| t <= self.now());
         match v.state {
-            VerificationState::AwaitingEmail => match verify::find_email(text) {
-                Some(address) => Ok(Some(self.send_code(v.id, id, &address, lang).await?)),
-                None => {
-                    self.say(id, verify::ask_email(lang)).await?;
-                    Ok(Some(VerificationStep::AskedAgainForEmail))
+            VerificationState::AwaitingEmail => {
+                if expired {
+                    self.store
+                        .update_verification(v.id, &set(VerificationState::Cancelled))
+                        .await?;
+                    return Ok(None);
                 }
-            },
+                match verify::find_email(text) {
+                    Some(address) => Ok(Some(self.send_code(v.id, id, &address, lang).await?)),
+                    // Asked once more, then the bot lets it drop.
+                    None if v.tries == 0 => {
+                        let asked = VerificationChange {
+                            tries: Some(1),
+                            ..VerificationChange::default()
+                        };
+                        self.store.update_verification(v.id, &asked).await?;
+                        self.say(id, verify::ask_email(lang)).await?;
+                        Ok(Some(VerificationStep::AskedForEmail))
+                    }
+                    None => {
+                        self.store
+                            .update_verification(v.id, &set(VerificationState::Cancelled))
+                            .await?;
+                        Ok(None)
+                    }
+                }
+            }
             VerificationState::AwaitingCode => {
                 let Some(code) = verify::find_code(text) else {
-                    // Not a code: an ordinary message; the verification still waits.
+                    // A corrected address gets a new code.
+                    if let Some(address) = verify::find_email(text) {
+                        return Ok(Some(
+                            match self.start_verification(id, v.agent_id).await? {
+                                Some(again) => self.send_code(again.id, id, &address, lang).await?,
+                                None => {
+                                    self.say(id, verify::try_later(lang)).await?;
+                                    VerificationStep::TryLater
+                                }
+                            },
+                        ));
+                    }
+                    if expired {
+                        self.store
+                            .update_verification(v.id, &set(VerificationState::Expired))
+                            .await?;
+                    }
                     return Ok(None);
                 };
-                let set = |state| VerificationChange {
-                    state: Some(state),
-                    ..VerificationChange::default()
-                };
-                if v.expires_at.is_none_or(|t| t <= self.now()) {
+                if expired {
                     self.store
                         .update_verification(v.id, &set(VerificationState::Expired))
                         .await?;
-                    self.restart_verification(&v).await?;
-                    self.say(id, verify::expired(lang)).await?;
-                    return Ok(Some(VerificationStep::Expired));
+                    return self
+                        .verification_again(
+                            &v,
+                            lang,
+                            verify::expired(lang),
+                            VerificationStep::Expired,
+                        )
+                        .await
+                        .map(Some);
                 }
-                let matches = v
-                    .code_hash
-                    .as_deref()
-                    .is_some_and(|h| crate::secret_hash::verify_secret(&code, h));
+                // Count the try first, atomically: parallel guesses cannot add up to
+                // more than MAX_TRIES.
+                let Some(tries) = self.store.count_code_try(v.id, verify::MAX_TRIES).await? else {
+                    return Ok(None);
+                };
+                let matches = match v.code_hash.clone() {
+                    Some(hash) => verify_off_thread(code, hash).await?,
+                    None => false,
+                };
                 if matches {
                     self.store
                         .update_verification(v.id, &set(VerificationState::Verified))
@@ -915,22 +1189,20 @@ impl ConversationEngine {
                     self.say(id, verify::verified(lang)).await?;
                     return Ok(Some(VerificationStep::Verified));
                 }
-                let tries = v.tries + 1;
                 if tries >= verify::MAX_TRIES {
-                    let change = VerificationChange {
-                        tries: Some(tries),
-                        ..set(VerificationState::Failed)
-                    };
-                    self.store.update_verification(v.id, &change).await?;
-                    self.restart_verification(&v).await?;
-                    self.say(id, verify::too_many_tries(lang)).await?;
-                    return Ok(Some(VerificationStep::TooManyTries));
+                    self.store
+                        .update_verification(v.id, &set(VerificationState::Failed))
+                        .await?;
+                    return self
+                        .verification_again(
+                            &v,
+                            lang,
+                            verify::too_many_tries(lang),
+                            VerificationStep::TooManyTries,
+                        )
+                        .await
+                        .map(Some);
                 }
-                let change = VerificationChange {
-                    tries: Some(tries),
-                    ..VerificationChange::default()
-                };
-                self.store.update_verification(v.id, &change).await?;
                 let tries_left = verify::MAX_TRIES - tries;
                 self.say(id, verify::wrong_code(lang, tries_left)).await?;
                 Ok(Some(VerificationStep::WrongCode { tries_left }))
@@ -940,16 +1212,26 @@ impl ConversationEngine {
     }
 
     /// After an expired code or too many tries: wait for the address again, for a new
-    /// code (the old row stays as it ended, for the history).
-    async fn restart_verification(&self, ended: &frontdesk_store::Verification) -> Result<()> {
-        let again = VerificationChange {
-            state: Some(VerificationState::AwaitingEmail),
-            ..VerificationChange::default()
-        };
-        self.store
-            .start_verification(ended.conversation_id, ended.agent_id, &again)
-            .await?;
-        Ok(())
+    /// code (the old row stays as it ended, for the history), unless the conversation
+    /// has had enough codes for the hour.
+    async fn verification_again(
+        &self,
+        ended: &frontdesk_store::Verification,
+        lang: Lang,
+        say: &str,
+        step: VerificationStep,
+    ) -> Result<VerificationStep> {
+        let id = ended.conversation_id;
+        match self.start_verification(id, ended.agent_id).await? {
+            Some(_) => {
+                self.say(id, say).await?;
+                Ok(step)
+            }
+            None => {
+                self.say(id, verify::try_later(lang)).await?;
+                Ok(VerificationStep::TryLater)
+            }
+        }
     }
 
     /// How a conversation stands against its SLA targets now.
@@ -966,10 +1248,17 @@ impl ConversationEngine {
         for c in self.store.sweep(Sweep::SnoozeOver(now), 500).await? {
             let change = ConversationChange {
                 status: Some(Status::Open),
+                expect_status: Some(Status::Snoozed),
                 reason: Some("the snooze ended".into()),
                 ..ConversationChange::default()
             };
-            self.store.update_conversation(c.id, &change).await?;
+            match self.store.update_conversation(c.id, &change).await {
+                Ok(woken) => {
+                    self.keep_with_present_agent(woken).await?;
+                }
+                Err(StoreError::Changed(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         let silent = self.config.pending_resolve_after;
         for c in self
@@ -978,9 +1267,9 @@ impl ConversationEngine {
             .await?
         {
             let days = silent.as_secs().div_ceil(86_400);
-            self.say(c.id, notices::auto_resolved(lang_of(&c), days))
-                .await?;
-            self.resolve(c.id, &format!("no reply from the customer in {days} days"))
+            let reason = format!("no reply from the customer in {days} days");
+            let notice = notices::auto_resolved(lang_of(&c), days);
+            self.resolve_if(c.id, &reason, Some(Status::Pending), Some(notice))
                 .await?;
         }
         for c in self
@@ -991,17 +1280,32 @@ impl ConversationEngine {
             )
             .await?
         {
-            self.resolve(c.id, "idle with the bot").await?;
+            self.resolve_if(c.id, "idle with the bot", Some(Status::Bot), None)
+                .await?;
         }
+        // Conversations of agents who left (offline, or away too long) go back to the
+        // queue: also those that woke up or reopened after the agent left.
         for load in self.store.agents().await? {
-            let agent = &load.agent;
-            if agent.status == AgentStatus::Away
-                && load.open > 0
-                && agent.status_since <= ago(self.config.away_timeout)
-            {
-                self.return_to_queue(agent.id, "the agent was away too long")
-                    .await?;
+            if load.open > 0 && !self.present(&load.agent) {
+                let reason = match load.agent.status {
+                    AgentStatus::Away => "the agent was away too long",
+                    _ => "the agent is offline",
+                };
+                self.return_to_queue(load.agent.id, reason).await?;
             }
+        }
+        // A message that reached a resolved conversation while the engine could not act
+        // on it (a crash between the ingest and the reopen): reopen now.
+        for c in self
+            .store
+            .sweep(
+                Sweep::ResolvedWithNewMessageBefore(ago(Duration::from_secs(60))),
+                500,
+            )
+            .await?
+        {
+            self.reopen(&c, "a customer message arrived after it was resolved")
+                .await?;
         }
         for (sweep, target) in [
             (Sweep::FirstResponseOverdue(now), SlaTarget::FirstResponse),
@@ -1108,4 +1412,19 @@ fn lang_of(conversation: &Conversation) -> Lang {
 
 fn survey_team(conversation: &Conversation) -> &str {
     conversation.team.as_deref().unwrap_or("none")
+}
+
+/// Hashes a verification code on the blocking pool (argon2 takes milliseconds of CPU).
+async fn hash_off_thread(code: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || crate::secret_hash::hash_secret(&code))
+        .await
+        .map_err(|_| StoreError::Internal("the hashing task failed"))?
+        .map_err(StoreError::Invalid)
+}
+
+/// Checks a code against its hash on the blocking pool.
+async fn verify_off_thread(code: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || crate::secret_hash::verify_secret(&code, &hash))
+        .await
+        .map_err(|_| StoreError::Internal("the hashing task failed"))
 }

@@ -75,7 +75,30 @@ pub fn build(facts: &[ConversationFacts]) -> Report {
         .into_iter()
         .map(|(agent, group)| (agent, stats(group.into_iter())))
         .collect();
+    // A rating counts for the agent who had the conversation when it was resolved,
+    // not for whoever holds it now.
+    let mut ratings: BTreeMap<AgentId, Vec<f64>> = BTreeMap::new();
+    for f in facts {
+        if let (Some(agent), Some(r)) = (f.rated_agent, f.rating) {
+            ratings.entry(agent).or_default().push(f64::from(r));
+        }
+    }
+    for s in report.agents.values_mut() {
+        s.csat_count = 0;
+        s.csat_average = None;
+    }
+    for (agent, rs) in ratings {
+        let s = report.agents.entry(agent).or_default();
+        (s.csat_count, s.csat_average) = average(&rs);
+    }
     report
+}
+
+/// How many, and their mean.
+fn average(values: &[f64]) -> (u32, Option<f64>) {
+    let n = u32::try_from(values.len()).unwrap_or(u32::MAX);
+    let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    (n, mean)
 }
 
 fn stats<'a>(facts: impl Iterator<Item = &'a ConversationFacts>) -> Stats {
@@ -89,7 +112,11 @@ fn stats<'a>(facts: impl Iterator<Item = &'a ConversationFacts>) -> Stats {
         if f.queued_at.is_some() {
             s.handed_off += 1;
         }
-        if let (Some(queued), Some(first)) = (f.queued_at, f.first_response_at) {
+        // An agent who answered while the bot still had it did not keep anyone waiting
+        // in the queue; that reply is not a queue wait.
+        if let (Some(queued), Some(first)) = (f.queued_at, f.first_response_at)
+            && first >= queued
+        {
             first_responses.push(first.since(queued));
         }
         if f.status == Status::Resolved {
@@ -113,9 +140,7 @@ fn stats<'a>(facts: impl Iterator<Item = &'a ConversationFacts>) -> Stats {
     s.first_response_p90 = percentile(&mut first_responses, 90);
     s.resolution_p50 = percentile(&mut resolutions, 50);
     s.resolution_p90 = percentile(&mut resolutions, 90);
-    s.csat_count = u32::try_from(ratings.len()).unwrap_or(u32::MAX);
-    s.csat_average =
-        (!ratings.is_empty()).then(|| ratings.iter().sum::<f64>() / ratings.len() as f64);
+    (s.csat_count, s.csat_average) = average(&ratings);
     let rate = |n: u32, of: u32| (of > 0).then(|| f64::from(n) / f64::from(of));
     s.reopen_rate = rate(reopened, s.resolved);
     s.bot_resolution_rate = rate(s.resolved_by_bot, s.resolved);
@@ -158,6 +183,7 @@ mod tests {
             first_response_breached: false,
             resolution_breached: false,
             rating: Some(5),
+            rated_agent: agent.map(AgentId),
         }
     }
 

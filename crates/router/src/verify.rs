@@ -254,6 +254,16 @@ pub fn expired(lang: Lang) -> &'static str {
     }
 }
 
+/// Too many codes for one conversation in an hour.
+pub fn try_later(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "验证请求过于频繁，为了您的账户安全，请一小时后再试。",
+        Lang::En => {
+            "There have been too many verification attempts. For your security, please try again in an hour."
+        }
+    }
+}
+
 /// [`MAX_TRIES`] wrong codes: this code no longer works.
 pub fn too_many_tries(lang: Lang) -> &'static str {
     match lang {

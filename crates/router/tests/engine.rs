@@ -269,6 +269,14 @@ on_both_backends!(
     a_reply_within_the_window_reopens_and_after_it_starts_a_new_conversation,
     ratings_in_chinese_and_english_are_understood_and_asked_for_once,
     a_verified_email_joins_the_customers_contacts_across_channels,
+    an_address_someone_merely_wrote_from_moves_to_the_customer_who_proves_it,
+    a_verification_asks_for_the_address_once_then_lets_it_drop,
+    a_customer_answering_a_verification_while_pending_is_heard,
+    codes_are_limited_per_conversation_and_hour,
+    two_timers_at_once_resolve_a_silent_conversation_once,
+    two_assigners_at_once_never_overfill_an_agent,
+    a_message_the_engine_missed_in_a_resolved_conversation_reopens_it,
+    a_comment_just_after_the_rating_is_kept_with_it,
     verification_codes_expire_and_allow_five_tries,
     the_bot_asks_for_a_verified_email_before_account_talk,
     the_reply_to_a_verification_does_not_tell_whether_an_address_is_known,
@@ -491,7 +499,7 @@ async fn escalation_goes_to_tier_two_or_the_supervisors_with_its_reason_in_the_h
     let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
     let first_line = desk.agent("fay", &["general"], 5, 1).await;
     let senior = desk.agent("sam", &["general"], 5, 2).await;
-    let manager = desk.agent("max", &["supervisors"], 5, 2).await;
+    let manager = desk.agent("max", &["supervisors"], 5, 1).await;
     desk.online(first_line).await;
     let id = desk.writes("ann", "转人工").await;
     assert_eq!(desk.conversation(id).await.assignee, Some(first_line));
@@ -599,6 +607,25 @@ async fn pending_conversations_wake_on_a_reply_and_resolve_themselves_after_sile
         Status::Open,
         "the reply wakes it"
     );
+    // Amy leaves while it waits again; the customer's reply finds someone else.
+    let bea = desk.agent("bea", &["general"], 5, 1).await;
+    desk.online(bea).await;
+    desk.engine.set_pending(id).await.unwrap();
+    desk.engine
+        .set_agent_status(amy, AgentStatus::Offline)
+        .await
+        .unwrap();
+    assert_eq!(
+        desk.conversation(id).await.assignee,
+        Some(amy),
+        "pending stays"
+    );
+    desk.writes("ann", "哈希是 0xabc").await;
+    assert_eq!(
+        desk.conversation(id).await.assignee,
+        Some(bea),
+        "not left with nobody"
+    );
 
     desk.engine.set_pending(id).await.unwrap();
     desk.later(2 * DAY).await;
@@ -645,13 +672,20 @@ async fn a_reply_within_the_window_reopens_and_after_it_starts_a_new_conversatio
     desk.agent_replies(id, amy, "已处理").await;
     desk.engine.resolve(id, "done").await.unwrap();
 
-    desk.later(2 * DAY).await;
+    // Five days on: past the first resolution target (72 hours), within the window.
+    desk.later(5 * DAY).await;
     assert_eq!(desk.writes("ann", "还有一个问题，提现没到账").await, id);
     let c = desk.conversation(id).await;
     assert_eq!(
         (c.status, c.reopened, c.assignee),
         (Status::Open, 1, Some(amy))
     );
+    // A new resolution target from now; the old one does not count against it.
+    assert_eq!(c.resolution_due, Some(desk.clock.now().plus(72 * HOUR)));
+    desk.later(MINUTE).await;
+    let c = desk.conversation(id).await;
+    assert!(!c.resolution_breached);
+    assert_eq!(desk.engine.sla_state(&c), SlaState::OnTrack);
 
     desk.engine.resolve(id, "done again").await.unwrap();
     desk.later(8 * DAY).await;
@@ -731,11 +765,19 @@ async fn ratings_in_chinese_and_english_are_understood_and_asked_for_once(db: Te
 
 async fn a_verified_email_joins_the_customers_contacts_across_channels(db: TestDatabase) {
     let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
-    // The customer wrote by email last month...
+    // The customer wrote by email last month and proved the address theirs...
     let by_mail = desk
         .writes_on(ChannelKind::Email, "li@example.com", "我的提现没到账")
         .await;
     let mail_contact = desk.conversation(by_mail).await.contact_id;
+    desk.engine
+        .request_verification(by_mail, None, Some("li@example.com"))
+        .await
+        .unwrap();
+    let code = desk.mailbox.last_code("li@example.com");
+    desk.writes_on(ChannelKind::Email, "li@example.com", &code)
+        .await;
+    assert!(desk.last_said(by_mail).await.contains("验证成功"));
     // ...and now in the website chat, where an agent asks them to verify.
     let chat = desk.writes("visitor-9", "转人工").await;
     let chat_contact = desk.conversation(chat).await.contact_id;
@@ -745,7 +787,7 @@ async fn a_verified_email_joins_the_customers_contacts_across_channels(db: TestD
         .request_verification(chat, None, None)
         .await
         .unwrap();
-    assert_eq!(step, VerificationStep::AskedAgainForEmail);
+    assert_eq!(step, VerificationStep::AskedForEmail);
     assert!(
         desk.last_said(chat).await.contains("邮箱"),
         "asked in their language"
@@ -782,6 +824,38 @@ async fn a_verified_email_joins_the_customers_contacts_across_channels(db: TestD
         .await
         .unwrap();
     assert!(events.iter().any(|e| e.kind == EventKind::ContactsMerged));
+}
+
+async fn an_address_someone_merely_wrote_from_moves_to_the_customer_who_proves_it(
+    db: TestDatabase,
+) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    // A mail from this address proves nothing (a From: header is easy to forge).
+    let forged = desk
+        .writes_on(ChannelKind::Email, "mo@example.com", "please reset my 2FA")
+        .await;
+    let forger = desk.conversation(forged).await.contact_id;
+    let chat = desk.writes("visitor-3", "human").await;
+    let owner = desk.conversation(chat).await.contact_id;
+    desk.engine
+        .request_verification(chat, None, Some("mo@example.com"))
+        .await
+        .unwrap();
+    desk.writes("visitor-3", &desk.mailbox.last_code("mo@example.com"))
+        .await;
+    // Not merged: the address is the verified customer's; the other contact keeps its
+    // conversation and nothing of the verified customer.
+    assert_eq!(desk.conversation(chat).await.contact_id, owner);
+    assert_eq!(desk.conversation(forged).await.contact_id, forger);
+    let verified = desk.store.contact(owner).await.unwrap().unwrap();
+    assert!(
+        verified
+            .identities
+            .iter()
+            .any(|i| i.external_id == "mo@example.com" && i.verified_at.is_some())
+    );
+    let other = desk.store.contact(forger).await.unwrap().unwrap();
+    assert!(other.identities.is_empty(), "{other:?}");
 }
 
 async fn verification_codes_expire_and_allow_five_tries(db: TestDatabase) {
@@ -881,6 +955,172 @@ async fn the_bot_asks_for_a_verified_email_before_account_talk(db: TestDatabase)
     );
 }
 
+async fn a_verification_asks_for_the_address_once_then_lets_it_drop(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let id = desk.writes("ivy", "human").await;
+    desk.engine
+        .request_verification(id, None, None)
+        .await
+        .unwrap();
+    let asked = desk.said(id).await.len();
+    desk.writes("ivy", "why do you need it?").await;
+    assert_eq!(desk.said(id).await.len(), asked + 1, "asked once more");
+    desk.writes("ivy", "I'd rather not").await;
+    desk.writes("ivy", "can someone just help me").await;
+    assert_eq!(
+        desk.said(id).await.len(),
+        asked + 1,
+        "then silent: people have it"
+    );
+    assert!(desk.store.active_verification(id).await.unwrap().is_none());
+}
+
+async fn a_customer_answering_a_verification_while_pending_is_heard(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let amy = desk.agent("amy", &["general"], 5, 1).await;
+    desk.online(amy).await;
+    let id = desk.writes("ned", "human").await;
+    desk.engine
+        .request_verification(id, Some(amy), None)
+        .await
+        .unwrap();
+    desk.engine.set_pending(id).await.unwrap();
+    desk.writes("ned", "ned@example.com").await;
+    assert_eq!(desk.conversation(id).await.status, Status::Open);
+    assert!(desk.last_said(id).await.contains("n***@example.com"));
+    desk.engine.set_pending(id).await.unwrap();
+    desk.writes("ned", &desk.mailbox.last_code("ned@example.com"))
+        .await;
+    assert!(desk.last_said(id).await.contains("verified"));
+}
+
+async fn codes_are_limited_per_conversation_and_hour(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let id = desk.writes("rex", "human").await;
+    for n in 0..5 {
+        let step = desk
+            .engine
+            .request_verification(id, None, Some(&format!("rex{n}@example.com")))
+            .await
+            .unwrap();
+        assert_eq!(step, VerificationStep::CodeSent);
+    }
+    let step = desk
+        .engine
+        .request_verification(id, None, Some("rex9@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(step, VerificationStep::TryLater);
+    assert!(desk.last_said(id).await.contains("try again in an hour"));
+    desk.clock.advance(HOUR + MINUTE);
+    let step = desk
+        .engine
+        .request_verification(id, None, Some("rex9@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(step, VerificationStep::CodeSent);
+}
+
+async fn two_timers_at_once_resolve_a_silent_conversation_once(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let amy = desk.agent("amy", &["general"], 5, 1).await;
+    desk.online(amy).await;
+    let id = desk.writes("uma", "转人工").await;
+    desk.agent_replies(id, amy, "请提供交易哈希").await;
+    desk.engine.set_pending(id).await.unwrap();
+    desk.clock.advance(4 * DAY);
+    // Two instances' timers fire together.
+    let (a, b) = tokio::join!(desk.engine.tick(), desk.engine.tick());
+    a.unwrap();
+    b.unwrap();
+    let said = desk.said(id).await;
+    let notices = said
+        .iter()
+        .filter(|s| s.contains("天内没有收到您的回复"))
+        .count();
+    assert_eq!(notices, 1, "{said:?}");
+    let surveys = said
+        .iter()
+        .filter(|s| s.contains("请为本次服务打分"))
+        .count();
+    assert_eq!(surveys, 1, "{said:?}");
+}
+
+async fn two_assigners_at_once_never_overfill_an_agent(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let mut waiting = Vec::new();
+    for n in 0..4 {
+        waiting.push(desk.writes(&format!("w{n}"), "转人工").await);
+    }
+    let amy = desk.agent("amy", &["general"], 1, 1).await;
+    desk.store
+        .set_agent_status(amy, AgentStatus::Online)
+        .await
+        .unwrap();
+    let (a, b, c) = tokio::join!(
+        desk.engine.assign_queue(),
+        desk.engine.assign_queue(),
+        desk.engine.assign_queue()
+    );
+    assert_eq!(a.unwrap() + b.unwrap() + c.unwrap(), 1);
+    let mut held = 0;
+    for id in waiting {
+        held += usize::from(desk.conversation(id).await.assignee == Some(amy));
+    }
+    assert_eq!(held, 1, "capacity 1");
+}
+
+async fn a_message_the_engine_missed_in_a_resolved_conversation_reopens_it(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let amy = desk.agent("amy", &["general"], 5, 1).await;
+    desk.online(amy).await;
+    let id = desk.writes("val", "转人工").await;
+    desk.agent_replies(id, amy, "好了").await;
+    desk.engine.resolve(id, "done").await.unwrap();
+    desk.later(HOUR).await;
+    // Stored, but the engine never saw it (as if the process died right after).
+    let sender = Sender {
+        external_id: "val".into(),
+        display_name: None,
+        language: None,
+    };
+    let inbound = Inbound::new(
+        ChannelAccount::default_of(ChannelKind::Webchat),
+        "missed-1",
+        sender,
+        "val",
+        "还是没到账",
+    )
+    .unwrap();
+    desk.store.ingest(&inbound, None).await.unwrap();
+    assert_eq!(desk.conversation(id).await.status, Status::Resolved);
+    desk.later(2 * MINUTE).await;
+    let c = desk.conversation(id).await;
+    assert_eq!((c.status, c.reopened), (Status::Open, 1));
+}
+
+async fn a_comment_just_after_the_rating_is_kept_with_it(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let amy = desk.agent("amy", &["general"], 5, 1).await;
+    desk.online(amy).await;
+    let id = desk.writes("wes", "human").await;
+    desk.agent_replies(id, amy, "done").await;
+    desk.engine.resolve(id, "done").await.unwrap();
+    desk.writes("wes", "5").await;
+    desk.writes("wes", "quick and kind, thanks").await;
+    let survey = desk.store.csat(id).await.unwrap().unwrap();
+    assert_eq!(survey.rating, Some(5));
+    assert_eq!(survey.comment.as_deref(), Some("quick and kind, thanks"));
+    assert_eq!(desk.conversation(id).await.status, Status::Resolved);
+    // The missed-message sweep does not take the comment for a new question.
+    desk.later(5 * MINUTE).await;
+    assert_eq!(desk.conversation(id).await.status, Status::Resolved);
+    // Later words are a new matter.
+    desk.later(HOUR).await;
+    desk.writes("wes", "one more thing").await;
+    assert_eq!(desk.conversation(id).await.status, Status::Open);
+}
+
 async fn the_reply_to_a_verification_does_not_tell_whether_an_address_is_known(db: TestDatabase) {
     let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
     desk.writes_on(ChannelKind::Email, "known@example.com", "hello")
@@ -968,6 +1208,8 @@ async fn the_report_gives_each_agent_and_team_their_figures(db: TestDatabase) {
         desk.engine.resolve(id, "done").await.unwrap();
         desk.writes(who, rating).await;
         if who == "r2" {
+            // Past the moments after a rating when more words are its comment.
+            desk.clock.advance(HOUR);
             desk.writes(who, "又出问题了").await;
             desk.engine.resolve(id, "done").await.unwrap();
         }

@@ -648,6 +648,54 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     if c.engine.default_team.trim().is_empty() {
         err("engine.default_team", "a team name is needed".into());
     }
+    let at_least_one = [
+        ("engine.pending_resolve_days", c.engine.pending_resolve_days),
+        (
+            "engine.bot_idle_resolve_hours",
+            c.engine.bot_idle_resolve_hours,
+        ),
+        ("engine.away_minutes", c.engine.away_minutes),
+        (
+            "engine.sla.urgent.first_response_minutes",
+            c.engine.sla.urgent.first_response_minutes,
+        ),
+        (
+            "engine.sla.urgent.resolution_hours",
+            c.engine.sla.urgent.resolution_hours,
+        ),
+        (
+            "engine.sla.high.first_response_minutes",
+            c.engine.sla.high.first_response_minutes,
+        ),
+        (
+            "engine.sla.high.resolution_hours",
+            c.engine.sla.high.resolution_hours,
+        ),
+        (
+            "engine.sla.normal.first_response_minutes",
+            c.engine.sla.normal.first_response_minutes,
+        ),
+        (
+            "engine.sla.normal.resolution_hours",
+            c.engine.sla.normal.resolution_hours,
+        ),
+        (
+            "engine.sla.low.first_response_minutes",
+            c.engine.sla.low.first_response_minutes,
+        ),
+        (
+            "engine.sla.low.resolution_hours",
+            c.engine.sla.low.resolution_hours,
+        ),
+    ];
+    for (key, value) in at_least_one {
+        if value == 0 {
+            err(
+                key,
+                "at least 1 (0 would act at once on every conversation)".into(),
+            );
+        }
+    }
     if c.engine.reopen_days == 0 {
         err(
             "engine.reopen_days",

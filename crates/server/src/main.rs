@@ -97,6 +97,31 @@ enum AgentCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
         tier: u8,
     },
+    /// Set an agent online (takes conversations), away or offline (gives them back).
+    /// A running server acts on it at its next engine tick.
+    Status {
+        #[arg(long)]
+        email: String,
+        #[arg(value_enum)]
+        status: StatusArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StatusArg {
+    Online,
+    Away,
+    Offline,
+}
+
+impl From<StatusArg> for frontdesk_core::AgentStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Online => Self::Online,
+            StatusArg::Away => Self::Away,
+            StatusArg::Offline => Self::Offline,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -287,6 +312,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             ))?;
         }
+        Command::Agent {
+            command: AgentCommand::Status { email, status },
+        } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let store = app::open_store(&loaded.config).await?;
+            let Some((agent, _)) = store.agent_by_email(&email).await? else {
+                anyhow::bail!("no agent with the email {}", email.trim().to_lowercase());
+            };
+            let agent = store.set_agent_status(agent.id, status.into()).await?;
+            say(&format!(
+                "{} <{}> is {}",
+                agent.name, agent.email, agent.status
+            ))?;
+        }
         Command::Report { days } => {
             let loaded = match load_config(path) {
                 Ok(l) => l,
@@ -301,7 +343,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let until = frontdesk_core::Timestamp::now();
             let since = frontdesk_core::Timestamp::from_micros(
-                until.as_micros() - i64::from(days) * 86_400_000_000,
+                until
+                    .as_micros()
+                    .saturating_sub(i64::from(days).saturating_mul(86_400_000_000)),
             );
             let report = engine.report(since, until).await?;
             say(&serde_json::to_string_pretty(&report)?)?;

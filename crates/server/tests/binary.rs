@@ -269,6 +269,21 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
     let second = add();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("exists already"));
+    let online = frontdesk(dir.path())
+        .args(["agent", "status", "--email", "li.wei@example.com", "online"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&online.stdout).contains("<li.wei@example.com> is online"),
+        "{}",
+        String::from_utf8_lossy(&online.stderr)
+    );
+    let nobody = frontdesk(dir.path())
+        .args(["agent", "status", "--email", "nobody@example.com", "away"])
+        .output()
+        .unwrap();
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no agent with the email"));
     // The password itself is stored only as an argon2id hash.
     let db = std::fs::read(dir.path().join("data/frontdesk.db")).unwrap();
     let needle = b"a long enough passphrase";

@@ -59,6 +59,10 @@ pub enum StoreError {
     /// The outbound check refused a reply; the reason is for the agent.
     #[error("refused: {0}")]
     Refused(String),
+    /// A conditional change found the row changed by someone else first (another
+    /// instance's timer, the customer's message); nothing was written.
+    #[error("changed meanwhile: {0}")]
+    Changed(String),
 }
 
 impl StoreError {
@@ -198,12 +202,15 @@ pub struct ConversationChange {
     pub language: Option<String>,
     pub first_response_due: Option<Timestamp>,
     pub resolution_due: Option<Timestamp>,
+    /// Change only if the status is still this; else [`StoreError::Changed`]. Timers
+    /// use it so that two instances, or a timer and a customer, never both act.
+    pub expect_status: Option<Status>,
     /// Why, for the history (shown to agents; never message text).
     pub reason: Option<String>,
 }
 
 /// Conversations the engine's timers look for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sweep {
     /// Snoozed until a time that has come.
     SnoozeOver(Timestamp),
@@ -219,8 +226,13 @@ pub enum Sweep {
     /// Not resolved and assigned to this agent.
     AssignedTo(AgentId),
     /// Open and unassigned, in queue order: urgent first, then high, normal, low; then
-    /// the longest waiting.
+    /// the longest waiting (since it became open; a return to the queue keeps its place).
     Queue,
+    /// The same, of one team.
+    QueueOf(String),
+    /// Resolved, with a customer message after the resolve (and not the rating) that is
+    /// older than this: the engine missed it (it was down); reopen.
+    ResolvedWithNewMessageBefore(Timestamp),
 }
 
 /// Which service-level target.
@@ -247,7 +259,7 @@ pub struct AgentLoad {
 }
 
 /// The satisfaction survey of one conversation.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Csat {
     pub conversation_id: ConversationId,
     pub agent_id: Option<AgentId>,
@@ -256,6 +268,18 @@ pub struct Csat {
     pub rating: Option<u8>,
     pub comment: Option<String>,
     pub answered_at: Option<Timestamp>,
+}
+
+impl fmt::Debug for Csat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The comment is the customer's words: not for logs.
+        f.debug_struct("Csat")
+            .field("conversation_id", &self.conversation_id)
+            .field("agent_id", &self.agent_id)
+            .field("rating", &self.rating)
+            .field("has_comment", &self.comment.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an email verification stands.
@@ -366,6 +390,8 @@ pub struct ConversationFacts {
     pub first_response_breached: bool,
     pub resolution_breached: bool,
     pub rating: Option<u8>,
+    /// The agent the rating was given for (who had it when it was resolved).
+    pub rated_agent: Option<AgentId>,
 }
 
 /// What replaces an erased message text.
@@ -570,15 +596,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         status: frontdesk_core::AgentStatus,
     ) -> Result<Agent, StoreError>;
 
-    /// Gives a conversation to an agent (or none). With `only_if_unassigned`, does
-    /// nothing and returns `None` when someone holds it already: two instances
-    /// auto-assigning at once cannot both win. An agent given a conversation moves to
-    /// the back of the round-robin.
+    /// Gives a conversation to an agent (or none). With `auto` (the queue's
+    /// assignment), does nothing and returns `None` unless the conversation is still
+    /// unassigned and the agent online with room, checked under a lock on the agent: two
+    /// instances assigning at once can neither both win nor overfill an agent. An agent
+    /// given a conversation moves to the back of the round-robin.
     async fn assign(
         &self,
         id: ConversationId,
         to: Option<AgentId>,
-        only_if_unassigned: bool,
+        auto: bool,
         reason: &str,
     ) -> Result<Option<Conversation>, StoreError>;
 
@@ -592,6 +619,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<bool, StoreError>;
 
     async fn csat(&self, id: ConversationId) -> Result<Option<Csat>, StoreError>;
+
+    /// Adds a comment (the customer's `message`) to an answered survey that has none;
+    /// false otherwise.
+    async fn csat_comment(
+        &self,
+        id: ConversationId,
+        comment: &str,
+        message: MessageId,
+    ) -> Result<bool, StoreError>;
 
     /// Stores the customer's rating once; false if it was answered already.
     async fn csat_answer(
@@ -622,10 +658,23 @@ pub trait Store: Send + Sync + fmt::Debug {
         change: &VerificationChange,
     ) -> Result<Verification, StoreError>;
 
+    /// Counts one try of a code, atomically: the new count, or `None` when the
+    /// verification no longer waits for a code or has used `max` tries.
+    async fn count_code_try(&self, id: i64, max: u32) -> Result<Option<u32>, StoreError>;
+
+    /// How many verifications the conversation started since `since` (to limit codes).
+    async fn verifications_since(
+        &self,
+        id: ConversationId,
+        since: Timestamp,
+    ) -> Result<u32, StoreError>;
+
     /// The contact proved they own `email`. If another contact has that address as a
     /// verified identity, the two become one (the older keeps its id; identities and
-    /// conversations move to it); otherwise the address becomes a verified identity of
-    /// this contact. Returns the contact that remains.
+    /// conversations move to it). If another contact has it unverified (a `From:`
+    /// header proves nothing), the identity moves to this contact, verified; if nobody
+    /// has it, it becomes a verified identity of this contact. Returns the contact that
+    /// remains.
     async fn link_verified_email(
         &self,
         contact: frontdesk_core::ContactId,

@@ -41,6 +41,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0005_conversation_engine.sql"),
         include_str!("../../../migrations/postgres/0005_conversation_engine.sql"),
     ),
+    (
+        6,
+        "outbox_order",
+        include_str!("../../../migrations/sqlite/0006_outbox_order.sql"),
+        include_str!("../../../migrations/postgres/0006_outbox_order.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

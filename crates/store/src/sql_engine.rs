@@ -16,9 +16,10 @@ use frontdesk_core::{
     MessageId, Priority, Status, Timestamp,
 };
 
-/// The queue order: urgent, high, normal, low; then the longest waiting.
+/// The queue order: urgent, high, normal, low; then the longest open (a return to the
+/// queue keeps the place; a reopen goes to the back).
 const QUEUE_ORDER: &str = " ORDER BY CASE c.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1
-    WHEN 'normal' THEN 2 ELSE 3 END, COALESCE(c.queued_at, c.created_at), c.id";
+    WHEN 'normal' THEN 2 ELSE 3 END, COALESCE(c.status_since, c.created_at), c.id";
 
 impl SqlStore {
     pub(crate) async fn sweep_conversations(
@@ -28,6 +29,23 @@ impl SqlStore {
     ) -> Result<Vec<Conversation>, StoreError> {
         let limit = i64::from(limit.clamp(1, 10_000));
         let query = match sweep {
+            Sweep::QueueOf(team) => Query::assembled(format!(
+                "{} WHERE c.status = 'open' AND c.assignee_id IS NULL AND c.team = $1
+                 {QUEUE_ORDER} LIMIT $2",
+                conversation_select!()
+            ))
+            .bind(team),
+            Sweep::ResolvedWithNewMessageBefore(t) => Query::new(concat!(
+                conversation_select!(),
+                " WHERE c.status = 'resolved' AND c.last_message_at > c.resolved_at
+                   AND EXISTS (SELECT 1 FROM messages m
+                       WHERE m.conversation_id = c.id AND m.direction = 'in'
+                         AND m.created_at > c.resolved_at AND m.created_at <= $1
+                         AND m.id > COALESCE((SELECT s.message_id FROM csat s
+                                              WHERE s.conversation_id = c.id), 0))
+                  ORDER BY c.id LIMIT $2"
+            ))
+            .bind(t.as_micros()),
             Sweep::SnoozeOver(now) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.status = 'snoozed' AND c.snoozed_until <= $1 ORDER BY c.snoozed_until, c.id LIMIT $2"
@@ -245,15 +263,26 @@ impl SqlStore {
         &self,
         id: ConversationId,
         to: Option<AgentId>,
-        only_if_unassigned: bool,
+        auto: bool,
         reason: &str,
     ) -> Result<Option<Conversation>, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
-        let sql = if only_if_unassigned {
+        if let (true, Some(agent), crate::Backend::Postgres) =
+            (auto, to, crate::Store::backend(self))
+        {
+            // Assignments to one agent queue here, so the room check below sees every
+            // committed one. (SQLite's writer runs one transaction at a time.)
+            q.execute(Query::new("SELECT id FROM agents WHERE id = $1 FOR UPDATE").bind(agent.0))
+                .await?;
+        }
+        let sql = if auto {
             "UPDATE conversations SET assignee_id = $2, updated_at = $3
-             WHERE id = $1 AND assignee_id IS NULL AND status <> 'resolved'"
+             WHERE id = $1 AND assignee_id IS NULL AND status = 'open'
+               AND EXISTS (SELECT 1 FROM agents a WHERE a.id = $2 AND a.status = 'online'
+                   AND a.capacity > (SELECT count(*) FROM conversations x
+                                     WHERE x.assignee_id = $2 AND x.status <> 'resolved'))"
         } else {
             "UPDATE conversations SET assignee_id = $2, updated_at = $3 WHERE id = $1"
         };
@@ -266,7 +295,7 @@ impl SqlStore {
             )
             .await?;
         if updated == 0 {
-            return match only_if_unassigned {
+            return match auto {
                 true => Ok(None),
                 false => Err(StoreError::NotFound("conversation", id.0)),
             };
@@ -351,6 +380,71 @@ impl SqlStore {
             })
         })
         .transpose()
+    }
+
+    pub(crate) async fn comment_csat(
+        &self,
+        id: ConversationId,
+        comment: &str,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let updated = tx
+            .q()
+            .execute(
+                Query::new(
+                    "UPDATE csat SET comment = $2, message_id = $3
+                     WHERE conversation_id = $1 AND rating IS NOT NULL AND comment IS NULL",
+                )
+                .bind(id.0)
+                .bind(comment)
+                .bind(message.0),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(updated > 0)
+    }
+
+    pub(crate) async fn code_try(&self, id: i64, max: u32) -> Result<Option<u32>, StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let row = tx
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "UPDATE verifications SET tries = tries + 1, updated_at = $3
+                     WHERE id = $1 AND state = 'awaiting_code' AND tries < $2
+                     RETURNING tries",
+                )
+                .bind(id)
+                .bind(i64::from(max))
+                .bind(now.as_micros()),
+            )
+            .await?;
+        tx.commit().await?;
+        row.map(|r| Ok(u32::try_from(r.get::<i64>("tries")?).unwrap_or(u32::MAX)))
+            .transpose()
+    }
+
+    pub(crate) async fn count_verifications(
+        &self,
+        id: ConversationId,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_one(
+                Query::new(
+                    "SELECT count(*) AS n FROM verifications
+                     WHERE conversation_id = $1 AND created_at >= $2",
+                )
+                .bind(id.0)
+                .bind(since.as_micros()),
+            )
+            .await?;
+        Ok(u32::try_from(row.get::<i64>("n")?).unwrap_or(u32::MAX))
     }
 
     pub(crate) async fn answer_csat(
@@ -540,9 +634,23 @@ impl SqlStore {
                 mark_verified(&mut q, &email, now).await?;
                 contact
             }
-            // Another contact has it. Proving the address joins the two, whether or
-            // not that contact had proved it (mail to the address reached this
-            // customer). The older contact keeps its id.
+            // Someone else wrote from this address but never proved it theirs: the
+            // address is this customer's now, and nothing else of that contact moves.
+            Some(_) if !verified => {
+                q.execute(
+                    Query::new(
+                        "UPDATE contact_identities SET contact_id = $1, verified_at = $3
+                         WHERE channel = 'email' AND external_id = $2",
+                    )
+                    .bind(contact.0)
+                    .bind(email.as_str())
+                    .bind(now.as_micros()),
+                )
+                .await?;
+                contact
+            }
+            // Another contact proved it theirs before: the same person, on two
+            // channels. The older contact keeps its id.
             Some(owner) => {
                 let (keep, gone) = if owner.0 < contact.0 {
                     (owner, contact)
@@ -570,10 +678,7 @@ impl SqlStore {
                         EventKind::ContactsMerged,
                         None,
                         None,
-                        serde_json::json!({
-                            "kept": keep, "merged": gone, "by": "verified_email",
-                            "owner_had_verified": verified,
-                        }),
+                        serde_json::json!({ "kept": keep, "merged": gone, "by": "verified_email" }),
                         now,
                     )
                     .await?;
@@ -599,7 +704,7 @@ impl SqlStore {
                     "SELECT c.id, c.channel, c.account, c.team, c.assignee_id, c.priority,
                             c.status, c.created_at, c.queued_at, c.first_response_at,
                             c.resolved_at, c.reopened, c.first_response_breached,
-                            c.resolution_breached, s.rating
+                            c.resolution_breached, s.rating, s.agent_id AS rated_agent
                      FROM conversations c LEFT JOIN csat s ON s.conversation_id = c.id
                      WHERE c.created_at >= $1 AND c.created_at < $2
                      ORDER BY c.id",
@@ -681,5 +786,6 @@ fn facts_from_row(row: &Row) -> Result<ConversationFacts, StoreError> {
         rating: row
             .get::<Option<i64>>("rating")?
             .and_then(|v| u8::try_from(v).ok()),
+        rated_agent: row.get::<Option<i64>>("rated_agent")?.map(AgentId),
     })
 }

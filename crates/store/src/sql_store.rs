@@ -1102,13 +1102,24 @@ impl Store for SqlStore {
         id: ConversationId,
         change: &ConversationChange,
     ) -> Result<Conversation, StoreError> {
+        if change.status == Some(Status::Snoozed) && change.snoozed_until.is_none() {
+            return Err(StoreError::Invalid("snoozed needs an until time".into()));
+        }
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
+        // Reopening (resolved -> anything else) starts a new resolution target: the
+        // engine passes the new due time, and the old breach no longer counts.
         let updated = q
             .execute(
                 Query::new(
                     "UPDATE conversations SET
+                         resolution_breached = CASE
+                             WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                             THEN 0 ELSE resolution_breached END,
+                         resolution_due = CASE
+                             WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                             THEN $13 ELSE COALESCE($13, resolution_due) END,
                          reopened = reopened
                              + CASE WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
                                     THEN 1 ELSE 0 END,
@@ -1130,9 +1141,8 @@ impl Store for SqlStore {
                          tier = COALESCE($10, tier),
                          language = COALESCE($11, language),
                          first_response_due = COALESCE($12, first_response_due),
-                         resolution_due = COALESCE($13, resolution_due),
                          updated_at = $5
-                     WHERE id = $1",
+                     WHERE id = $1 AND ($14 IS NULL OR status = $14)",
                 )
                 .bind(id.0)
                 .bind(change.status.map(Status::as_str))
@@ -1146,11 +1156,18 @@ impl Store for SqlStore {
                 .bind(change.tier.map(i64::from))
                 .bind(change.language.as_deref())
                 .bind(change.first_response_due.map(Timestamp::as_micros))
-                .bind(change.resolution_due.map(Timestamp::as_micros)),
+                .bind(change.resolution_due.map(Timestamp::as_micros))
+                .bind(change.expect_status.map(Status::as_str)),
             )
             .await?;
         if updated == 0 {
-            return Err(StoreError::NotFound("conversation", id.0));
+            return match (change.expect_status, load_conversation(&mut q, id).await?) {
+                (Some(expected), Some(found)) => Err(StoreError::Changed(format!(
+                    "conversation {id} is {} now, not {expected}",
+                    found.status
+                ))),
+                _ => Err(StoreError::NotFound("conversation", id.0)),
+            };
         }
         let events = self
             .record(
@@ -1180,25 +1197,33 @@ impl Store for SqlStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(account = %req.account, worker = %req.worker))]
     async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError> {
+        // A conversation's messages go out in order: a row waits while an earlier one
+        // of its conversation is still queued (in flight, or waiting for a retry).
         // PostgreSQL: rows another worker is claiming right now are skipped, not waited
         // for. SQLite: the IMMEDIATE transaction already makes claims one at a time.
         let claim = match self.backend() {
             Backend::Sqlite => {
                 "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1,
                      updated_at = $3
-                 WHERE id IN (SELECT id FROM outbox
-                     WHERE status = 'queued' AND channel = $4 AND account = $5 AND due_at <= $3
-                       AND (lease_until IS NULL OR lease_until <= $3)
-                     ORDER BY due_at, id LIMIT $6)
+                 WHERE id IN (SELECT o.id FROM outbox o
+                     WHERE o.status = 'queued' AND o.channel = $4 AND o.account = $5
+                       AND o.due_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $3)
+                       AND NOT EXISTS (SELECT 1 FROM outbox e
+                           WHERE e.conversation_id = o.conversation_id AND e.status = 'queued'
+                             AND e.id < o.id)
+                     ORDER BY o.due_at, o.id LIMIT $6)
                  RETURNING id"
             }
             Backend::Postgres => {
                 "UPDATE outbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1,
                      updated_at = $3
-                 WHERE id IN (SELECT id FROM outbox
-                     WHERE status = 'queued' AND channel = $4 AND account = $5 AND due_at <= $3
-                       AND (lease_until IS NULL OR lease_until <= $3)
-                     ORDER BY due_at, id LIMIT $6 FOR UPDATE SKIP LOCKED)
+                 WHERE id IN (SELECT o.id FROM outbox o
+                     WHERE o.status = 'queued' AND o.channel = $4 AND o.account = $5
+                       AND o.due_at <= $3 AND (o.lease_until IS NULL OR o.lease_until <= $3)
+                       AND NOT EXISTS (SELECT 1 FROM outbox e
+                           WHERE e.conversation_id = o.conversation_id AND e.status = 'queued'
+                             AND e.id < o.id)
+                     ORDER BY o.due_at, o.id LIMIT $6 FOR UPDATE SKIP LOCKED)
                  RETURNING id"
             }
         };
@@ -1696,11 +1721,31 @@ impl Store for SqlStore {
         &self,
         id: ConversationId,
         to: Option<AgentId>,
-        only_if_unassigned: bool,
+        auto: bool,
         reason: &str,
     ) -> Result<Option<Conversation>, StoreError> {
-        self.assign_conversation(id, to, only_if_unassigned, reason)
-            .await
+        self.assign_conversation(id, to, auto, reason).await
+    }
+
+    async fn csat_comment(
+        &self,
+        id: ConversationId,
+        comment: &str,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        self.comment_csat(id, comment, message).await
+    }
+
+    async fn count_code_try(&self, id: i64, max: u32) -> Result<Option<u32>, StoreError> {
+        self.code_try(id, max).await
+    }
+
+    async fn verifications_since(
+        &self,
+        id: ConversationId,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        self.count_verifications(id, since).await
     }
 
     async fn csat_asked(

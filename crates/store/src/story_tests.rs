@@ -98,6 +98,7 @@ on_every_backend!(
     a_failed_ingest_keeps_neither_the_message_nor_the_cursor,
     a_row_whose_worker_died_is_delivered_after_the_lease_expires,
     a_retry_waits_until_its_due_time,
+    a_conversations_replies_leave_in_order_one_at_a_time,
     an_edit_keeps_the_original_text_in_the_history,
     a_repeated_idempotency_key_sends_one_reply,
     conversations_page_by_recent_activity_without_gaps_or_repeats,
@@ -500,6 +501,48 @@ async fn a_row_whose_worker_died_is_delivered_after_the_lease_expires(store: Sql
     assert_eq!(store.outbox_depth().await.unwrap(), 0);
 }
 
+async fn a_conversations_replies_leave_in_order_one_at_a_time(store: SqlStore) {
+    let (one, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    let (other, _) = stored(store.ingest(&inbound("2", "6", "hey"), None).await.unwrap());
+    for text in ["first", "second"] {
+        store.reply(bot_reply(one, text)).await.unwrap();
+    }
+    store.reply(bot_reply(other, "elsewhere")).await.unwrap();
+    let t0 = Timestamp::now();
+    // Several workers may send at once, but never two of one conversation: the second
+    // could overtake the first.
+    let batch = store.claim_outbox(&claim("w", t0)).await.unwrap();
+    let texts: Vec<&str> = batch.iter().map(|o| o.text.as_str()).collect();
+    assert_eq!(texts, ["first", "elsewhere"]);
+    // A retry of the first holds the second back too.
+    store
+        .mark_retry(
+            batch[0].outbox_id,
+            "w",
+            t0.plus(Duration::from_secs(60)),
+            "busy",
+            t0,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbox(&claim("w", t0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let later = t0.plus(Duration::from_secs(61));
+    let retried = store.claim_outbox(&claim("w", later)).await.unwrap();
+    assert_eq!(retried[0].text, "first");
+    store
+        .mark_sent(retried[0].outbox_id, "w", None, later)
+        .await
+        .unwrap();
+    let next = store.claim_outbox(&claim("w", later)).await.unwrap();
+    assert_eq!(next[0].text, "second");
+}
+
 async fn a_retry_waits_until_its_due_time(store: SqlStore) {
     let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
     store
@@ -669,9 +712,15 @@ mod shared_postgres {
         };
         let a = db.store().await;
         let b = db.store().await;
-        let (conversation_id, _) = stored(a.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+        // 20 conversations of 10 replies: one conversation's replies go out one at a
+        // time, in order, so the workers share the conversations.
+        let mut conversations = Vec::new();
+        for c in 0..20 {
+            let message = inbound(&format!("m{c}"), &format!("customer-{c}"), "hi");
+            conversations.push(stored(a.ingest(&message, None).await.unwrap()).0);
+        }
         for i in 0..200 {
-            a.reply(bot_reply(conversation_id, &format!("reply {i}")))
+            a.reply(bot_reply(conversations[i % 20], &format!("reply {i}")))
                 .await
                 .unwrap();
         }

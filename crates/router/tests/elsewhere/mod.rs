@@ -276,11 +276,33 @@ impl Store for ElsewhereStore {
         &self,
         id: ConversationId,
         to: Option<AgentId>,
-        only_if_unassigned: bool,
+        auto: bool,
         reason: &str,
     ) -> Result<Option<Conversation>, StoreError> {
         let reason = reason.to_owned();
-        self.run(move |s| async move { s.assign(id, to, only_if_unassigned, &reason).await })
+        self.run(move |s| async move { s.assign(id, to, auto, &reason).await })
+            .await
+    }
+    async fn csat_comment(
+        &self,
+        id: ConversationId,
+        comment: &str,
+        message: MessageId,
+    ) -> Result<bool, StoreError> {
+        let comment = comment.to_owned();
+        self.run(move |s| async move { s.csat_comment(id, &comment, message).await })
+            .await
+    }
+    async fn count_code_try(&self, id: i64, max: u32) -> Result<Option<u32>, StoreError> {
+        self.run(move |s| async move { s.count_code_try(id, max).await })
+            .await
+    }
+    async fn verifications_since(
+        &self,
+        id: ConversationId,
+        since: Timestamp,
+    ) -> Result<u32, StoreError> {
+        self.run(move |s| async move { s.verifications_since(id, since).await })
             .await
     }
     async fn csat_asked(
