@@ -113,6 +113,19 @@ impl Default for SlaTable {
     }
 }
 
+impl SlaTable {
+    /// Each priority's targets.
+    pub fn by_priority(&self) -> [(frontdesk_core::Priority, Sla); 4] {
+        use frontdesk_core::Priority as P;
+        [
+            (P::Urgent, self.urgent),
+            (P::High, self.high),
+            (P::Normal, self.normal),
+            (P::Low, self.low),
+        ]
+    }
+}
+
 /// One priority's targets.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +137,6 @@ pub struct Sla {
 impl Config {
     /// The conversation engine's settings (the team hours were checked by `validate`).
     pub fn engine_config(&self) -> anyhow::Result<frontdesk_router::EngineConfig> {
-        use frontdesk_core::Priority as P;
         use std::time::Duration;
         let e = &self.engine;
         let mut hours = std::collections::BTreeMap::new();
@@ -141,14 +153,12 @@ impl Config {
             default_team: e.default_team.clone(),
             supervisor_team: e.supervisor_team.clone(),
             hours,
-            sla: [
-                (P::Urgent, targets(e.sla.urgent)),
-                (P::High, targets(e.sla.high)),
-                (P::Normal, targets(e.sla.normal)),
-                (P::Low, targets(e.sla.low)),
-            ]
-            .into_iter()
-            .collect(),
+            sla: e
+                .sla
+                .by_priority()
+                .into_iter()
+                .map(|(p, s)| (p, targets(s)))
+                .collect(),
             due_soon: Duration::from_secs(u64::from(e.due_soon_minutes) * 60),
             pending_resolve_after: Duration::from_secs(u64::from(e.pending_resolve_days) * 86_400),
             bot_idle_resolve_after: Duration::from_secs(u64::from(e.bot_idle_resolve_hours) * 3600),
@@ -648,50 +658,26 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     if c.engine.default_team.trim().is_empty() {
         err("engine.default_team", "a team name is needed".into());
     }
-    let at_least_one = [
-        ("engine.pending_resolve_days", c.engine.pending_resolve_days),
+    let mut at_least_one = vec![
         (
-            "engine.bot_idle_resolve_hours",
+            "engine.pending_resolve_days".to_owned(),
+            c.engine.pending_resolve_days,
+        ),
+        (
+            "engine.bot_idle_resolve_hours".to_owned(),
             c.engine.bot_idle_resolve_hours,
         ),
-        ("engine.away_minutes", c.engine.away_minutes),
-        (
-            "engine.sla.urgent.first_response_minutes",
-            c.engine.sla.urgent.first_response_minutes,
-        ),
-        (
-            "engine.sla.urgent.resolution_hours",
-            c.engine.sla.urgent.resolution_hours,
-        ),
-        (
-            "engine.sla.high.first_response_minutes",
-            c.engine.sla.high.first_response_minutes,
-        ),
-        (
-            "engine.sla.high.resolution_hours",
-            c.engine.sla.high.resolution_hours,
-        ),
-        (
-            "engine.sla.normal.first_response_minutes",
-            c.engine.sla.normal.first_response_minutes,
-        ),
-        (
-            "engine.sla.normal.resolution_hours",
-            c.engine.sla.normal.resolution_hours,
-        ),
-        (
-            "engine.sla.low.first_response_minutes",
-            c.engine.sla.low.first_response_minutes,
-        ),
-        (
-            "engine.sla.low.resolution_hours",
-            c.engine.sla.low.resolution_hours,
-        ),
+        ("engine.away_minutes".to_owned(), c.engine.away_minutes),
     ];
+    for (priority, sla) in c.engine.sla.by_priority() {
+        let key = |field: &str| format!("engine.sla.{priority}.{field}");
+        at_least_one.push((key("first_response_minutes"), sla.first_response_minutes));
+        at_least_one.push((key("resolution_hours"), sla.resolution_hours));
+    }
     for (key, value) in at_least_one {
         if value == 0 {
             err(
-                key,
+                &key,
                 "at least 1 (0 would act at once on every conversation)".into(),
             );
         }
@@ -1008,6 +994,18 @@ mod tests {
             engine.sla[&frontdesk_core::Priority::Urgent].first_response,
             std::time::Duration::from_secs(15 * 60)
         );
+    }
+
+    #[test]
+    fn a_zero_timer_or_target_is_refused_with_its_key() {
+        let text = "[engine]\npending_resolve_days = 0\n\n[engine.sla.urgent]\nfirst_response_minutes = 0\nresolution_hours = 4\n";
+        let errors = parse_str(text, &[]).unwrap_err().to_string();
+        assert!(errors.contains("engine.pending_resolve_days"), "{errors}");
+        assert!(
+            errors.contains("engine.sla.urgent.first_response_minutes"),
+            "{errors}"
+        );
+        assert!(!errors.contains("resolution_hours"), "{errors}");
     }
 
     #[test]
