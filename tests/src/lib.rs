@@ -46,10 +46,11 @@ impl TestApp {
         adjust: impl FnOnce(&mut Config),
     ) -> TestApp {
         let mut config = Config::default();
+        // The website chat only where a test turns it on.
+        config.channels.webchat.enabled = false;
         adjust(&mut config);
         config.database.url = database_url.to_owned();
         config.server.listen = "127.0.0.1:0".into();
-        config.channels.webchat.enabled = false;
         let listener = tokio::net::TcpListener::bind(&config.server.listen)
             .await
             .expect("bind 127.0.0.1:0");

@@ -216,6 +216,9 @@ pub struct Message {
     /// Outbound only: the delivery state; `None` for inbound messages and notes.
     pub delivery: Option<Delivery>,
     pub edits: Vec<Edit>,
+    /// Outbound only: answers offered as buttons (a clarifying question, the survey).
+    #[serde(default)]
+    pub quick_replies: Vec<String>,
     pub created_at: Timestamp,
 }
 

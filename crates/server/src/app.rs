@@ -189,6 +189,13 @@ impl App {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             channels: self.channels.clone(),
+            intake: intake.clone(),
+            engine: self.engine.clone(),
+            visitor_keys: frontdesk_web::visitor_keys(&*self.store)
+                .await
+                .context("cannot read or create the webchat visitor key")?,
+            chat_limit: Arc::default(),
+            webchat: self.config.channels.webchat.enabled,
         });
         tracing::info!(address = %local, channels = self.channels.len(), "serving");
         let server =
@@ -237,10 +244,11 @@ fn configured_channels(config: &Config) -> anyhow::Result<Vec<Arc<dyn Channel>>>
             not_built.join(", ")
         );
     }
+    let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
     if c.webchat.enabled {
-        tracing::warn!("channels.webchat is enabled, but the website chat is not built yet");
+        channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
     }
-    Ok(Vec::new())
+    Ok(channels)
 }
 
 /// Erases expired message texts now and then, per the privacy settings.

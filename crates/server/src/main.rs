@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         command: GuardCommand,
     },
+    /// API tokens for the REST API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Per team and agent: first response and resolution times, CSAT, reopen and bot
     /// resolution rates, SLA breaches, as JSON.
     Report {
@@ -104,6 +109,21 @@ enum AgentCommand {
         email: String,
         #[arg(value_enum)]
         status: StatusArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token for an agent and print it once (only its hash is kept).
+    Create {
+        #[arg(long)]
+        agent: String,
+        /// What the token is for, to recognise it later.
+        #[arg(long, default_value = "api")]
+        name: String,
+        /// Read only (GET); without it the token can also write.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -328,6 +348,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} <{}> is {}",
                 agent.name, agent.email, agent.status
             ))?;
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    agent,
+                    name,
+                    read_only,
+                },
+        } => {
+            let loaded = match load_config(path) {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let store = app::open_store(&loaded.config).await?;
+            let Some((agent, _)) = store.agent_by_email(&agent).await? else {
+                anyhow::bail!(
+                    "no agent with the email {}; add one with frontdesk agent add",
+                    agent.trim().to_lowercase()
+                );
+            };
+            let scopes: Vec<String> = match read_only {
+                true => vec!["read".into()],
+                false => vec!["read".into(), "write".into()],
+            };
+            let token = frontdesk_web::api::new_token();
+            store
+                .create_api_token(
+                    agent.id,
+                    &name,
+                    &frontdesk_web::api::token_hash(&token),
+                    &scopes,
+                )
+                .await?;
+            // The token alone on stdout, so scripts can capture it.
+            say(&token)?;
+            eprintln!(
+                "token {name:?} for {} ({}); shown once, keep it safe",
+                agent.email,
+                scopes.join(", ")
+            );
         }
         Command::Report { days } => {
             let loaded = match load_config(path) {

@@ -278,6 +278,28 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
         "{}",
         String::from_utf8_lossy(&online.stderr)
     );
+    // An API token, printed once on stdout; only its hash is stored.
+    let created = frontdesk(dir.path())
+        .args([
+            "token",
+            "create",
+            "--agent",
+            "li.wei@example.com",
+            "--name",
+            "crm",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(token.starts_with("fdt_") && token.len() > 40, "{token}");
+    assert!(String::from_utf8_lossy(&created.stderr).contains("read, write"));
+    let db = std::fs::read(dir.path().join("data/frontdesk.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
     let nobody = frontdesk(dir.path())
         .args(["agent", "status", "--email", "nobody@example.com", "away"])
         .output()

@@ -17,6 +17,7 @@ pub mod bench;
 mod db;
 mod events;
 mod migrate;
+mod sql_api;
 mod sql_engine;
 mod sql_store;
 #[cfg(test)]
@@ -687,6 +688,34 @@ pub trait Store: Send + Sync + fmt::Debug {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<ConversationFacts>, StoreError>;
+
+    /// The customer-visible messages (text, both directions) of every conversation of
+    /// one thread, oldest first, after `after`: what a webchat visitor sees.
+    async fn thread_messages(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Stores a new API token's hash; returns its id.
+    async fn create_api_token(
+        &self,
+        agent: AgentId,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+    ) -> Result<i64, StoreError>;
+
+    /// The agent and scopes of a live token, by its hash (and notes its use).
+    async fn agent_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Agent, Vec<String>)>, StoreError>;
+
+    /// A value all instances share: the stored one, or `init` stored now if none is.
+    async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;
 
     /// Events after `after`, oldest first, to catch up after a gap.
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError>;

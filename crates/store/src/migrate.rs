@@ -47,6 +47,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0006_outbox_order.sql"),
         include_str!("../../../migrations/postgres/0006_outbox_order.sql"),
     ),
+    (
+        7,
+        "api",
+        include_str!("../../../migrations/sqlite/0007_api.sql"),
+        include_str!("../../../migrations/postgres/0007_api.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

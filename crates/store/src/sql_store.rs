@@ -717,6 +717,18 @@ pub(crate) fn account_of(row: &Row) -> Result<ChannelAccount, StoreError> {
     })
 }
 
+/// The quick replies kept in an outbound message's `meta`.
+fn quick_replies_of(meta: &str) -> Result<Vec<String>, StoreError> {
+    let meta: serde_json::Value = from_json("messages.meta", meta)?;
+    match meta.get("quick_replies") {
+        Some(q) => serde_json::from_value(q.clone()).map_err(|e| StoreError::Corrupt {
+            column: "messages.meta",
+            reason: e.to_string(),
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
 pub(crate) fn micros(row: &Row, column: &str) -> Result<Timestamp, StoreError> {
     Ok(Timestamp::from_micros(row.get(column)?))
 }
@@ -782,12 +794,14 @@ macro_rules! message_select {
     () => {
         "SELECT m.id, m.conversation_id, m.direction, m.author, m.agent_id, m.kind, m.text,
                 m.attachments, m.findings, m.entities, m.external_id, m.created_at, m.edited_at,
-                o.status AS delivery_status, o.last_error AS delivery_error
+                m.meta, o.status AS delivery_status, o.last_error AS delivery_error
          FROM messages m LEFT JOIN outbox o ON o.message_id = m.id"
     };
 }
 
-fn message_from_row(row: &Row) -> Result<Message, StoreError> {
+pub(crate) use message_select;
+
+pub(crate) fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     let direction: String = row.get("direction")?;
     let author: String = row.get("author")?;
     let kind: String = row.get("kind")?;
@@ -817,6 +831,10 @@ fn message_from_row(row: &Row) -> Result<Message, StoreError> {
         external_id: row.get("external_id")?,
         delivery,
         edits: Vec::new(),
+        quick_replies: match direction.as_str() {
+            "out" => quick_replies_of(&row.get::<String>("meta")?)?,
+            _ => Vec::new(),
+        },
         created_at: micros(row, "created_at")?,
     })
 }
@@ -1271,15 +1289,7 @@ impl Store for SqlStore {
                 Some(sender) => sender,
                 None => r.get::<Option<String>>("identity")?.unwrap_or_default(),
             };
-            let own_meta: serde_json::Value =
-                from_json("messages.meta", &r.get::<String>("own_meta")?)?;
-            let quick_replies = match own_meta.get("quick_replies") {
-                Some(q) => serde_json::from_value(q.clone()).map_err(|e| StoreError::Corrupt {
-                    column: "messages.meta",
-                    reason: e.to_string(),
-                })?,
-                None => Vec::new(),
-            };
+            let quick_replies = quick_replies_of(&r.get::<String>("own_meta")?)?;
             out.push(Outbound {
                 quick_replies,
                 outbox_id: OutboxId(id),
@@ -1635,8 +1645,9 @@ impl Store for SqlStore {
             )));
         }
         let now = self.now();
-        let mut conn = self.conn().await?;
-        let inserted = conn
+        // Writes go through the write transaction (on SQLite, the one writer).
+        let mut tx = self.begin().await?;
+        let inserted = tx
             .q()
             .fetch_one(
                 Query::new(
@@ -1650,6 +1661,9 @@ impl Store for SqlStore {
                 .bind(now.as_micros()),
             )
             .await;
+        if inserted.is_ok() {
+            tx.commit().await?;
+        }
         match inserted {
             Ok(row) => Ok(Agent {
                 id: AgentId(row.get("id")?),
@@ -1809,6 +1823,38 @@ impl Store for SqlStore {
         until: Timestamp,
     ) -> Result<Vec<ConversationFacts>, StoreError> {
         self.facts(since, until).await
+    }
+
+    async fn thread_messages(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.messages_of_thread(account, thread_key, after, limit)
+            .await
+    }
+
+    async fn create_api_token(
+        &self,
+        agent: AgentId,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+    ) -> Result<i64, StoreError> {
+        self.new_api_token(agent, name, token_hash, scopes).await
+    }
+
+    async fn agent_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Agent, Vec<String>)>, StoreError> {
+        self.token_agent(token_hash).await
+    }
+
+    async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
+        self.shared_setting(key, init).await
     }
 
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError> {

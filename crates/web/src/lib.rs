@@ -1,21 +1,25 @@
 //! Frontdesk's HTTP surface.
 //!
-//! For now the operational endpoints every deployment needs:
-//!
 //! - `GET /healthz`: the process is up (no dependencies checked);
 //! - `GET /readyz`: the database answers and every running channel is healthy, as JSON;
 //!   503 when something is not;
-//! - `GET /metrics`: Prometheus/OpenMetrics text.
+//! - `GET /metrics`: Prometheus/OpenMetrics text;
+//! - [`api`]: the REST API under `/api/v1` (bearer tokens with scopes);
+//! - [`webchat`]: the website chat's HTTP API under `/chat/api` (when enabled).
 //!
-//! The agent inbox, webchat and REST API join this router in later issues.
+//! The agent inbox joins this router in a later issue.
+
+pub mod api;
+pub mod error;
+pub mod webchat;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use frontdesk_core::{Channel, Health};
-use frontdesk_router::Metrics;
+use frontdesk_core::{Channel, Health, Intake};
+use frontdesk_router::{ConversationEngine, Metrics};
 use frontdesk_store::Store;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,15 +35,39 @@ pub struct WebState {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     pub channels: Vec<Arc<dyn Channel>>,
+    /// Where webchat messages enter (the same pipeline as every channel).
+    pub intake: Arc<dyn Intake>,
+    /// Agents' actions (assign, resolve...) through the API.
+    pub engine: Arc<ConversationEngine>,
+    pub visitor_keys: webchat::VisitorKeys,
+    pub chat_limit: Arc<webchat::RateLimit>,
+    /// Whether `/chat` is served.
+    pub webchat: bool,
+}
+
+/// The key that signs webchat visitor tokens: made once and kept in the database, so
+/// every instance shares it and tokens survive restarts.
+pub async fn visitor_keys(
+    store: &dyn Store,
+) -> Result<webchat::VisitorKeys, frontdesk_store::StoreError> {
+    let fresh: [u8; 32] = rand::random();
+    let key = store
+        .setting_or_init("webchat.visitor_key", &api::hex(&fresh))
+        .await?;
+    Ok(webchat::VisitorKeys::new(key.as_bytes()))
 }
 
 /// All routes, ready to serve.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .merge(api::routes());
+    if state.webchat {
+        router = router.merge(webchat::routes());
+    }
+    router.with_state(state)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -366,6 +366,43 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.link_verified_email(contact, &email).await })
             .await
     }
+    async fn thread_messages(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let (account, thread_key) = (account.clone(), thread_key.to_owned());
+        self.run(
+            move |s| async move { s.thread_messages(&account, &thread_key, after, limit).await },
+        )
+        .await
+    }
+    async fn create_api_token(
+        &self,
+        agent: AgentId,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+    ) -> Result<i64, StoreError> {
+        let (name, hash, scopes) = (name.to_owned(), token_hash.to_owned(), scopes.to_vec());
+        self.run(move |s| async move { s.create_api_token(agent, &name, &hash, &scopes).await })
+            .await
+    }
+    async fn agent_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Agent, Vec<String>)>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.run(move |s| async move { s.agent_by_token(&hash).await })
+            .await
+    }
+    async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
+        let (key, init) = (key.to_owned(), init.to_owned());
+        self.run(move |s| async move { s.setting_or_init(&key, &init).await })
+            .await
+    }
     async fn conversation_facts(
         &self,
         since: Timestamp,

@@ -1,0 +1,373 @@
+//! The REST API under `/api/v1`, for integrations and scripts.
+//!
+//! Every call sends `Authorization: Bearer TOKEN` (`frontdesk token create`). A token
+//! has scopes: `read` for GET, `write` for the rest. Errors are `{"error": "..."}` with
+//! a fitting status: 400 bad JSON, 401 no or unknown token, 403 missing scope, 404, 409
+//! changed meanwhile, 413 too large, 422 invalid (or refused by the guard).
+
+use crate::WebState;
+use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use frontdesk_core::{
+    Agent, AgentId, Author, Conversation, ConversationId, Delivery, Message, MessageId,
+    MessageKind, Priority, Status, Timestamp,
+};
+use frontdesk_store::{ConversationChange, ConversationQuery, NewReply, PageCursor};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The largest request body the API takes.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/api/v1/conversations", get(list_conversations))
+        .route(
+            "/api/v1/conversations/{id}",
+            get(get_conversation).patch(patch_conversation),
+        )
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(list_messages).post(post_message),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// A new API token: shown once; only its SHA-256 is stored.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("fdt_{}", hex(&bytes))
+}
+
+/// What is stored of a token (tokens are long random strings, so a fast hash is safe).
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The agent behind the request's bearer token, checked for the scope the method
+/// needs.
+#[derive(Debug)]
+pub struct ApiAgent {
+    pub agent: Agent,
+}
+
+impl FromRequestParts<WebState> for ApiAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("send Authorization: Bearer TOKEN (frontdesk token create)")
+        })?;
+        let (agent, scopes) = state
+            .store
+            .agent_by_token(&token_hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+        let needed = if parts.method == Method::GET || parts.method == Method::HEAD {
+            "read"
+        } else {
+            "write"
+        };
+        if !scopes.iter().any(|s| s == needed) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("this token lacks the {needed} scope"),
+            ));
+        }
+        Ok(ApiAgent { agent })
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+fn conversation_json(c: &Conversation) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "status": c.status,
+        "priority": c.priority,
+        "channel": c.account.kind(),
+        "account": c.account.to_string(),
+        "contact": { "id": c.contact_id, "name": c.contact_name },
+        "assignee": c.assignee,
+        "team": c.team,
+        "tier": c.tier,
+        "labels": c.labels,
+        "created_at": c.created_at,
+        "last_message_at": c.last_message_at,
+        "snoozed_until": c.snoozed_until,
+        "resolved_at": c.resolved_at,
+        "first_response_due": c.first_response_due,
+        "resolution_due": c.resolution_due,
+    })
+}
+
+fn message_json(m: &Message) -> serde_json::Value {
+    let (delivery, failure) = match &m.delivery {
+        None => (None, None),
+        Some(Delivery::Queued) => (Some("queued"), None),
+        Some(Delivery::Sent) => (Some("sent"), None),
+        Some(Delivery::Failed { reason }) => (Some("failed"), Some(reason.as_str())),
+    };
+    serde_json::json!({
+        "id": m.id,
+        "direction": m.direction,
+        "author": m.author,
+        "agent_id": m.agent_id,
+        "kind": m.kind,
+        "private": m.kind == MessageKind::Note,
+        "text": m.text,
+        "created_at": m.created_at,
+        "edited": !m.edits.is_empty(),
+        "delivery": delivery,
+        "failure_reason": failure,
+        "choices": m.quick_replies,
+        "entities": m.entities,
+        // Kinds and positions only: the secret itself was never stored.
+        "findings": m.findings,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list_conversations(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(Status::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let after = q.cursor.as_deref().map(PageCursor::parse).transpose()?;
+    let page = state
+        .store
+        .list_conversations(&ConversationQuery {
+            status,
+            limit: q.limit.unwrap_or(50).clamp(1, 200),
+            after,
+            ..ConversationQuery::default()
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "items": page.items.iter().map(conversation_json).collect::<Vec<_>>(),
+        "next": page.next.map(|c| c.to_string()),
+    })))
+}
+
+async fn load(state: &WebState, id: i64) -> Result<Conversation, ApiError> {
+    state
+        .store
+        .conversation(ConversationId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+async fn get_conversation(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(conversation_json(&load(&state, id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_messages(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+    Path(id): Path<i64>,
+    query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let conversation = load(&state, id).await?;
+    let messages = state
+        .store
+        .messages(
+            conversation.id,
+            q.after.map(MessageId),
+            q.limit.unwrap_or(200).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "items": messages.iter().map(message_json).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    text: String,
+    #[serde(default)]
+    private: bool,
+}
+
+async fn post_message(
+    State(state): State<WebState>,
+    ApiAgent { agent }: ApiAgent,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Result<Json<NewMessage>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let conversation = load(&state, id).await?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 200 visible characters"))?;
+            Some(key.to_owned())
+        }
+    };
+    let reply = NewReply {
+        author: Author::Agent,
+        agent_id: Some(agent.id),
+        kind: if body.private {
+            MessageKind::Note
+        } else {
+            MessageKind::Text
+        },
+        idempotency_key: key,
+        ..NewReply::from_bot(conversation.id, body.text)
+    };
+    let replied = state.store.reply(reply).await?;
+    Ok((StatusCode::CREATED, Json(message_json(&replied.message))).into_response())
+}
+
+/// `PATCH /api/v1/conversations/{id}`: any of `status` (open, pending, snoozed with
+/// `snoozed_until`, resolved), `priority`, `assignee` (an agent id, or null).
+async fn patch_conversation(
+    State(state): State<WebState>,
+    ApiAgent { agent }: ApiAgent,
+    Path(id): Path<i64>,
+    body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["status", "priority", "assignee", "snoozed_until"].contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown field {unknown:?}; expected status, priority, assignee or snoozed_until"
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match body.get(key) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::invalid(format!("{key} must be a string"))),
+        }
+    };
+    let status = text("status")?
+        .map(|s| Status::parse(&s))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let priority = text("priority")?
+        .map(|s| Priority::parse(&s))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let snoozed_until = text("snoozed_until")?
+        .map(|s| {
+            Timestamp::parse_rfc3339(&s)
+                .map_err(|_| ApiError::invalid("snoozed_until: an RFC 3339 time"))
+        })
+        .transpose()?;
+    let assignee = match body.get("assignee") {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(v) => Some(Some(AgentId(v.as_i64().ok_or_else(|| {
+            ApiError::invalid("assignee must be an agent id or null")
+        })?))),
+    };
+    let conversation = load(&state, id).await?;
+    let engine = &state.engine;
+    let id = conversation.id;
+    let by = format!("by agent {} through the API", agent.id);
+    if let Some(priority) = priority {
+        let change = ConversationChange {
+            priority: Some(priority),
+            reason: Some(format!("priority {priority} {by}")),
+            ..ConversationChange::default()
+        };
+        state.store.update_conversation(id, &change).await?;
+    }
+    if let Some(assignee) = assignee {
+        match assignee {
+            Some(to) => {
+                engine.assign(id, to, Some(agent.id)).await?;
+            }
+            None => {
+                state
+                    .store
+                    .assign(id, None, false, &format!("unassigned {by}"))
+                    .await?;
+            }
+        }
+    }
+    match (status, snoozed_until) {
+        (None, None) => {}
+        (Some(Status::Resolved), None) => {
+            engine.resolve(id, &format!("resolved {by}")).await?;
+        }
+        (Some(Status::Pending), None) => {
+            engine.set_pending(id).await?;
+        }
+        (Some(Status::Snoozed), Some(until)) => {
+            engine.snooze(id, until).await?;
+        }
+        (Some(Status::Snoozed), None) => {
+            return Err(ApiError::invalid("snoozed needs snoozed_until"));
+        }
+        (Some(Status::Open), None) => {
+            let change = ConversationChange {
+                status: Some(Status::Open),
+                reason: Some(format!("opened {by}")),
+                ..ConversationChange::default()
+            };
+            state.store.update_conversation(id, &change).await?;
+        }
+        (Some(Status::Bot), _) => {
+            return Err(ApiError::invalid(
+                "a conversation goes back to the bot only when a new one starts",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid("snoozed_until goes with status snoozed"));
+        }
+    }
+    Ok(Json(conversation_json(&load(&state, id.0).await?)))
+}

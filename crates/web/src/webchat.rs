@@ -1,0 +1,349 @@
+//! The website chat: a channel whose provider is Frontdesk itself.
+//!
+//! A visitor gets a token (`POST /chat/api/session`): their id, signed with a key all
+//! instances share (HMAC-SHA256), so any instance can check it and no one can forge
+//! another visitor's. They send with `POST /chat/api/messages` (`{"text", "client_id"}`:
+//! a repeated `client_id` is stored once, so a retry after a lost response doubles
+//! nothing) and read with `GET /chat/api/messages?after=ID` (what the bot and agents
+//! said, and their own messages; a reconnect asks for everything after the last id it
+//! has, so nothing is lost or doubled). Messages go through the same intake as every
+//! channel: the bot, the handoff and the guard apply.
+//!
+//! [`WebchatChannel`] is the delivery side: a reply is "delivered" when it is stored,
+//! because the visitor reads it from here.
+
+use crate::WebState;
+use crate::api::bearer;
+use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use frontdesk_core::{
+    Author, Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, Health, Inbound,
+    IngestOutcome, MessageId, Outbound, Sender,
+};
+use hmac::{KeyInit, Mac};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest message a visitor can send, in characters.
+pub const MAX_TEXT: usize = 4000;
+/// The largest request body the chat API takes.
+pub const BODY_LIMIT: usize = 32 * 1024;
+
+/// The account webchat conversations live on.
+pub fn account() -> ChannelAccount {
+    ChannelAccount::default_of(ChannelKind::Webchat)
+}
+
+/// The delivery side of the website chat.
+#[derive(Debug, Clone)]
+pub struct WebchatChannel {
+    account: ChannelAccount,
+}
+
+impl Default for WebchatChannel {
+    fn default() -> Self {
+        Self { account: account() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Channel for WebchatChannel {
+    fn account(&self) -> &ChannelAccount {
+        &self.account
+    }
+
+    /// Messages arrive over HTTP (the routes below), not from a provider to poll.
+    async fn run(&self, ctx: ChannelContext) -> Result<(), String> {
+        ctx.shutdown.cancelled().await;
+        Ok(())
+    }
+
+    async fn deliver(&self, outbound: &Outbound) -> DeliveryOutcome {
+        DeliveryOutcome::Sent {
+            external_id: Some(outbound.message_id.to_string()),
+        }
+    }
+
+    async fn health(&self) -> Health {
+        Health::ok("served by this instance")
+    }
+}
+
+/// Signs and checks visitor tokens: `v1.<visitor id>.<hex HMAC-SHA256>`.
+#[derive(Clone)]
+pub struct VisitorKeys {
+    key: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for VisitorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VisitorKeys(<redacted>)")
+    }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+impl VisitorKeys {
+    pub fn new(key: &[u8]) -> Self {
+        Self { key: key.into() }
+    }
+
+    fn mac(&self, visitor: &str) -> HmacSha256 {
+        // HMAC takes a key of any length.
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(visitor.as_bytes());
+        mac
+    }
+
+    pub fn issue(&self, visitor: &str) -> String {
+        let tag = self.mac(visitor).finalize().into_bytes();
+        format!("v1.{visitor}.{}", crate::api::hex(&tag))
+    }
+
+    /// The visitor id of a genuine token.
+    pub fn check(&self, token: &str) -> Option<String> {
+        let rest = token.strip_prefix("v1.")?;
+        let (visitor, tag) = rest.split_once('.')?;
+        let tag = decode_hex(tag)?;
+        // Constant-time comparison inside `verify_slice`.
+        self.mac(visitor).verify_slice(&tag).ok()?;
+        Some(visitor.to_owned())
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Per-visitor sending pace: a burst, then one message per `refill`.
+#[derive(Debug)]
+pub struct RateLimit {
+    burst: f64,
+    refill: Duration,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::new(10, Duration::from_secs(1))
+    }
+}
+
+impl RateLimit {
+    pub fn new(burst: u32, refill: Duration) -> Self {
+        Self {
+            burst: f64::from(burst),
+            refill,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// `Ok` to go ahead, or how long to wait.
+    fn take(&self, visitor: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() > 100_000 {
+            // Forget the visitors who have been quiet longest rather than grow forever.
+            let burst = self.burst;
+            let refill = self.refill;
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() / refill.as_secs_f64() < burst
+            });
+        }
+        let (tokens, at) = buckets
+            .entry(visitor.to_owned())
+            .or_insert((self.burst, now));
+        let refilled = (*tokens
+            + now.duration_since(*at).as_secs_f64() / self.refill.as_secs_f64())
+        .min(self.burst);
+        *at = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            Ok(())
+        } else {
+            *tokens = refilled;
+            Err(self.refill.mul_f64(1.0 - refilled))
+        }
+    }
+}
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/chat/api/session", post(new_session))
+        .route("/chat/api/messages", post(send).get(read))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+fn visitor(state: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("send Authorization: Bearer VISITOR_TOKEN (POST /chat/api/session)")
+    })?;
+    state
+        .visitor_keys
+        .check(token)
+        .ok_or_else(|| ApiError::unauthorized("not a visitor token of this site"))
+}
+
+async fn new_session(State(state): State<WebState>) -> Json<serde_json::Value> {
+    let visitor = uuid::Uuid::new_v4().simple().to_string();
+    Json(serde_json::json!({ "visitor_token": state.visitor_keys.issue(&visitor) }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Send {
+    text: String,
+    client_id: String,
+}
+
+async fn send(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Result<Json<Send>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let visitor = visitor(&state, &headers)?;
+    let Json(body) = body?;
+    let text = body.text.trim();
+    if text.is_empty() {
+        return Err(ApiError::invalid("text is empty"));
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid(format!(
+            "text is longer than {MAX_TEXT} characters"
+        )));
+    }
+    let client_id = body.client_id.trim();
+    if client_id.is_empty()
+        || client_id.len() > 64
+        || !client_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::invalid(
+            "client_id: 1 to 64 letters, digits, - or _ (a UUID)",
+        ));
+    }
+    if let Err(wait) = state.chat_limit.take(&visitor) {
+        return Err(ApiError {
+            retry_after: Some(wait.as_secs().max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many messages; slow down",
+            )
+        });
+    }
+    let language = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';', '-']).next())
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| matches!(l.as_str(), "zh" | "en"));
+    let sender = Sender {
+        external_id: visitor.clone(),
+        display_name: None,
+        language,
+    };
+    // The visitor's own id scopes the client id: no one can claim another's.
+    let external_id = format!("{visitor}:{client_id}");
+    let inbound = Inbound::new(account(), external_id, sender, visitor.as_str(), text)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let outcome = state.intake.ingest(inbound, None).await.map_err(|e| {
+        tracing::error!(error = %e, "a webchat message could not be stored");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not store the message; send it again",
+        )
+    })?;
+    Ok(match outcome {
+        IngestOutcome::Stored { message_id, .. } => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": message_id, "stored": true })),
+        )
+            .into_response(),
+        IngestOutcome::Duplicate => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "stored": false, "duplicate": true })),
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Read {
+    after: Option<i64>,
+}
+
+async fn read(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    query: Result<Query<Read>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let visitor = visitor(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let messages = state
+        .store
+        .thread_messages(&account(), &visitor, q.after.map(MessageId), 200)
+        .await?;
+    let items: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let author = match m.author {
+                Author::Contact => "contact",
+                Author::Bot | Author::System => "bot",
+                Author::Agent => "agent",
+            };
+            serde_json::json!({
+                "id": m.id,
+                "author": author,
+                "text": m.text,
+                "created_at": m.created_at,
+                "choices": m.quick_replies,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_visitor_token_checks_out_and_a_forged_one_does_not() {
+        let keys = VisitorKeys::new(b"a shared secret");
+        let token = keys.issue("abc");
+        assert_eq!(keys.check(&token).as_deref(), Some("abc"));
+        let forged = token.replace("v1.abc.", "v1.abd.");
+        assert_eq!(keys.check(&forged), None);
+        assert_eq!(VisitorKeys::new(b"another key").check(&token), None);
+        for junk in ["", "v1.", "v1.abc", "v1.abc.zz", "v2.abc.00"] {
+            assert_eq!(keys.check(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_allows_a_burst_then_one_per_interval() {
+        let limit = RateLimit::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(limit.take("v").is_ok());
+        }
+        let wait = limit.take("v").unwrap_err();
+        assert!(wait > Duration::from_secs(50), "{wait:?}");
+        assert!(limit.take("other").is_ok(), "per visitor");
+    }
+}

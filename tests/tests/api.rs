@@ -1,0 +1,394 @@
+//! The REST API over real HTTP: tokens and scopes, the documented shapes, sends with
+//! idempotency keys, changes through the conversation engine, and clear errors.
+
+use frontdesk_core::{
+    Channel, ChannelAccount, ChannelKind, ConversationId, Inbound, Role, Sender, Status,
+};
+use frontdesk_e2e::TestApp;
+use frontdesk_store::testing::TestDatabase;
+use frontdesk_store::{ConversationQuery, NewAgent};
+use frontdesk_testkit::MemoryChannel;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+frontdesk_e2e::on_every_backend!(
+    an_integration_reads_and_answers_a_conversation,
+    requests_without_a_good_token_or_scope_are_refused,
+    bad_requests_get_a_clear_error_and_change_nothing,
+    a_patch_assigns_prioritises_and_resolves_through_the_engine,
+    a_reply_that_asks_for_a_recovery_phrase_is_refused_with_the_reason,
+);
+
+struct Api {
+    app: TestApp,
+    channel: MemoryChannel,
+    http: reqwest::Client,
+    token: String,
+    agent: i64,
+}
+
+impl Api {
+    async fn start(db: &TestDatabase) -> Api {
+        let channel = MemoryChannel::new(ChannelAccount::default_of(ChannelKind::Telegram));
+        let app = TestApp::start(db.url(), &[Arc::new(channel.clone()) as Arc<dyn Channel>]).await;
+        let (agent, token) = token_for(&app, "amy@desk.example", &["read", "write"]).await;
+        Api {
+            app,
+            channel,
+            http: reqwest::Client::new(),
+            token,
+            agent,
+        }
+    }
+
+    /// A customer writes on Telegram; returns their conversation once it is stored.
+    async fn customer_writes(&self, text: &str) -> i64 {
+        let sender = Sender {
+            external_id: "user-7".into(),
+            display_name: Some("王先生".into()),
+            language: None,
+        };
+        let account = ChannelAccount::default_of(ChannelKind::Telegram);
+        self.channel
+            .customer_sends(Inbound::new(account, "update-1", sender, "chat-7", text).unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self
+                .app
+                .store
+                .list_conversations(&ConversationQuery::default())
+                .await
+                .unwrap();
+            if let Some(c) = page.items.first()
+                && c.status == Status::Open
+            {
+                return c.id.0;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.call(reqwest::Method::GET, path).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn token_for(app: &TestApp, email: &str, scopes: &[&str]) -> (i64, String) {
+    let agent = app
+        .store
+        .add_agent(NewAgent {
+            email: email.into(),
+            name: "Amy".into(),
+            role: Role::Agent,
+            password_hash: "unused".into(),
+        })
+        .await
+        .unwrap();
+    let token = frontdesk_web::api::new_token();
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    app.store
+        .create_api_token(
+            agent.id,
+            "tests",
+            &frontdesk_web::api::token_hash(&token),
+            &scopes,
+        )
+        .await
+        .unwrap();
+    (agent.id.0, token)
+}
+
+async fn an_integration_reads_and_answers_a_conversation(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api
+        .customer_writes("转账一直没到账 <img src=x onerror=alert(1)>")
+        .await;
+
+    let (status, list) = api.get("/api/v1/conversations?status=open&limit=10").await;
+    assert_eq!(status, StatusCode::OK);
+    let item = &list["items"][0];
+    assert_eq!(item["id"], id);
+    assert_eq!(item["status"], "open");
+    assert_eq!(item["priority"], "normal");
+    assert_eq!(item["channel"], "telegram");
+    assert_eq!(item["contact"]["name"], "王先生");
+    assert!(item["contact"]["id"].is_i64() && item["assignee"].is_null());
+    assert!(item["last_message_at"].is_string());
+    assert!(list["next"].is_null());
+    let (_, one) = api.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(&one, item);
+
+    let (_, messages) = api
+        .get(&format!("/api/v1/conversations/{id}/messages"))
+        .await;
+    let first = &messages["items"][0];
+    assert_eq!(
+        (first["direction"].as_str(), first["author"].as_str()),
+        (Some("in"), Some("contact"))
+    );
+    // Stored and returned as the customer wrote it: data, never markup.
+    assert_eq!(first["text"], "转账一直没到账 <img src=x onerror=alert(1)>");
+    assert!(first["delivery"].is_null() && first["created_at"].is_string());
+
+    // The same send twice with one key: one message, one delivery.
+    let send = || {
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{id}/messages"),
+        )
+        .header("Idempotency-Key", "reply-1")
+        .json(&json!({ "text": "您好，请提供交易哈希", "private": false }))
+        .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again: Value = send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        (first["author"].as_str(), first["agent_id"].as_i64()),
+        (Some("agent"), Some(api.agent))
+    );
+    let note = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{id}/messages"),
+        )
+        .json(&json!({ "text": "customer seems legit", "private": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status(), StatusCode::CREATED);
+    api.channel
+        .wait_for_attempts(1, Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api.channel.received(),
+        ["您好，请提供交易哈希"],
+        "the note stays inside"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, messages) = api
+            .get(&format!("/api/v1/conversations/{id}/messages"))
+            .await;
+        let reply = messages["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == first["id"])
+            .cloned()
+            .unwrap();
+        if reply["delivery"] == "sent" {
+            let private: Vec<bool> = messages["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["private"].as_bool().unwrap())
+                .collect();
+            assert_eq!(private, [false, false, true]);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{reply}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    api.app.stop().await;
+}
+
+async fn requests_without_a_good_token_or_scope_are_refused(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("hello").await;
+    let http = reqwest::Client::new();
+    let bare = http
+        .get(api.app.url("/api/v1/conversations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bare.headers()["www-authenticate"], "Bearer");
+    let wrong = http
+        .get(api.app.url("/api/v1/conversations"))
+        .bearer_auth("fdt_0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let (_, reader) = token_for(&api.app, "reader@desk.example", &["read"]).await;
+    let read = http
+        .get(api.app.url("/api/v1/conversations"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let write = http
+        .post(api.app.url(&format!("/api/v1/conversations/{id}/messages")))
+        .bearer_auth(&reader)
+        .json(&json!({ "text": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::FORBIDDEN);
+    let body: Value = write.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("write"), "{body}");
+    api.app.stop().await;
+}
+
+async fn bad_requests_get_a_clear_error_and_change_nothing(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("hello").await;
+    let path = format!("/api/v1/conversations/{id}/messages");
+    let raw = |body: &'static str| {
+        api.call(reqwest::Method::POST, &path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let broken = raw("{\"text\": \"hi\"").await.unwrap();
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    let error: Value = broken.json().await.unwrap();
+    assert!(error["error"].is_string());
+    let typed = raw("{\"text\": 5}").await.unwrap();
+    assert_eq!(typed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let unknown = raw("{\"text\": \"hi\", \"sudo\": true}").await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let empty = raw("{\"text\": \"   \"}").await.unwrap();
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let huge = api
+        .call(reqwest::Method::POST, &path)
+        .json(&json!({ "text": "x".repeat(frontdesk_web::api::BODY_LIMIT + 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = api.get("/api/v1/conversations/999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api.get("/api/v1/conversations?status=closed").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"].as_str().unwrap().contains("resolved"),
+        "{body}"
+    );
+    let (status, _) = api.get("/api/v1/conversations?cursor=garbage").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let patch = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/conversations/{id}"),
+        )
+        .json(&json!({ "status": "snoozed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Nothing above was stored.
+    let messages = api
+        .app
+        .store
+        .messages(ConversationId(id), None, 0)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        api.app
+            .store
+            .conversation(ConversationId(id))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Open
+    );
+    api.app.stop().await;
+}
+
+async fn a_patch_assigns_prioritises_and_resolves_through_the_engine(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("hello").await;
+    let patch = |body: Value| {
+        api.call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/conversations/{id}"),
+        )
+        .json(&body)
+        .send()
+    };
+    let changed: Value = patch(json!({ "assignee": api.agent, "priority": "urgent" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed["assignee"].as_i64(), changed["priority"].as_str()),
+        (Some(api.agent), Some("urgent"))
+    );
+    let pending: Value = patch(json!({ "status": "pending" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending");
+    let snoozed: Value =
+        patch(json!({ "status": "snoozed", "snoozed_until": "2099-01-01T00:00:00Z" }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(snoozed["snoozed_until"], "2099-01-01T00:00:00Z");
+    let resolved = patch(json!({ "status": "resolved" })).await.unwrap();
+    assert_eq!(resolved.status(), StatusCode::OK);
+    // People handled it: the customer is asked for a rating, on Telegram.
+    let received = api
+        .channel
+        .wait_for_attempts(1, Duration::from_secs(10))
+        .await;
+    assert!(
+        received[0].outbound.text.contains("1") && received[0].outbound.quick_replies.len() == 5
+    );
+    let unassigned: Value = patch(json!({ "assignee": null }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(unassigned["assignee"].is_null());
+    api.app.stop().await;
+}
+
+async fn a_reply_that_asks_for_a_recovery_phrase_is_refused_with_the_reason(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("my wallet is empty").await;
+    let refused = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{id}/messages"),
+        )
+        .json(&json!({ "text": "Please send us your 12-word recovery phrase so we can check." }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("refused"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api.channel.attempts().is_empty());
+    api.app.stop().await;
+}

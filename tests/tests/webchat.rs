@@ -1,0 +1,281 @@
+//! The website chat over its plain HTTP API: a visitor talks to the bot, asks for a
+//! person, reads the agent's reply and the survey; retries double nothing; tokens
+//! cannot be forged; a visitor who floods is slowed down.
+
+use frontdesk_e2e::TestApp;
+use frontdesk_store::NewAgent;
+use frontdesk_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+frontdesk_e2e::on_every_backend!(
+    a_visitor_talks_to_the_bot_then_a_person_and_rates_them,
+    a_retried_send_is_stored_once_and_visitors_see_only_their_own,
+    forged_tokens_and_bad_messages_are_refused,
+    a_visitor_who_floods_is_slowed_down,
+);
+
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Visitor {
+    async fn arrive(app: &TestApp) -> Visitor {
+        let http = reqwest::Client::new();
+        let session: Value = http
+            .post(app.url("/chat/api/session"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Visitor {
+            http,
+            base: app.url(""),
+            token: session["visitor_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn says(&self, text: &str, client_id: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/chat/api/messages", self.base))
+            .bearer_auth(&self.token)
+            .header("accept-language", "zh-CN,zh;q=0.9")
+            .json(&json!({ "text": text, "client_id": client_id }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn read(&self, after: i64) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(format!("{}/chat/api/messages?after={after}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Everything after `after`, once there are `n` new items.
+    async fn read_until(&self, after: i64, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let items = self.read(after).await;
+            if items.len() >= n {
+                return items;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "only {items:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
+async fn start(db: &TestDatabase) -> TestApp {
+    TestApp::start_with(db.url(), &[], |c| {
+        c.channels.webchat.enabled = true;
+        c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
+    })
+    .await
+}
+
+async fn a_visitor_talks_to_the_bot_then_a_person_and_rates_them(db: TestDatabase) {
+    let app = start(&db).await;
+    let visitor = Visitor::arrive(&app).await;
+    let sent = visitor.says("转账一直pending怎么办", "c-1").await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let items = visitor.read_until(0, 2).await;
+    assert_eq!(items[0]["author"], "contact");
+    assert_eq!(items[0]["text"], "转账一直pending怎么办");
+    assert_eq!(items[1]["author"], "bot");
+    assert!(
+        items[1]["text"].as_str().unwrap().contains("人工"),
+        "{}",
+        items[1]
+    );
+    let seen = items.last().unwrap()["id"].as_i64().unwrap();
+
+    visitor.says("转人工", "c-2").await;
+    let items = visitor.read_until(seen, 2).await;
+    assert!(
+        items[1]["text"].as_str().unwrap().contains("人工客服"),
+        "{}",
+        items[1]
+    );
+    let seen = items.last().unwrap()["id"].as_i64().unwrap();
+
+    // An agent answers through the API, and resolves.
+    let agent = app
+        .store
+        .add_agent(NewAgent {
+            email: "amy@desk.example".into(),
+            name: "Amy".into(),
+            role: frontdesk_core::Role::Agent,
+            password_hash: "unused".into(),
+        })
+        .await
+        .unwrap();
+    let token = frontdesk_web::api::new_token();
+    let scopes = ["read".to_owned(), "write".to_owned()];
+    app.store
+        .create_api_token(
+            agent.id,
+            "t",
+            &frontdesk_web::api::token_hash(&token),
+            &scopes,
+        )
+        .await
+        .unwrap();
+    let conversation = app
+        .store
+        .list_conversations(&frontdesk_store::ConversationQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let http = reqwest::Client::new();
+    let reply = http
+        .post(app.url(&format!("/api/v1/conversations/{conversation}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({ "text": "您好，我是客服 Amy，已为您查询到账情况。" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let items = visitor.read_until(seen, 1).await;
+    assert_eq!(items[0]["author"], "agent");
+    assert!(items[0]["text"].as_str().unwrap().contains("Amy"));
+    let seen = items.last().unwrap()["id"].as_i64().unwrap();
+    http.patch(app.url(&format!("/api/v1/conversations/{conversation}")))
+        .bearer_auth(&token)
+        .json(&json!({ "status": "resolved" }))
+        .send()
+        .await
+        .unwrap();
+    let items = visitor.read_until(seen, 1).await;
+    assert_eq!(
+        items[0]["choices"],
+        json!(["5", "4", "3", "2", "1"]),
+        "{}",
+        items[0]
+    );
+    let seen = items.last().unwrap()["id"].as_i64().unwrap();
+    visitor.says("5 谢谢", "c-3").await;
+    let items = visitor.read_until(seen, 2).await;
+    assert_eq!(items[0]["text"], "5 谢谢");
+    assert_eq!(items[1]["author"], "bot");
+    let survey = app.store.csat(conversation).await.unwrap().unwrap();
+    assert_eq!(survey.rating, Some(5));
+    app.stop().await;
+}
+
+async fn a_retried_send_is_stored_once_and_visitors_see_only_their_own(db: TestDatabase) {
+    let app = start(&db).await;
+    let ann = Visitor::arrive(&app).await;
+    let bob = Visitor::arrive(&app).await;
+    assert_eq!(
+        ann.says("hello", "same-id").await.status(),
+        StatusCode::CREATED
+    );
+    // The response was lost; the widget sends again with the same client id.
+    let again = ann.says("hello", "same-id").await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
+    // Bob happens to use the same client id: his message is his own.
+    assert_eq!(
+        bob.says("hi there", "same-id").await.status(),
+        StatusCode::CREATED
+    );
+    let anns = ann.read_until(0, 2).await;
+    let from_ann: Vec<&Value> = anns.iter().filter(|m| m["author"] == "contact").collect();
+    assert_eq!(from_ann.len(), 1);
+    assert!(anns.iter().all(|m| m["text"] != "hi there"));
+    let bobs = bob.read_until(0, 2).await;
+    assert!(bobs.iter().all(|m| m["text"] != "hello"));
+    app.stop().await;
+}
+
+async fn forged_tokens_and_bad_messages_are_refused(db: TestDatabase) {
+    let app = start(&db).await;
+    let visitor = Visitor::arrive(&app).await;
+    let forged = Visitor {
+        token: visitor.token.replacen("v1.", "v1.0", 1),
+        http: reqwest::Client::new(),
+        base: visitor.base.clone(),
+    };
+    assert_eq!(
+        forged.says("hi", "x").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let anonymous = reqwest::Client::new()
+        .get(app.url("/chat/api/messages"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    for (text, client_id) in [("", "a"), ("x", ""), ("x", "not a uuid!")] {
+        let response = visitor.says(text, client_id).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{text:?} {client_id:?}"
+        );
+    }
+    let long = visitor
+        .says(&"长".repeat(frontdesk_web::webchat::MAX_TEXT + 1), "long")
+        .await;
+    assert_eq!(long.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let huge = visitor
+        .says(&"x".repeat(frontdesk_web::webchat::BODY_LIMIT + 1), "huge")
+        .await;
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let broken = reqwest::Client::new()
+        .post(app.url("/chat/api/messages"))
+        .bearer_auth(&visitor.token)
+        .header("content-type", "application/json")
+        .body("{\"text\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+    assert!(visitor.read(0).await.is_empty(), "nothing was stored");
+    app.stop().await;
+}
+
+async fn a_visitor_who_floods_is_slowed_down(db: TestDatabase) {
+    let app = start(&db).await;
+    let visitor = Visitor::arrive(&app).await;
+    let mut statuses = Vec::new();
+    for n in 0..12 {
+        let response = visitor.says(&format!("spam {n}"), &format!("c{n}")).await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status());
+    }
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(limited >= 1, "{statuses:?}");
+    assert_eq!(
+        statuses[..10],
+        [StatusCode::CREATED; 10],
+        "a burst of ten is fine"
+    );
+    // Another visitor is not held back by this one.
+    let other = Visitor::arrive(&app).await;
+    assert_eq!(
+        other.says("hello", "o1").await.status(),
+        StatusCode::CREATED
+    );
+    app.stop().await;
+}
