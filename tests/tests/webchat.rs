@@ -14,6 +14,7 @@ frontdesk_e2e::on_every_backend!(
     a_retried_send_is_stored_once_and_visitors_see_only_their_own,
     forged_tokens_and_bad_messages_are_refused,
     a_visitor_who_floods_is_slowed_down,
+    the_chat_page_and_widget_are_served_and_the_cookie_keeps_the_visitor,
 );
 
 struct Visitor {
@@ -277,5 +278,80 @@ async fn a_visitor_who_floods_is_slowed_down(db: TestDatabase) {
         other.says("hello", "o1").await.status(),
         StatusCode::CREATED
     );
+    app.stop().await;
+}
+
+async fn the_chat_page_and_widget_are_served_and_the_cookie_keeps_the_visitor(db: TestDatabase) {
+    let app = start(&db).await;
+    let http = reqwest::Client::new();
+    let page = http.get(app.url("/chat")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("script-src 'unsafe-inline'"),
+        "{csp}"
+    );
+    assert!(page.text().await.unwrap().contains("/chat/chat.js"));
+    for script in ["/chat/chat.js", "/widget.js"] {
+        let js = http.get(app.url(script)).send().await.unwrap();
+        assert!(
+            js.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+        let body = js.text().await.unwrap();
+        assert!(!body.contains("innerHTML"), "{script} writes text only");
+    }
+
+    // The session sets a signed cookie; the visitor who returns with it is the same one.
+    let first = http
+        .post(app.url("/chat/api/session"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let token = first.json::<Value>().await.unwrap()["visitor_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again: Value = http
+        .post(app.url("/chat/api/session"))
+        .header("cookie", &pair)
+        .header("x-requested-with", "frontdesk-chat")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["visitor_token"], token.as_str());
+    // The cookie works with the page's header, and never alone (a forged cross-site
+    // form cannot send as the visitor).
+    let with_header = http
+        .post(app.url("/chat/api/messages"))
+        .header("cookie", &pair)
+        .header("x-requested-with", "frontdesk-chat")
+        .json(&json!({ "text": "hello", "client_id": "k1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_header.status(), StatusCode::CREATED);
+    let alone = http
+        .post(app.url("/chat/api/messages"))
+        .header("cookie", &pair)
+        .json(&json!({ "text": "hello again", "client_id": "k2" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alone.status(), StatusCode::FORBIDDEN);
     app.stop().await;
 }

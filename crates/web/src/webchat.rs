@@ -17,9 +17,9 @@ use crate::api::bearer;
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use frontdesk_core::{
     Author, Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, Health, Inbound,
@@ -181,26 +181,117 @@ impl RateLimit {
     }
 }
 
+/// The cookie that keeps a visitor's token (signed; see [`VisitorKeys`]).
+pub const COOKIE: &str = "fd_visitor";
+/// The header the chat page sends with cookie-authenticated calls. A cross-site form
+/// cannot set it, and a cross-site script cannot without the browser asking first
+/// (CORS), so a cookie alone never acts for the visitor.
+pub const PAGE_HEADER: &str = "x-requested-with";
+
 pub fn routes() -> Router<WebState> {
     Router::new()
+        .route("/chat", get(page))
+        .route("/chat/chat.js", get(script))
+        .route("/widget.js", get(widget))
         .route("/chat/api/session", post(new_session))
         .route("/chat/api/messages", post(send).get(read))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
 }
 
+const PAGE: &str = include_str!("../assets/chat.html");
+const SCRIPT: &str = include_str!("../assets/chat.js");
+const WIDGET: &str = include_str!("../assets/widget.js");
+
+/// The chat page may be framed by any site (that is what the widget does), runs only
+/// its own script, and loads nothing from elsewhere.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors *",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    javascript(SCRIPT)
+}
+
+async fn widget() -> Response {
+    javascript(WIDGET)
+}
+
+fn javascript(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The visitor behind a request: a bearer token, or the cookie with the page's header.
 fn visitor(state: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers).ok_or_else(|| {
-        ApiError::unauthorized("send Authorization: Bearer VISITOR_TOKEN (POST /chat/api/session)")
-    })?;
+    let token = match bearer(headers) {
+        Some(token) => token.to_owned(),
+        None => {
+            let cookie = cookie(headers, COOKIE).ok_or_else(|| {
+                ApiError::unauthorized(
+                    "send Authorization: Bearer VISITOR_TOKEN (POST /chat/api/session)",
+                )
+            })?;
+            if !headers.contains_key(PAGE_HEADER) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("a call with the visitor cookie needs the {PAGE_HEADER} header"),
+                ));
+            }
+            cookie
+        }
+    };
     state
         .visitor_keys
-        .check(token)
+        .check(&token)
         .ok_or_else(|| ApiError::unauthorized("not a visitor token of this site"))
 }
 
-async fn new_session(State(state): State<WebState>) -> Json<serde_json::Value> {
-    let visitor = uuid::Uuid::new_v4().simple().to_string();
-    Json(serde_json::json!({ "visitor_token": state.visitor_keys.issue(&visitor) }))
+/// The value of one cookie of the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A visitor token: the caller's own if it still checks out (a returning visitor is
+/// the same visitor), else a new visitor's. Also set as a cookie on `/chat`.
+async fn new_session(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    let token = match visitor(&state, &headers) {
+        Ok(known) => state.visitor_keys.issue(&known),
+        Err(_) => state
+            .visitor_keys
+            .issue(&uuid::Uuid::new_v4().simple().to_string()),
+    };
+    let cookie = format!("{COOKIE}={token}; Path=/chat; HttpOnly; SameSite=Lax; Max-Age=31536000");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(serde_json::json!({ "visitor_token": token })),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,125 @@
+// The website chat page. No build step: plain JavaScript against /chat/api.
+// Every text is put in the page with textContent, never as HTML.
+(function () {
+  "use strict";
+  var zh = (navigator.language || "").toLowerCase().indexOf("zh") === 0;
+  var words = zh
+    ? { title: "在线客服", send: "发送", placeholder: "请输入您的问题…", you: "您", bot: "智能助手", agent: "客服", offline: "网络中断，正在重试…" }
+    : { title: "Support", send: "Send", placeholder: "Type your question…", you: "You", bot: "Assistant", agent: "Support", offline: "Connection lost, retrying…" };
+  document.documentElement.lang = zh ? "zh-CN" : "en";
+  document.getElementById("title").textContent = words.title;
+  document.getElementById("go").textContent = words.send;
+  var input = document.getElementById("text");
+  input.placeholder = words.placeholder;
+  var log = document.getElementById("log");
+  var status = document.getElementById("status");
+  var last = 0;
+  var shown = {};
+  // The visitor token: kept by the page (the server also sets it as a cookie, which a
+  // widget on another site may not be allowed to use).
+  var token = null;
+  try { token = window.localStorage.getItem("fd_visitor"); } catch (e) { token = null; }
+  function headers() {
+    var h = { "content-type": "application/json", "x-requested-with": "frontdesk-chat" };
+    if (token) { h.authorization = "Bearer " + token; }
+    return h;
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    return "c" + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  function render(m) {
+    if (shown[m.id]) { return; }
+    shown[m.id] = true;
+    var pending = document.querySelector('[data-client="' + (m.client_id || "") + '"]');
+    var box = document.createElement("div");
+    box.className = "msg " + m.author;
+    var who = document.createElement("div");
+    who.className = "who";
+    who.textContent = m.author === "contact" ? words.you : (m.author === "agent" ? words.agent : words.bot);
+    var body = document.createElement("div");
+    body.textContent = m.text;
+    box.appendChild(who);
+    box.appendChild(body);
+    if (m.choices && m.choices.length) {
+      var row = document.createElement("div");
+      row.className = "choices";
+      m.choices.forEach(function (c) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.textContent = c;
+        b.onclick = function () { send(c); };
+        row.appendChild(b);
+      });
+      box.appendChild(row);
+    }
+    if (m.author === "contact") {
+      var mine = log.querySelector(".pending");
+      if (mine) { log.removeChild(mine); }
+    }
+    log.appendChild(box);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  // A new visitor, or the same one again (the server keeps a valid token).
+  function session() {
+    return fetch("/chat/api/session", { method: "POST", headers: headers(), credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        token = s.visitor_token;
+        try { window.localStorage.setItem("fd_visitor", token); } catch (e) { /* private mode */ }
+      });
+  }
+
+  function poll() {
+    fetch("/chat/api/messages?after=" + last, { headers: headers(), credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { return session().then(function () { return { items: [] }; }); }
+        if (!r.ok) { throw new Error(r.status); }
+        return r.json();
+      })
+      .then(function (page) {
+        status.textContent = "";
+        page.items.forEach(function (m) { render(m); if (m.id > last) { last = m.id; } });
+      })
+      .catch(function () { status.textContent = words.offline; })
+      .then(function () { setTimeout(poll, 1500); });
+  }
+
+  // A message keeps its client id across retries, so it is stored once.
+  function send(text, clientId, tries) {
+    clientId = clientId || uuid();
+    tries = tries || 0;
+    if (tries === 0) {
+      var mine = document.createElement("div");
+      mine.className = "msg contact pending";
+      mine.textContent = text;
+      log.appendChild(mine);
+      log.scrollTop = log.scrollHeight;
+    }
+    fetch("/chat/api/messages", {
+      method: "POST", headers: headers(), credentials: "same-origin",
+      body: JSON.stringify({ text: text, client_id: clientId })
+    }).then(function (r) {
+      if (r.status === 429 || r.status >= 500) { throw new Error(r.status); }
+      status.textContent = "";
+    }).catch(function () {
+      status.textContent = words.offline;
+      if (tries < 5) { setTimeout(function () { send(text, clientId, tries + 1); }, 1000 * (tries + 1)); }
+    });
+  }
+
+  document.getElementById("send").onsubmit = function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    input.value = "";
+    send(text);
+  };
+  input.onkeydown = function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); document.getElementById("send").onsubmit(e); }
+  };
+  session().then(poll, poll);
+})();
