@@ -5,6 +5,7 @@
 #   ensure_postgres   the machine's PostgreSQL at 127.0.0.1:5432 if it answers, else a
 #                     throwaway cluster on port 55432 (Debian's postgresql package,
 #                     installed if missing). Exports FRONTDESK_TEST_POSTGRES_URL.
+#   ensure_browser    chromium, chromedriver and a CJK font for the browser tests.
 #   stop_services     stops whatever ensure_* started (never the machine's own server).
 
 SVC_DIR=${SVC_DIR:-/tmp/frontdesk-test-services}
@@ -35,6 +36,12 @@ wait_port() {
   done
   log "port $1 never opened"
   return 1
+}
+
+# Debian's chromium and chromedriver for the browser tests, and a font with Chinese
+# characters so their screenshots can be read.
+ensure_browser() {
+  need_packages chromium chromium-driver fonts-wqy-zenhei
 }
 
 pg_answers() { psql "$1" -qAtc 'select 1' >/dev/null 2>&1; }

@@ -17,6 +17,10 @@ pub fn queued(lang: Lang, position: usize, wait: Option<Duration>) -> String {
     let wait = wait.map(rounded_minutes);
     let ahead = position.saturating_sub(1);
     match (lang, wait) {
+        _ if ahead == 0 => match lang {
+            Lang::Zh => "您是下一位，客服很快会回复您。".to_owned(),
+            Lang::En => "You are next in the queue.".to_owned(),
+        },
         (Lang::Zh, Some(m)) => format!("您前面还有 {ahead} 位客户，预计等待约 {m} 分钟。"),
         (Lang::Zh, None) => format!("您前面还有 {ahead} 位客户。"),
         (Lang::En, Some(m)) => format!(
@@ -81,6 +85,7 @@ mod tests {
             zh.contains("前面还有 2 位") && zh.contains("1 分钟"),
             "{zh}"
         );
-        assert!(!queued(Lang::En, 1, None).contains("minute"));
+        assert_eq!(queued(Lang::En, 1, None), "You are next in the queue.");
+        assert!(queued(Lang::Zh, 1, Some(Duration::from_secs(60))).contains("下一位"));
     }
 }

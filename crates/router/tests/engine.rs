@@ -308,7 +308,7 @@ async fn a_week_of_customers_is_told_honestly_when_people_are_back(db: TestDatab
     let a = desk.writes("ann", "转人工").await;
     let monday = desk.last_said(a).await;
     assert!(
-        monday.contains("您前面还有 0 位客户"),
+        monday.contains("您是下一位"),
         "open hours: the queue: {monday}"
     );
     assert!(!monday.contains("非工作时间"), "{monday}");
@@ -434,7 +434,7 @@ async fn assignment_is_round_robin_among_online_agents_with_room(db: TestDatabas
     assert!(
         desk.last_said(conversations[6])
             .await
-            .contains("前面还有 0 位")
+            .contains("您是下一位")
     );
 
     // a stops: both of a's conversations go back, and wait for room.
@@ -926,7 +926,7 @@ async fn the_bot_asks_for_a_verified_email_before_account_talk(db: TestDatabase)
         .await
         .unwrap();
     let notice = desk.last_said(id).await;
-    assert!(notice.contains("number 1 in the queue"), "{notice}");
+    assert!(notice.contains("next in the queue"), "{notice}");
     assert!(
         notice.contains("email address linked to your account"),
         "in the same message: {notice}"
