@@ -6,8 +6,9 @@
 
 use frontdesk::app::App;
 use frontdesk::config::Config;
-use frontdesk_core::Channel;
+use frontdesk_core::{Agent, AgentId, Channel, Role};
 use frontdesk_router::Metrics;
+use frontdesk_store::NewAgent;
 use frontdesk_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +70,36 @@ impl TestApp {
             shutdown,
             running,
         }
+    }
+
+    /// An agent who can log in with `password`.
+    pub async fn agent(&self, email: &str, role: Role, password: &str) -> Agent {
+        let password_hash = frontdesk_router::secret_hash::hash_secret(password).unwrap();
+        self.store
+            .add_agent(NewAgent {
+                email: email.into(),
+                name: email.split('@').next().unwrap_or(email).into(),
+                role,
+                password_hash,
+            })
+            .await
+            .expect("the agent is added")
+    }
+
+    /// An API token for `agent` with these scopes (`read`, `write`).
+    pub async fn api_token(&self, agent: AgentId, scopes: &[&str]) -> String {
+        let token = frontdesk_web::api::new_token();
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.store
+            .create_api_token(
+                agent,
+                "tests",
+                &frontdesk_web::api::token_hash(&token),
+                &scopes,
+            )
+            .await
+            .expect("the token is stored");
+        token
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,8 +5,8 @@ use frontdesk_core::{
     Channel, ChannelAccount, ChannelKind, ConversationId, Inbound, Role, Sender, Status,
 };
 use frontdesk_e2e::TestApp;
+use frontdesk_store::ConversationQuery;
 use frontdesk_store::testing::TestDatabase;
-use frontdesk_store::{ConversationQuery, NewAgent};
 use frontdesk_testkit::MemoryChannel;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -85,28 +85,8 @@ impl Api {
 }
 
 async fn token_for(app: &TestApp, email: &str, scopes: &[&str]) -> (i64, String) {
-    let agent = app
-        .store
-        .add_agent(NewAgent {
-            email: email.into(),
-            name: "Amy".into(),
-            role: Role::Agent,
-            password_hash: "unused".into(),
-        })
-        .await
-        .unwrap();
-    let token = frontdesk_web::api::new_token();
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    app.store
-        .create_api_token(
-            agent.id,
-            "tests",
-            &frontdesk_web::api::token_hash(&token),
-            &scopes,
-        )
-        .await
-        .unwrap();
-    (agent.id.0, token)
+    let agent = app.agent(email, Role::Agent, "a long passphrase").await;
+    (agent.id.0, app.api_token(agent.id, scopes).await)
 }
 
 async fn an_integration_reads_and_answers_a_conversation(db: TestDatabase) {

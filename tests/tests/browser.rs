@@ -111,16 +111,25 @@ async fn shows(client: &Client, author: &str, needle: &str) {
     }
 }
 
-async fn say(client: &Client, text: &str) {
-    let input = client.find(Locator::Css("#text")).await.unwrap();
-    input.send_keys(text).await.unwrap();
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = client.find(Locator::Css(css)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
     client
-        .find(Locator::Css("#go"))
+        .find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+}
+
+/// The visitor types into the chat and presses Send.
+async fn say(client: &Client, text: &str) {
+    type_into(client, "#text", text).await;
+    click(client, "#go").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,25 +171,13 @@ async fn a_visitor_chats_in_the_browser_reaches_a_person_and_rates_them() {
 
     // An agent answers (through the API) and resolves.
     let agent = app
-        .store
-        .add_agent(frontdesk_store::NewAgent {
-            email: "amy@desk.example".into(),
-            name: "Amy".into(),
-            role: frontdesk_core::Role::Agent,
-            password_hash: "unused".into(),
-        })
-        .await
-        .unwrap();
-    let token = frontdesk_web::api::new_token();
-    app.store
-        .create_api_token(
-            agent.id,
-            "browser test",
-            &frontdesk_web::api::token_hash(&token),
-            &["read".into(), "write".into()],
+        .agent(
+            "amy@desk.example",
+            frontdesk_core::Role::Agent,
+            "amy's passphrase",
         )
-        .await
-        .unwrap();
+        .await;
+    let token = app.api_token(agent.id, &["read", "write"]).await;
     let conversation = app
         .store
         .list_conversations(&frontdesk_store::ConversationQuery::default())
@@ -232,6 +229,140 @@ async fn a_visitor_chats_in_the_browser_reaches_a_person_and_rates_them() {
         .unwrap()
         .len();
     assert_eq!(contact_messages, 4);
+    client.close().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_logs_in_and_answers_a_visitor_from_the_inbox() {
+    let Some(driver) = driver() else { return };
+    let db = TestDatabase::sqlite();
+    let app = TestApp::start_with(db.url(), &[], |c| {
+        c.channels.webchat.enabled = true;
+        c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
+    })
+    .await;
+    app.agent(
+        "amy@desk.example",
+        frontdesk_core::Role::Admin,
+        "amy's passphrase",
+    )
+    .await;
+    // A visitor asks for a person over the chat's HTTP API.
+    let http = reqwest::Client::new();
+    let session: serde_json::Value = http
+        .post(app.url("/chat/api/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let visitor = session["visitor_token"].as_str().unwrap().to_owned();
+    for (n, text) in ["我的提现还没到账 <script>alert(1)</script>", "转人工"]
+        .iter()
+        .enumerate()
+    {
+        http.post(app.url("/chat/api/messages"))
+            .bearer_auth(&visitor)
+            .json(&json!({ "text": text, "client_id": format!("m{n}") }))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let client = browser(&driver).await;
+    client.set_window_size(1200, 800).await.unwrap();
+    client.goto(&app.url("/")).await.unwrap();
+    type_into(&client, "input[name=email]", "amy@desk.example").await;
+    type_into(&client, "input[name=password]", "amy's passphrase").await;
+    click(&client, "form button[type=submit]").await;
+    client.goto(&app.url("/?view=unassigned")).await.unwrap();
+    let link = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("table.list tbody a"))
+        .await
+        .unwrap();
+    std::fs::write(
+        artifacts().join("inbox.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    link.click().await.unwrap();
+    // The customer's markup is shown as text, and did not run.
+    let texts = client
+        .find_all(Locator::Css("li.msg.contact .text"))
+        .await
+        .unwrap();
+    assert!(
+        texts[0]
+            .text()
+            .await
+            .unwrap()
+            .contains("<script>alert(1)</script>")
+    );
+    assert!(
+        client
+            .find_all(Locator::Css("ol.messages script"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    type_into(
+        &client,
+        "form.reply textarea",
+        "您好，我是 Amy，这就帮您查提现。",
+    )
+    .await;
+    click(&client, "form.reply button").await;
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//li[contains(@class,'agent')]"))
+        .await
+        .unwrap();
+    std::fs::write(
+        artifacts().join("conversation.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    let seen = |needle: &'static str| {
+        let http = http.clone();
+        let url = app.url("/chat/api/messages?after=0");
+        let visitor = visitor.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let page: serde_json::Value = http
+                    .get(&url)
+                    .bearer_auth(&visitor)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["text"].as_str().unwrap_or("").contains(needle))
+                {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the visitor never saw {needle:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    seen("这就帮您查提现").await;
+    click(&client, "button[value=resolve]").await;
+    seen("打分").await;
     client.close().await.unwrap();
     app.stop().await;
 }

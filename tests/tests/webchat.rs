@@ -3,7 +3,6 @@
 //! cannot be forged; a visitor who floods is slowed down.
 
 use frontdesk_e2e::TestApp;
-use frontdesk_store::NewAgent;
 use frontdesk_store::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -115,26 +114,13 @@ async fn a_visitor_talks_to_the_bot_then_a_person_and_rates_them(db: TestDatabas
 
     // An agent answers through the API, and resolves.
     let agent = app
-        .store
-        .add_agent(NewAgent {
-            email: "amy@desk.example".into(),
-            name: "Amy".into(),
-            role: frontdesk_core::Role::Agent,
-            password_hash: "unused".into(),
-        })
-        .await
-        .unwrap();
-    let token = frontdesk_web::api::new_token();
-    let scopes = ["read".to_owned(), "write".to_owned()];
-    app.store
-        .create_api_token(
-            agent.id,
-            "t",
-            &frontdesk_web::api::token_hash(&token),
-            &scopes,
+        .agent(
+            "amy@desk.example",
+            frontdesk_core::Role::Agent,
+            "amy's passphrase",
         )
-        .await
-        .unwrap();
+        .await;
+    let token = app.api_token(agent.id, &["read", "write"]).await;
     let conversation = app
         .store
         .list_conversations(&frontdesk_store::ConversationQuery::default())

@@ -213,11 +213,7 @@ impl Desk {
 
     async fn agent_replies(&self, id: ConversationId, agent: AgentId, text: &str) {
         self.store
-            .reply(NewReply {
-                author: Author::Agent,
-                agent_id: Some(agent),
-                ..NewReply::from_bot(id, text)
-            })
+            .reply(NewReply::from_agent(id, agent, text, false))
             .await
             .unwrap();
     }

@@ -196,6 +196,13 @@ impl App {
                 .context("cannot read or create the webchat visitor key")?,
             chat_limit: Arc::default(),
             webchat: self.config.channels.webchat.enabled,
+            logins: Arc::default(),
+            secure_cookies: self
+                .config
+                .server
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         });
         tracing::info!(address = %local, channels = self.channels.len(), "serving");
         let server =

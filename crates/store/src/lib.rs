@@ -91,6 +91,25 @@ pub struct NewReply {
 }
 
 impl NewReply {
+    /// A reply from an agent, or with `private` a note only agents see.
+    pub fn from_agent(
+        conversation_id: ConversationId,
+        agent: AgentId,
+        text: impl Into<String>,
+        private: bool,
+    ) -> Self {
+        Self {
+            author: Author::Agent,
+            agent_id: Some(agent),
+            kind: if private {
+                MessageKind::Note
+            } else {
+                MessageKind::Text
+            },
+            ..Self::from_bot(conversation_id, text)
+        }
+    }
+
     /// A message from the bot to the customer.
     pub fn from_bot(conversation_id: ConversationId, text: impl Into<String>) -> Self {
         Self {
@@ -713,6 +732,29 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         token_hash: &str,
     ) -> Result<Option<(Agent, Vec<String>)>, StoreError>;
+
+    /// Starts an agent's browser session (the token's hash, its CSRF token, until when).
+    async fn create_session(
+        &self,
+        agent: AgentId,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The agent and CSRF token of a live session.
+    async fn session(&self, token_hash: &str) -> Result<Option<(Agent, String)>, StoreError>;
+
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Appends an agent's action to the audit log (`actor` their email).
+    async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError>;
 
     /// A value all instances share: the stored one, or `init` stored now if none is.
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;

@@ -53,6 +53,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0007_api.sql"),
         include_str!("../../../migrations/postgres/0007_api.sql"),
     ),
+    (
+        8,
+        "sessions",
+        include_str!("../../../migrations/sqlite/0008_sessions.sql"),
+        include_str!("../../../migrations/postgres/0008_sessions.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -2,9 +2,7 @@
 //! settings. The [`Store`](crate::Store) implementation delegates here.
 
 use crate::db::Query;
-use crate::sql_store::{
-    agent_from_row, agent_select, load_agent_teams, message_from_row, message_select,
-};
+use crate::sql_store::{find_agent, message_from_row, message_select};
 use crate::{SqlStore, StoreError};
 use frontdesk_core::{Agent, AgentId, ChannelAccount, Message, MessageId};
 
@@ -83,16 +81,9 @@ impl SqlStore {
         else {
             return Ok(None);
         };
-        let agent_id: i64 = token.get("agent_id")?;
-        let Some(row) = q
-            .fetch_optional(Query::new(concat!(agent_select!(), " WHERE a.id = $1")).bind(agent_id))
-            .await?
-        else {
+        let Some(agent) = find_agent(&mut q, AgentId(token.get("agent_id")?)).await? else {
             return Ok(None);
         };
-        let mut agent = [agent_from_row(&row)?];
-        load_agent_teams(&mut q, &mut agent).await?;
-        let [agent] = agent;
         let scopes: String = token.get("scopes")?;
         drop(conn);
         // When a token was last used, for the admin page; not worth a failed request.
@@ -135,5 +126,69 @@ impl SqlStore {
         let value = row.get("value")?;
         tx.commit().await?;
         Ok(value)
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn new_session(
+        &self,
+        agent: AgentId,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: frontdesk_core::Timestamp,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        // Expired sessions of anyone go when someone logs in.
+        q.execute(Query::new("DELETE FROM sessions WHERE expires_at <= $1").bind(now.as_micros()))
+            .await?;
+        q.execute(
+            Query::new(
+                "INSERT INTO sessions (token_hash, agent_id, csrf, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(agent.0)
+            .bind(csrf)
+            .bind(now.as_micros())
+            .bind(expires_at.as_micros()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn live_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Agent, String)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut q = conn.q();
+        let Some(session) = q
+            .fetch_optional(
+                Query::new(
+                    "SELECT agent_id, csrf FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                )
+                .bind(token_hash)
+                .bind(self.now().as_micros()),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(agent) = find_agent(&mut q, AgentId(session.get("agent_id")?)).await? else {
+            return Ok(None);
+        };
+        Ok(Some((agent, session.get("csrf")?)))
+    }
+
+    pub(crate) async fn drop_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(Query::new("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash))
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use crate::db::{Exec, Query, Row};
 use crate::sql_store::{
     account_of, agent_from_row, agent_select, conversation_from_row, conversation_select,
-    load_agent_teams, load_conversation, micros, opt_micros, word,
+    find_agent, load_agent_teams, load_conversation, micros, opt_micros, word,
 };
 use crate::{
     AgentLoad, AgentProfile, ConversationFacts, Csat, SlaTarget, SqlStore, StoreError, Sweep,
@@ -160,17 +160,6 @@ impl SqlStore {
         Ok(loads)
     }
 
-    async fn one_agent(&self, q: &mut Exec<'_>, id: AgentId) -> Result<Agent, StoreError> {
-        let row = q
-            .fetch_optional(Query::new(concat!(agent_select!(), " WHERE a.id = $1")).bind(id.0))
-            .await?
-            .ok_or(StoreError::NotFound("agent", id.0))?;
-        let mut agent = [agent_from_row(&row)?];
-        load_agent_teams(q, &mut agent).await?;
-        let [agent] = agent;
-        Ok(agent)
-    }
-
     pub(crate) async fn save_agent_profile(
         &self,
         id: AgentId,
@@ -213,7 +202,9 @@ impl SqlStore {
             )
             .await?;
         }
-        let agent = self.one_agent(&mut q, id).await?;
+        let agent = find_agent(&mut q, id)
+            .await?
+            .ok_or(StoreError::NotFound("agent", id.0))?;
         tx.commit().await?;
         Ok(agent)
     }
@@ -253,7 +244,9 @@ impl SqlStore {
                 now,
             )
             .await?;
-        let agent = self.one_agent(&mut q, id).await?;
+        let agent = find_agent(&mut q, id)
+            .await?
+            .ok_or(StoreError::NotFound("agent", id.0))?;
         tx.commit().await?;
         self.publish(events);
         Ok(agent)

@@ -869,6 +869,20 @@ pub(crate) fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
     })
 }
 
+/// One agent with their teams, if they exist (inside or outside a transaction).
+pub(crate) async fn find_agent(q: &mut Exec<'_>, id: AgentId) -> Result<Option<Agent>, StoreError> {
+    let Some(row) = q
+        .fetch_optional(Query::new(concat!(agent_select!(), " WHERE a.id = $1")).bind(id.0))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut agent = [agent_from_row(&row)?];
+    load_agent_teams(q, &mut agent).await?;
+    let [agent] = agent;
+    Ok(Some(agent))
+}
+
 /// Fills in the teams of these agents.
 pub(crate) async fn load_agent_teams(
     q: &mut Exec<'_>,
@@ -1855,6 +1869,38 @@ impl Store for SqlStore {
 
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         self.shared_setting(key, init).await
+    }
+
+    async fn create_session(
+        &self,
+        agent: AgentId,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.new_session(agent, token_hash, csrf, expires_at).await
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        self.live_session(token_hash).await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.drop_session(token_hash).await
+    }
+
+    async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        audit(&mut tx.q(), actor, action, subject, detail, now).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError> {

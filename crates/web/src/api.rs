@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use frontdesk_core::{
-    Agent, AgentId, Author, Conversation, ConversationId, Delivery, Message, MessageId,
-    MessageKind, Priority, Status, Timestamp,
+    Agent, AgentId, Conversation, ConversationId, Delivery, Message, MessageId, MessageKind,
+    Priority, Status, Timestamp,
 };
 use frontdesk_store::{ConversationChange, ConversationQuery, NewReply, PageCursor};
 use serde::Deserialize;
@@ -254,15 +254,8 @@ async fn post_message(
         }
     };
     let reply = NewReply {
-        author: Author::Agent,
-        agent_id: Some(agent.id),
-        kind: if body.private {
-            MessageKind::Note
-        } else {
-            MessageKind::Text
-        },
         idempotency_key: key,
-        ..NewReply::from_bot(conversation.id, body.text)
+        ..NewReply::from_agent(conversation.id, agent.id, body.text, body.private)
     };
     let replied = state.store.reply(reply).await?;
     Ok((StatusCode::CREATED, Json(message_json(&replied.message))).into_response())

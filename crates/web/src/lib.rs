@@ -10,7 +10,9 @@
 //! The agent inbox joins this router in a later issue.
 
 pub mod api;
+pub mod auth;
 pub mod error;
+pub mod pages;
 pub mod webchat;
 
 use axum::extract::State;
@@ -43,6 +45,10 @@ pub struct WebState {
     pub chat_limit: Arc<webchat::RateLimit>,
     /// Whether `/chat` is served.
     pub webchat: bool,
+    /// Wrong-password counts for the login page.
+    pub logins: Arc<auth::LoginGuard>,
+    /// Cookies only over HTTPS (`server.public_url` is https).
+    pub secure_cookies: bool,
 }
 
 /// The key that signs webchat visitor tokens: made once and kept in the database, so
@@ -63,6 +69,21 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", axum::routing::post(auth::logout))
+        .route("/setup", get(auth::setup_page).post(auth::setup))
+        .route("/", get(pages::inbox))
+        .route("/conversations/{id}", get(pages::conversation))
+        .route(
+            "/conversations/{id}/reply",
+            axum::routing::post(pages::reply),
+        )
+        .route(
+            "/conversations/{id}/actions",
+            axum::routing::post(pages::action),
+        )
+        .route("/admin/agents", get(pages::agents))
+        .route("/static/inbox.css", get(pages::stylesheet))
         .merge(api::routes());
     if state.webchat {
         router = router.merge(webchat::routes());

@@ -245,7 +245,7 @@ fn visitor(state: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
     let token = match bearer(headers) {
         Some(token) => token.to_owned(),
         None => {
-            let cookie = cookie(headers, COOKIE).ok_or_else(|| {
+            let cookie = crate::auth::cookie(headers, COOKIE).ok_or_else(|| {
                 ApiError::unauthorized(
                     "send Authorization: Bearer VISITOR_TOKEN (POST /chat/api/session)",
                 )
@@ -263,18 +263,6 @@ fn visitor(state: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
         .visitor_keys
         .check(&token)
         .ok_or_else(|| ApiError::unauthorized("not a visitor token of this site"))
-}
-
-/// The value of one cookie of the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 /// A visitor token: the caller's own if it still checks out (a returning visitor is

@@ -398,6 +398,38 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.agent_by_token(&hash).await })
             .await
     }
+    async fn create_session(
+        &self,
+        agent: AgentId,
+        token_hash: &str,
+        csrf: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (hash, csrf) = (token_hash.to_owned(), csrf.to_owned());
+        self.run(move |s| async move { s.create_session(agent, &hash, &csrf, expires_at).await })
+            .await
+    }
+    async fn session(&self, token_hash: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        let hash = token_hash.to_owned();
+        self.run(move |s| async move { s.session(&hash).await })
+            .await
+    }
+    async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let hash = token_hash.to_owned();
+        self.run(move |s| async move { s.end_session(&hash).await })
+            .await
+    }
+    async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (actor, action, subject) = (actor.to_owned(), action.to_owned(), subject.to_owned());
+        self.run(move |s| async move { s.record_audit(&actor, &action, &subject, detail).await })
+            .await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
