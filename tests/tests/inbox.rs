@@ -294,6 +294,25 @@ async fn an_agent_cannot_open_admin_pages(db: TestDatabase) {
     let page = admin.get(app.url("/admin/agents")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("amy@desk.example"));
+    // The audit log: admins only; it shows who logged in.
+    assert_eq!(
+        agent
+            .get(app.url("/admin/audit"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let log = admin
+        .get(app.url("/admin/audit"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("root@desk.example") && log.contains("login"));
     app.stop().await;
 }
 

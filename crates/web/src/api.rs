@@ -310,6 +310,15 @@ async fn patch_conversation(
     let engine = &state.engine;
     let id = conversation.id;
     let by = format!("by agent {} through the API", agent.id);
+    let _ = state
+        .store
+        .record_audit(
+            &agent.email,
+            "api_update",
+            &format!("conversation {id}"),
+            serde_json::Value::Object(body.clone()),
+        )
+        .await;
     if let Some(priority) = priority {
         let change = ConversationChange {
             priority: Some(priority),

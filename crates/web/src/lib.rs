@@ -83,6 +83,7 @@ pub fn router(state: WebState) -> Router {
             axum::routing::post(pages::action),
         )
         .route("/admin/agents", get(pages::agents))
+        .route("/admin/audit", get(pages::audit))
         .route("/static/inbox.css", get(pages::stylesheet))
         .merge(api::routes());
     if state.webchat {

@@ -5,7 +5,7 @@
 //! - `/conversations/{id}`: the messages with delivery states, the guard's warning
 //!   (never the secret), entities to copy; reply or private note; assign to me,
 //!   pending, resolve, escalate with a reason;
-//! - `/admin/agents`: admins only.
+//! - `/admin/agents` and `/admin/audit`: admins only.
 
 use crate::WebState;
 use crate::auth::SignedIn;
@@ -464,6 +464,50 @@ pub async fn agents(State(state): State<WebState>, me: SignedIn) -> Response {
                 tier: l.agent.tier,
                 capacity: l.agent.capacity,
                 open: l.open,
+            })
+            .collect(),
+    })
+}
+
+struct AuditRow {
+    when: String,
+    actor: String,
+    action: String,
+    subject: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    me: String,
+    csrf: String,
+    is_admin: bool,
+    entries: Vec<AuditRow>,
+}
+
+/// GET /admin/audit (admins only): who exported, erased, logged in, assigned,
+/// resolved, newest first.
+pub async fn audit(State(state): State<WebState>, me: SignedIn) -> Response {
+    if let Err(refused) = me.require_admin() {
+        return refused.into_response();
+    }
+    let entries = match state.store.audit_log(500).await {
+        Ok(e) => e,
+        Err(e) => return store_failed(e),
+    };
+    render(&AuditPage {
+        me: me.agent.name.clone(),
+        csrf: me.csrf.clone(),
+        is_admin: true,
+        entries: entries
+            .into_iter()
+            .map(|e| AuditRow {
+                when: e.created_at.to_rfc3339(),
+                actor: e.actor,
+                action: e.action,
+                subject: e.subject,
+                detail: e.detail.to_string(),
             })
             .collect(),
     })
