@@ -6,7 +6,7 @@
 
 use frontdesk::app::App;
 use frontdesk::config::Config;
-use frontdesk_core::{Agent, AgentId, Channel, Role};
+use frontdesk_core::{Agent, AgentId, Channel, ConversationId, Role};
 use frontdesk_router::Metrics;
 use frontdesk_store::NewAgent;
 use frontdesk_store::Store;
@@ -100,6 +100,34 @@ impl TestApp {
             .await
             .expect("the token is stored");
         token
+    }
+
+    /// The conversation with the newest activity.
+    pub async fn latest_conversation(&self) -> ConversationId {
+        self.store
+            .list_conversations(&frontdesk_store::ConversationQuery::default())
+            .await
+            .expect("the conversations")
+            .items
+            .first()
+            .expect("a conversation")
+            .id
+    }
+
+    /// A new website-chat visitor's token.
+    pub async fn visitor_token(&self) -> String {
+        let session: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/chat/api/session"))
+            .send()
+            .await
+            .expect("a session")
+            .json()
+            .await
+            .expect("a JSON session");
+        session["visitor_token"]
+            .as_str()
+            .expect("a visitor token")
+            .to_owned()
     }
 
     pub fn url(&self, path: &str) -> String {

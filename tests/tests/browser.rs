@@ -178,13 +178,7 @@ async fn a_visitor_chats_in_the_browser_reaches_a_person_and_rates_them() {
         )
         .await;
     let token = app.api_token(agent.id, &["read", "write"]).await;
-    let conversation = app
-        .store
-        .list_conversations(&frontdesk_store::ConversationQuery::default())
-        .await
-        .unwrap()
-        .items[0]
-        .id;
+    let conversation = app.latest_conversation().await;
     let http = reqwest::Client::new();
     let reply = http
         .post(app.url(&format!("/api/v1/conversations/{conversation}/messages")))
@@ -250,15 +244,7 @@ async fn an_agent_logs_in_and_answers_a_visitor_from_the_inbox() {
     .await;
     // A visitor asks for a person over the chat's HTTP API.
     let http = reqwest::Client::new();
-    let session: serde_json::Value = http
-        .post(app.url("/chat/api/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let visitor = session["visitor_token"].as_str().unwrap().to_owned();
+    let visitor = app.visitor_token().await;
     for (n, text) in ["我的提现还没到账 <script>alert(1)</script>", "转人工"]
         .iter()
         .enumerate()
@@ -363,6 +349,50 @@ async fn an_agent_logs_in_and_answers_a_visitor_from_the_inbox() {
     seen("这就帮您查提现").await;
     click(&client, "button[value=resolve]").await;
     seen("打分").await;
+
+    // The list updates itself when a new customer arrives: no reload.
+    client.goto(&app.url("/?view=unassigned")).await.unwrap();
+    let before = client
+        .find_all(Locator::Css("table.list tbody tr"))
+        .await
+        .unwrap()
+        .len();
+    client
+        .execute("window.__stayed = true;", vec![])
+        .await
+        .unwrap();
+    let newcomer = app.visitor_token().await;
+    http.post(app.url("/chat/api/messages"))
+        .bearer_auth(&newcomer)
+        .json(&json!({ "text": "human", "client_id": "n1" }))
+        .send()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = client
+            .find_all(Locator::Css("table.list tbody tr"))
+            .await
+            .unwrap()
+            .len();
+        if rows > before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new conversation never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stayed = client
+        .execute("return window.__stayed === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        stayed,
+        serde_json::Value::Bool(true),
+        "the page was not reloaded"
+    );
     client.close().await.unwrap();
     app.stop().await;
 }

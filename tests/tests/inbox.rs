@@ -16,6 +16,7 @@ frontdesk_e2e::on_every_backend!(
     forms_without_the_sessions_token_are_refused,
     an_agent_cannot_open_admin_pages,
     wrong_passwords_lock_the_address_for_a_while,
+    a_signed_in_agent_hears_of_new_messages_and_shutdown_ends_the_stream,
 );
 
 /// A browser-like client: keeps cookies, does not follow redirects.
@@ -351,4 +352,42 @@ async fn wrong_passwords_lock_the_address_for_a_while(db: TestDatabase) {
             .contains("Wrong email or password")
     );
     app.stop().await;
+}
+
+async fn a_signed_in_agent_hears_of_new_messages_and_shutdown_ends_the_stream(db: TestDatabase) {
+    let channel = MemoryChannel::new(ChannelAccount::default_of(ChannelKind::Telegram));
+    let app = TestApp::start(db.url(), &[Arc::new(channel.clone()) as Arc<dyn Channel>]).await;
+    add_agent(&app, "amy@desk.example", Role::Agent, "amy's passphrase").await;
+    let anonymous = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let refused = anonymous.get(app.url("/events")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER, "only for agents");
+    let http = browser();
+    log_in(&app, &http, "amy@desk.example", "amy's passphrase").await;
+    let mut stream = http.get(app.url("/events")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let sender = Sender {
+        external_id: "user-2".into(),
+        display_name: None,
+        language: None,
+    };
+    let account = ChannelAccount::default_of(ChannelKind::Telegram);
+    channel.customer_sends(Inbound::new(account, "u-2", sender, "chat-2", "在吗").unwrap());
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("message_created") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("在吗"), "ids only, never text");
+    // Stopping the server ends the open stream instead of waiting on it.
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stops with a stream open");
 }

@@ -14,6 +14,7 @@ frontdesk_e2e::on_every_backend!(
     forged_tokens_and_bad_messages_are_refused,
     a_visitor_who_floods_is_slowed_down,
     the_chat_page_and_widget_are_served_and_the_cookie_keeps_the_visitor,
+    a_visitor_hears_of_a_reply_over_server_sent_events,
 );
 
 struct Visitor {
@@ -24,19 +25,10 @@ struct Visitor {
 
 impl Visitor {
     async fn arrive(app: &TestApp) -> Visitor {
-        let http = reqwest::Client::new();
-        let session: Value = http
-            .post(app.url("/chat/api/session"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
         Visitor {
-            http,
+            http: reqwest::Client::new(),
             base: app.url(""),
-            token: session["visitor_token"].as_str().unwrap().to_owned(),
+            token: app.visitor_token().await,
         }
     }
 
@@ -121,13 +113,7 @@ async fn a_visitor_talks_to_the_bot_then_a_person_and_rates_them(db: TestDatabas
         )
         .await;
     let token = app.api_token(agent.id, &["read", "write"]).await;
-    let conversation = app
-        .store
-        .list_conversations(&frontdesk_store::ConversationQuery::default())
-        .await
-        .unwrap()
-        .items[0]
-        .id;
+    let conversation = app.latest_conversation().await;
     let http = reqwest::Client::new();
     let reply = http
         .post(app.url(&format!("/api/v1/conversations/{conversation}/messages")))
@@ -339,5 +325,67 @@ async fn the_chat_page_and_widget_are_served_and_the_cookie_keeps_the_visitor(db
         .await
         .unwrap();
     assert_eq!(alone.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+async fn a_visitor_hears_of_a_reply_over_server_sent_events(db: TestDatabase) {
+    let app = start(&db).await;
+    let visitor = Visitor::arrive(&app).await;
+    let other = Visitor::arrive(&app).await;
+    visitor.says("hello", "s1").await;
+    let mine = app.latest_conversation().await;
+    let mut stream = reqwest::Client::new()
+        .get(app.url(&format!("/chat/api/stream?token={}", visitor.token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Someone else's conversation says nothing to this visitor; their own does.
+    other.says("hi from elsewhere", "o1").await;
+    let agent = app
+        .agent(
+            "amy@desk.example",
+            frontdesk_core::Role::Agent,
+            "amy's passphrase",
+        )
+        .await;
+    let token = app.api_token(agent.id, &["write"]).await;
+    reqwest::Client::new()
+        .post(app.url(&format!("/api/v1/conversations/{mine}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({ "text": "hello from Amy" }))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("\"message_id\"") || !seen.contains("update") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    for line in seen.lines().filter(|l| l.starts_with("data:")) {
+        let data: Value = serde_json::from_str(line.trim_start_matches("data:").trim()).unwrap();
+        assert_eq!(
+            data["conversation_id"], mine.0,
+            "only the visitor's own conversation"
+        );
+    }
+    assert!(!seen.contains("hello from Amy"), "ids only, never text");
+    let refused = reqwest::Client::new()
+        .get(app.url("/chat/api/stream?token=v1.x.00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     app.stop().await;
 }

@@ -12,9 +12,22 @@ use serde::{Deserialize, Serialize};
 macro_rules! word_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        // In JSON as in the database: the same word.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = String::deserialize(d)?;
+                Self::parse(&word).map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -261,4 +274,16 @@ pub struct Agent {
     pub teams: Vec<String>,
     /// When auto-assignment last gave them a conversation (round-robin order).
     pub last_assigned_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn words_read_the_same_in_json_as_in_the_database() {
+        let kind = crate::EventKind::MessageCreated;
+        assert_eq!(serde_json::to_value(kind).unwrap(), "message_created");
+        let back: crate::EventKind = serde_json::from_str("\"message_created\"").unwrap();
+        assert_eq!(back, kind);
+        assert!(serde_json::from_str::<crate::Status>("\"closed\"").is_err());
+    }
 }

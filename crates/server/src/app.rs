@@ -197,6 +197,7 @@ impl App {
             chat_limit: Arc::default(),
             webchat: self.config.channels.webchat.enabled,
             logins: Arc::default(),
+            shutdown: shutdown.clone(),
             secure_cookies: self
                 .config
                 .server

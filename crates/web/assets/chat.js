@@ -73,7 +73,17 @@
       });
   }
 
+  var timer = null;
+  var polling = false;
+  // Fetch what is new now (after an event, or on the timer as a fallback).
+  function kick() {
+    if (polling) { return; }
+    clearTimeout(timer);
+    poll();
+  }
+
   function poll() {
+    polling = true;
     fetch("/chat/api/messages?after=" + last, { headers: headers(), credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) { return session().then(function () { return { items: [] }; }); }
@@ -85,7 +95,17 @@
         page.items.forEach(function (m) { render(m); if (m.id > last) { last = m.id; } });
       })
       .catch(function () { status.textContent = words.offline; })
-      .then(function () { setTimeout(poll, 1500); });
+      .then(function () { polling = false; timer = setTimeout(poll, events ? 10000 : 1500); });
+  }
+
+  // Server-sent events say when something changed; polling stays as the fallback.
+  var events = null;
+  function listen() {
+    if (!window.EventSource || !token) { return; }
+    events = new EventSource("/chat/api/stream?token=" + encodeURIComponent(token));
+    events.addEventListener("update", kick);
+    events.addEventListener("resync", kick);
+    events.onerror = function () { /* the browser reconnects; polling covers the gap */ };
   }
 
   // A message keeps its client id across retries, so it is stored once.
@@ -121,5 +141,5 @@
   input.onkeydown = function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); document.getElementById("send").onsubmit(e); }
   };
-  session().then(poll, poll);
+  session().then(function () { listen(); poll(); }, poll);
 })();

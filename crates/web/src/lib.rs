@@ -12,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod live;
 pub mod pages;
 pub mod webchat;
 
@@ -49,6 +50,9 @@ pub struct WebState {
     pub logins: Arc<auth::LoginGuard>,
     /// Cookies only over HTTPS (`server.public_url` is https).
     pub secure_cookies: bool,
+    /// Fires when the server stops: open event streams end, so the graceful shutdown
+    /// does not wait on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The key that signs webchat visitor tokens: made once and kept in the database, so
@@ -85,6 +89,8 @@ pub fn router(state: WebState) -> Router {
         .route("/admin/agents", get(pages::agents))
         .route("/admin/audit", get(pages::audit))
         .route("/static/inbox.css", get(pages::stylesheet))
+        .route("/static/inbox.js", get(pages::script))
+        .route("/events", get(live::agent_events))
         .merge(api::routes());
     if state.webchat {
         router = router.merge(webchat::routes());

@@ -20,9 +20,19 @@ use frontdesk_store::{AssigneeFilter, ConversationQuery, NewReply, PageCursor};
 use serde::Deserialize;
 use std::collections::HashMap;
 
+/// Pages run only their own script and are never framed.
+pub(crate) const PAGE_POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
+
 fn render(t: &impl Template) -> Response {
     match t.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (
+            [
+                (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            Html(html),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
             (
@@ -87,6 +97,15 @@ struct SetupPage<'a> {
 
 pub fn setup(csrf: &str, error: Option<&str>) -> String {
     SetupPage { csrf, error }.render().unwrap_or_default()
+}
+
+/// GET /static/inbox.js
+pub async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/inbox.js"),
+    )
+        .into_response()
 }
 
 /// GET /static/inbox.css

@@ -195,6 +195,7 @@ pub fn routes() -> Router<WebState> {
         .route("/widget.js", get(widget))
         .route("/chat/api/session", post(new_session))
         .route("/chat/api/messages", post(send).get(read))
+        .route("/chat/api/stream", get(crate::live::visitor_events))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
 }
 
