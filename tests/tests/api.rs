@@ -372,3 +372,55 @@ async fn a_reply_that_asks_for_a_recovery_phrase_is_refused_with_the_reason(db: 
     assert!(api.channel.attempts().is_empty());
     api.app.stop().await;
 }
+
+/// The OpenAPI description and the router agree: every route the API serves is
+/// described, and every described route is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_lists_every_route_the_api_serves() {
+    let db = TestDatabase::sqlite();
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("hello").await;
+    let spec: Value = reqwest::get(api.app.url("/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let mut described: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            described.push((method.clone(), path.clone()));
+        }
+    }
+    described.sort();
+    let mut served: Vec<(String, String)> = frontdesk_web::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(described, served);
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    for (method, path) in frontdesk_web::api::ROUTES {
+        let url = api.app.url(&path.replace("{id}", &id.to_string()));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let body = match method.as_str() {
+            "POST" => json!({ "text": "checking the route", "private": true }),
+            _ => json!({}),
+        };
+        let mut request = api
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(&api.token);
+        if method != reqwest::Method::GET {
+            request = request.json(&body);
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(status.is_success(), "{method} {path} answered {status}");
+    }
+    api.app.stop().await;
+}

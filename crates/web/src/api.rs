@@ -25,8 +25,55 @@ use sha2::{Digest, Sha256};
 /// The largest request body the API takes.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
+/// Every route of the API, as the OpenAPI description lists them; a test checks that
+/// the router serves each and the description has no other.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/conversations"),
+    ("get", "/api/v1/conversations/{id}"),
+    ("patch", "/api/v1/conversations/{id}"),
+    ("get", "/api/v1/conversations/{id}/messages"),
+    ("post", "/api/v1/conversations/{id}/messages"),
+];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Frontdesk API", description = "Conversations and messages of the support desk."),
+    paths(list_conversations, get_conversation, patch_conversation, list_messages, post_message),
+    components(schemas(NewMessage, ConversationPatch)),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("frontdesk token create; scopes read (GET) and write"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 description, served at `/api/openapi.json`.
+pub fn openapi() -> serde_json::Value {
+    serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap_or_default()
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(openapi())
+}
+
 pub fn routes() -> Router<WebState> {
     Router::new()
+        .route("/api/openapi.json", get(openapi_json))
         .route("/api/v1/conversations", get(list_conversations))
         .route(
             "/api/v1/conversations/{id}",
@@ -153,6 +200,19 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
+/// List conversations, newest activity first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
+    params(
+        ("status" = Option<String>, Query, description = "bot, open, pending, snoozed or resolved"),
+        ("limit" = Option<u32>, Query, description = "1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "the `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "`{items: [conversation], next: cursor or null}`"),
+        (status = 401, description = "no or unknown token"),
+        (status = 422, description = "a bad status or cursor"),
+    ),
+    security(("bearer" = [])))]
 async fn list_conversations(
     State(state): State<WebState>,
     _agent: ApiAgent,
@@ -189,6 +249,14 @@ async fn load(state: &WebState, id: i64) -> Result<Conversation, ApiError> {
         .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
+/// One conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = i64, Path, description = "the conversation")),
+    responses(
+        (status = 200, description = "the conversation: id, status, priority, channel, contact {id, name}, assignee, last_message_at, ..."),
+        (status = 404, description = "no such conversation"),
+    ),
+    security(("bearer" = [])))]
 async fn get_conversation(
     State(state): State<WebState>,
     _agent: ApiAgent,
@@ -204,6 +272,18 @@ struct MessagesQuery {
     limit: Option<u32>,
 }
 
+/// The messages of a conversation, oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages",
+    params(
+        ("id" = i64, Path, description = "the conversation"),
+        ("after" = Option<i64>, Query, description = "only messages after this id"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 200)"),
+    ),
+    responses(
+        (status = 200, description = "`{items: [message]}`: id, direction, author, text, created_at, delivery (null, queued, sent, failed), private, ..."),
+        (status = 404, description = "no such conversation"),
+    ),
+    security(("bearer" = [])))]
 async fn list_messages(
     State(state): State<WebState>,
     _agent: ApiAgent,
@@ -225,14 +305,45 @@ async fn list_messages(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+/// A reply or a note.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMessage {
     text: String,
+    /// A note only agents see.
     #[serde(default)]
     private: bool,
 }
 
+/// Any of these fields.
+#[allow(dead_code)] // the body is read field by field; this describes it
+#[derive(utoipa::ToSchema)]
+struct ConversationPatch {
+    /// open, pending, snoozed (with snoozed_until) or resolved.
+    status: Option<String>,
+    /// low, normal, high or urgent.
+    priority: Option<String>,
+    /// An agent id, or null to unassign.
+    assignee: Option<i64>,
+    /// RFC 3339, with status snoozed.
+    snoozed_until: Option<String>,
+}
+
+/// Reply to the customer, or write a private note.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "messages",
+    params(
+        ("id" = i64, Path, description = "the conversation"),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same key again returns the first message"),
+    ),
+    request_body = NewMessage,
+    responses(
+        (status = 201, description = "the message"),
+        (status = 400, description = "broken JSON"),
+        (status = 403, description = "the token lacks the write scope"),
+        (status = 413, description = "over 256 KiB"),
+        (status = 422, description = "invalid, or refused by the guard (the reason is given)"),
+    ),
+    security(("bearer" = [])))]
 async fn post_message(
     State(state): State<WebState>,
     ApiAgent { agent }: ApiAgent,
@@ -263,6 +374,15 @@ async fn post_message(
 
 /// `PATCH /api/v1/conversations/{id}`: any of `status` (open, pending, snoozed with
 /// `snoozed_until`, resolved), `priority`, `assignee` (an agent id, or null).
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = i64, Path, description = "the conversation")),
+    request_body = ConversationPatch,
+    responses(
+        (status = 200, description = "the conversation as changed"),
+        (status = 409, description = "changed meanwhile"),
+        (status = 422, description = "an unknown field or value"),
+    ),
+    security(("bearer" = [])))]
 async fn patch_conversation(
     State(state): State<WebState>,
     ApiAgent { agent }: ApiAgent,
