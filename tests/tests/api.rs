@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 frontdesk_e2e::on_every_backend!(
+    contacts_are_read_merged_exported_and_erased_by_whom_may,
     an_integration_reads_and_answers_a_conversation,
     requests_without_a_good_token_or_scope_are_refused,
     bad_requests_get_a_clear_error_and_change_nothing,
@@ -69,6 +70,17 @@ impl Api {
             assert!(tokio::time::Instant::now() < deadline, "not stored");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The contact of a conversation.
+    async fn contact_of(&self, conversation: i64) -> i64 {
+        let c = self
+            .app
+            .store
+            .conversation(ConversationId(conversation))
+            .await
+            .unwrap();
+        c.expect("the conversation").contact_id.0
     }
 
     fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -405,22 +417,137 @@ async fn the_openapi_description_lists_every_route_the_api_serves() {
     served.sort();
     assert_eq!(described, served);
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
-    for (method, path) in frontdesk_web::api::ROUTES {
-        let url = api.app.url(&path.replace("{id}", &id.to_string()));
-        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let body = match method.as_str() {
-            "POST" => json!({ "text": "checking the route", "private": true }),
-            _ => json!({}),
+    // Each route answers (as an admin, with the right bodies; erasure last).
+    let admin = api
+        .app
+        .agent("root@desk.example", Role::Admin, "root's passphrase")
+        .await;
+    let token = api.app.api_token(admin.id, &["read", "write"]).await;
+    let contact = api.contact_of(id).await;
+    let mut routes = frontdesk_web::api::ROUTES.to_vec();
+    routes.sort_by_key(|(method, _)| *method == "delete");
+    for (method, path) in routes {
+        let target = if path.starts_with("/api/v1/contacts") {
+            contact
+        } else {
+            id
         };
-        let mut request = api
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(&api.token);
-        if method != reqwest::Method::GET {
+        let url = api.app.url(&path.replace("{id}", &target.to_string()));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let body = match (method.as_str(), path) {
+            ("POST", "/api/v1/contacts/{id}/merge") => None,
+            ("POST", _) => Some(json!({ "text": "checking the route", "private": true })),
+            ("PATCH", _) => Some(json!({ "priority": "high" })),
+            _ => None,
+        };
+        if path.ends_with("/merge") {
+            // Merging needs a second contact: it is checked in its own test.
+            let status = api
+                .http
+                .post(url)
+                .bearer_auth(&token)
+                .json(&json!({ "with": target }))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}: a contact with itself"
+            );
+            continue;
+        }
+        let mut request = api.http.request(method.clone(), url).bearer_auth(&token);
+        if let Some(body) = body {
             request = request.json(&body);
         }
         let status = request.send().await.unwrap().status();
         assert!(status.is_success(), "{method} {path} answered {status}");
     }
+    api.app.stop().await;
+}
+
+async fn contacts_are_read_merged_exported_and_erased_by_whom_may(db: TestDatabase) {
+    let api = Api::start(&db).await;
+    let id = api.customer_writes("hello").await;
+    let first = api.contact_of(id).await;
+    // The same person writes from a second Telegram account.
+    let sender = Sender {
+        external_id: "user-8".into(),
+        display_name: None,
+        language: None,
+    };
+    let account = ChannelAccount::default_of(ChannelKind::Telegram);
+    api.channel.customer_sends(
+        Inbound::new(account, "update-2", sender, "chat-8", "it's me again").unwrap(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let second = loop {
+        let latest = api.app.latest_conversation().await;
+        let c = api.app.store.conversation(latest).await.unwrap().unwrap();
+        if c.contact_id.0 != first {
+            break c.contact_id.0;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second message never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, one) = api.get(&format!("/api/v1/contacts/{first}")).await;
+    assert_eq!(one["identities"][0]["external_id"], "user-7");
+    let merged: Value = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/contacts/{second}/merge"),
+        )
+        .json(&json!({ "with": first }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(merged["kept"], first, "the older contact remains");
+    let (_, joined) = api.get(&format!("/api/v1/contacts/{first}")).await;
+    assert_eq!(joined["identities"].as_array().unwrap().len(), 2);
+    let (status, _) = api.get(&format!("/api/v1/contacts/{second}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // An agent may not export or erase; a supervisor may.
+    let (status, _) = api.get(&format!("/api/v1/contacts/{first}/export")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let boss = api
+        .app
+        .agent("boss@desk.example", Role::Supervisor, "boss passphrase")
+        .await;
+    let token = api.app.api_token(boss.id, &["read", "write"]).await;
+    let export: Value = api
+        .http
+        .get(api.app.url(&format!("/api/v1/contacts/{first}/export")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(export.to_string().contains("it's me again"));
+    let erased = api
+        .http
+        .delete(api.app.url(&format!("/api/v1/contacts/{first}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), StatusCode::OK);
+    let log = api.app.store.audit_log(20).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"merge_contacts"), "{actions:?}");
+    let (_, agents) = api.get("/api/v1/agents").await;
+    assert_eq!(agents["items"].as_array().unwrap().len(), 2);
+    let (status, report) = api.get("/api/v1/reports/summary?days=7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["overall"]["conversations"], 2);
     api.app.stop().await;
 }

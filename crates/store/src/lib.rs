@@ -701,6 +701,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         email: &str,
     ) -> Result<frontdesk_core::ContactId, StoreError>;
 
+    /// Joins two contacts that are one person (an agent's decision): the older keeps its
+    /// id, identities and conversations; recorded in the audit log.
+    async fn merge_contacts(
+        &self,
+        a: frontdesk_core::ContactId,
+        b: frontdesk_core::ContactId,
+        actor: &str,
+    ) -> Result<frontdesk_core::ContactId, StoreError>;
+
     /// One row per conversation created in `[since, until)`, for reports.
     async fn conversation_facts(
         &self,

@@ -645,25 +645,8 @@ impl SqlStore {
             // Another contact proved it theirs before: the same person, on two
             // channels. The older contact keeps its id.
             Some(owner) => {
-                let (keep, gone) = if owner.0 < contact.0 {
-                    (owner, contact)
-                } else {
-                    (contact, owner)
-                };
-                for sql in [
-                    "UPDATE contact_identities SET contact_id = $1 WHERE contact_id = $2",
-                    "UPDATE conversations SET contact_id = $1 WHERE contact_id = $2",
-                    "UPDATE contacts SET
-                         name = COALESCE((SELECT name FROM contacts WHERE id = $1),
-                                         (SELECT name FROM contacts WHERE id = $2)),
-                         language = COALESCE((SELECT language FROM contacts WHERE id = $1),
-                                             (SELECT language FROM contacts WHERE id = $2))
-                     WHERE id = $1",
-                ] {
-                    q.execute(Query::new(sql).bind(keep.0).bind(gone.0)).await?;
-                }
-                q.execute(Query::new("DELETE FROM contacts WHERE id = $1").bind(gone.0))
-                    .await?;
+                let (keep, gone) = older_first(owner, contact);
+                merge_into(&mut q, keep, gone).await?;
                 mark_verified(&mut q, &email, now).await?;
                 events = self
                     .record(
@@ -681,6 +664,48 @@ impl SqlStore {
         tx.commit().await?;
         self.publish(events);
         Ok(survivor)
+    }
+
+    pub(crate) async fn merge(
+        &self,
+        a: ContactId,
+        b: ContactId,
+        actor: &str,
+    ) -> Result<ContactId, StoreError> {
+        if a == b {
+            return Err(StoreError::Invalid(
+                "a contact cannot be merged with itself".into(),
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        for id in [a, b] {
+            let found = q
+                .fetch_optional(Query::new("SELECT id FROM contacts WHERE id = $1").bind(id.0))
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::NotFound("contact", id.0));
+            }
+        }
+        let (keep, gone) = older_first(a, b);
+        merge_into(&mut q, keep, gone).await?;
+        let detail = serde_json::json!({ "kept": keep, "merged": gone, "by": actor });
+        crate::sql_store::audit(
+            &mut q,
+            actor,
+            "merge_contacts",
+            &format!("contact {keep}"),
+            detail.clone(),
+            now,
+        )
+        .await?;
+        let events = self
+            .record(&mut q, EventKind::ContactsMerged, None, None, detail, now)
+            .await?;
+        tx.commit().await?;
+        self.publish(events);
+        Ok(keep)
     }
 
     pub(crate) async fn facts(
@@ -708,6 +733,31 @@ impl SqlStore {
             .await?;
         rows.iter().map(facts_from_row).collect()
     }
+}
+
+/// The older contact keeps its id.
+fn older_first(a: ContactId, b: ContactId) -> (ContactId, ContactId) {
+    if a.0 < b.0 { (a, b) } else { (b, a) }
+}
+
+/// Moves everything of `gone` to `keep` (identities, conversations; a name or
+/// language `keep` lacks) and deletes `gone`.
+async fn merge_into(q: &mut Exec<'_>, keep: ContactId, gone: ContactId) -> Result<(), StoreError> {
+    for sql in [
+        "UPDATE contact_identities SET contact_id = $1 WHERE contact_id = $2",
+        "UPDATE conversations SET contact_id = $1 WHERE contact_id = $2",
+        "UPDATE contacts SET
+             name = COALESCE((SELECT name FROM contacts WHERE id = $1),
+                             (SELECT name FROM contacts WHERE id = $2)),
+             language = COALESCE((SELECT language FROM contacts WHERE id = $1),
+                                 (SELECT language FROM contacts WHERE id = $2))
+         WHERE id = $1",
+    ] {
+        q.execute(Query::new(sql).bind(keep.0).bind(gone.0)).await?;
+    }
+    q.execute(Query::new("DELETE FROM contacts WHERE id = $1").bind(gone.0))
+        .await?;
+    Ok(())
 }
 
 async fn mark_verified(q: &mut Exec<'_>, email: &str, now: Timestamp) -> Result<(), StoreError> {

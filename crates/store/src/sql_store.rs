@@ -1839,6 +1839,15 @@ impl Store for SqlStore {
         self.facts(since, until).await
     }
 
+    async fn merge_contacts(
+        &self,
+        a: ContactId,
+        b: ContactId,
+        actor: &str,
+    ) -> Result<ContactId, StoreError> {
+        self.merge(a, b, actor).await
+    }
+
     async fn thread_messages(
         &self,
         account: &ChannelAccount,
@@ -2147,7 +2156,7 @@ impl Store for SqlStore {
 }
 
 /// Appends to the audit log inside `q`'s transaction.
-async fn audit(
+pub(crate) async fn audit(
     q: &mut Exec<'_>,
     actor: &str,
     action: &str,

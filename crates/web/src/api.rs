@@ -33,13 +33,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/conversations/{id}"),
     ("get", "/api/v1/conversations/{id}/messages"),
     ("post", "/api/v1/conversations/{id}/messages"),
+    ("get", "/api/v1/contacts/{id}"),
+    ("delete", "/api/v1/contacts/{id}"),
+    ("get", "/api/v1/contacts/{id}/export"),
+    ("post", "/api/v1/contacts/{id}/merge"),
+    ("get", "/api/v1/agents"),
+    ("get", "/api/v1/reports/summary"),
 ];
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Frontdesk API", description = "Conversations and messages of the support desk."),
-    paths(list_conversations, get_conversation, patch_conversation, list_messages, post_message),
-    components(schemas(NewMessage, ConversationPatch)),
+    paths(
+        list_conversations, get_conversation, patch_conversation, list_messages, post_message,
+        get_contact, delete_contact, export_contact, merge_contact, list_agents, report_summary,
+    ),
+    components(schemas(NewMessage, ConversationPatch, MergeRequest)),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
@@ -83,6 +92,17 @@ pub fn routes() -> Router<WebState> {
             "/api/v1/conversations/{id}/messages",
             get(list_messages).post(post_message),
         )
+        .route(
+            "/api/v1/contacts/{id}",
+            get(get_contact).delete(delete_contact),
+        )
+        .route("/api/v1/contacts/{id}/export", get(export_contact))
+        .route(
+            "/api/v1/contacts/{id}/merge",
+            axum::routing::post(merge_contact),
+        )
+        .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/reports/summary", get(report_summary))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
 }
 
@@ -492,4 +512,161 @@ async fn patch_conversation(
         }
     }
     Ok(Json(conversation_json(&load(&state, id.0).await?)))
+}
+
+/// A contact with every channel identity and whether it is verified.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "the contact")),
+    responses((status = 200, description = "id, name, language, identities [{channel, external_id, display_name, verified_at}]"),
+        (status = 404, description = "no such contact")),
+    security(("bearer" = [])))]
+async fn get_contact(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let contact = state
+        .store
+        .contact(frontdesk_core::ContactId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    Ok(Json(serde_json::to_value(contact).unwrap_or_default()))
+}
+
+/// Everything stored about a contact (a data request); recorded in the audit log.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "contacts",
+    params(("id" = i64, Path, description = "the contact")),
+    responses((status = 200, description = "the contact, their conversations and messages"),
+        (status = 403, description = "agents below supervisor may not export"),
+        (status = 404, description = "no such contact")),
+    security(("bearer" = [])))]
+async fn export_contact(
+    State(state): State<WebState>,
+    ApiAgent { agent }: ApiAgent,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    supervisor_or_admin(&agent)?;
+    let export = state
+        .store
+        .export_contact(frontdesk_core::ContactId(id), &agent.email)
+        .await?;
+    Ok(Json(export))
+}
+
+/// Erases a contact's texts, identities and name; counts stay for reports. Recorded in
+/// the audit log.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "the contact")),
+    responses((status = 200, description = "what was erased"),
+        (status = 403, description = "agents below supervisor may not erase"),
+        (status = 404, description = "no such contact")),
+    security(("bearer" = [])))]
+async fn delete_contact(
+    State(state): State<WebState>,
+    ApiAgent { agent }: ApiAgent,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    supervisor_or_admin(&agent)?;
+    let erased = state
+        .store
+        .delete_contact(frontdesk_core::ContactId(id), &agent.email)
+        .await?;
+    Ok(Json(serde_json::to_value(erased).unwrap_or_default()))
+}
+
+/// Which contact to merge with.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    /// The other contact; the older of the two keeps its id.
+    with: i64,
+}
+
+/// Joins two contacts that are one person; recorded in the audit log.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/merge", tag = "contacts",
+    params(("id" = i64, Path, description = "the contact")),
+    request_body = MergeRequest,
+    responses((status = 200, description = "`{kept: id}`: the contact that remains"),
+        (status = 404, description = "no such contact"),
+        (status = 422, description = "the same contact twice")),
+    security(("bearer" = [])))]
+async fn merge_contact(
+    State(state): State<WebState>,
+    ApiAgent { agent }: ApiAgent,
+    Path(id): Path<i64>,
+    body: Result<Json<MergeRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    let kept = state
+        .store
+        .merge_contacts(
+            frontdesk_core::ContactId(id),
+            frontdesk_core::ContactId(body.with),
+            &agent.email,
+        )
+        .await?;
+    Ok(Json(serde_json::json!({ "kept": kept })))
+}
+
+fn supervisor_or_admin(agent: &Agent) -> Result<(), ApiError> {
+    match agent.role {
+        frontdesk_core::Role::Admin | frontdesk_core::Role::Supervisor => Ok(()),
+        frontdesk_core::Role::Agent => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins may export or erase a contact",
+        )),
+    }
+}
+
+/// The agents, their status, teams, tier, capacity and open conversations.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
+    responses((status = 200, description = "`{items: [agent]}`")),
+    security(("bearer" = [])))]
+async fn list_agents(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let loads = state.store.agents().await?;
+    let items: Vec<serde_json::Value> = loads
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "id": l.agent.id,
+                "email": l.agent.email,
+                "name": l.agent.name,
+                "role": l.agent.role,
+                "status": l.agent.status,
+                "teams": l.agent.teams,
+                "tier": l.agent.tier,
+                "capacity": l.agent.capacity,
+                "open": l.open,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    days: Option<u32>,
+}
+
+/// First response and resolution times, CSAT, reopen and bot resolution rates, SLA
+/// breaches: overall, per team and per agent, for conversations of the last days.
+#[utoipa::path(get, path = "/api/v1/reports/summary", tag = "reports",
+    params(("days" = Option<u32>, Query, description = "1 to 366 (default 7)")),
+    responses((status = 200, description = "`{overall, teams: {team: stats}, agents: {id: stats}}`; durations in seconds")),
+    security(("bearer" = [])))]
+async fn report_summary(
+    State(state): State<WebState>,
+    _agent: ApiAgent,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let days = q.days.unwrap_or(7).clamp(1, 366);
+    let until = Timestamp::now();
+    let since = Timestamp::from_micros(until.as_micros() - i64::from(days) * 86_400_000_000);
+    let report = state.engine.report(since, until).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

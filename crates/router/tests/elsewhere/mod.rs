@@ -435,6 +435,16 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
             .await
     }
+    async fn merge_contacts(
+        &self,
+        a: ContactId,
+        b: ContactId,
+        actor: &str,
+    ) -> Result<ContactId, StoreError> {
+        let actor = actor.to_owned();
+        self.run(move |s| async move { s.merge_contacts(a, b, &actor).await })
+            .await
+    }
     async fn conversation_facts(
         &self,
         since: Timestamp,
