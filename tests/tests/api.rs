@@ -120,6 +120,17 @@ async fn an_integration_reads_and_answers_a_conversation(db: TestDatabase) {
     assert!(list["next"].is_null());
     let (_, one) = api.get(&format!("/api/v1/conversations/{id}")).await;
     assert_eq!(&one, item);
+    let (_, found) = api
+        .get("/api/v1/conversations?q=%E6%B2%A1%E5%88%B0%E8%B4%A6&channel=telegram")
+        .await;
+    assert_eq!(
+        found["items"][0]["id"], id,
+        "found by a word of the message"
+    );
+    let (_, none) = api.get("/api/v1/conversations?q=nothing+like+this").await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let (status, _) = api.get("/api/v1/conversations?priority=whenever").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (_, messages) = api
         .get(&format!("/api/v1/conversations/{id}/messages"))

@@ -235,6 +235,21 @@ async fn an_agent_answers_from_the_inbox_and_the_customer_gets_it(db: TestDataba
         .await
         .unwrap();
     assert!(mine.contains(&format!("/conversations/{id}")));
+    let page = |query: &'static str| {
+        let http = http.clone();
+        let url = app.url(query);
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    // Search: a word of the message finds it; other words or another priority do not.
+    let found = page("/?view=all&q=%E8%BD%AC%E8%B4%A6").await;
+    assert!(
+        found.contains(&format!("/conversations/{id}")),
+        "found by a word"
+    );
+    let missed = page("/?view=all&q=refund").await;
+    assert!(!missed.contains(&format!("/conversations/{id}\"")));
+    let urgent = page("/?view=all&priority=urgent").await;
+    assert!(!urgent.contains(&format!("/conversations/{id}\"")));
     app.stop().await;
 }
 

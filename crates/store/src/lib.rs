@@ -178,6 +178,11 @@ pub struct ConversationQuery {
     pub status: Option<Status>,
     pub assignee: AssigneeFilter,
     pub channel: Option<ChannelKind>,
+    pub priority: Option<frontdesk_core::Priority>,
+    pub team: Option<String>,
+    /// Words that a message of the conversation contains (any case), or the contact's
+    /// name. A scan of the messages: fine for a team's inbox, not yet indexed.
+    pub text: Option<String>,
     /// At most this many (1..=200; 0 means 50).
     pub limit: u32,
     pub after: Option<PageCursor>,

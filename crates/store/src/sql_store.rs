@@ -1509,6 +1509,37 @@ impl Store for SqlStore {
             args.push(channel.as_str().into());
             clauses.push(format!("c.channel = ${}", args.len()));
         }
+        if let Some(priority) = query.priority {
+            args.push(priority.as_str().into());
+            clauses.push(format!("c.priority = ${}", args.len()));
+        }
+        if let Some(team) = &query.team {
+            args.push(team.as_str().into());
+            clauses.push(format!("c.team = ${}", args.len()));
+        }
+        if let Some(text) = query
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            // A LIKE pattern that matches the words literally.
+            let escaped: String = text
+                .to_lowercase()
+                .chars()
+                .flat_map(|ch| match ch {
+                    '%' | '_' | '\\' => vec!['\\', ch],
+                    _ => vec![ch],
+                })
+                .collect();
+            args.push(format!("%{escaped}%").into());
+            let n = args.len();
+            clauses.push(format!(
+                "(EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                      AND m.kind <> 'event' AND lower(m.text) LIKE ${n} ESCAPE '\\')
+                  OR lower(COALESCE(k.name, '')) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
         if let Some(after) = query.after {
             args.push(after.last_message_at.as_micros().into());
             let at = args.len();

@@ -4,8 +4,8 @@
 
 use crate::testing::TestDatabase;
 use crate::{
-    AssigneeFilter, Backend, ClaimRequest, ConversationQuery, LeaseReport, NewReply, SqlStore,
-    Store,
+    AssigneeFilter, Backend, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport,
+    NewReply, SqlStore, Store,
 };
 use frontdesk_core::{
     Author, ChannelAccount, ChannelKind, Delivery, Direction, EventKind, Inbound, IngestOutcome,
@@ -99,6 +99,7 @@ on_every_backend!(
     a_row_whose_worker_died_is_delivered_after_the_lease_expires,
     a_retry_waits_until_its_due_time,
     a_conversations_replies_leave_in_order_one_at_a_time,
+    conversations_are_found_by_their_words_priority_and_team,
     an_edit_keeps_the_original_text_in_the_history,
     a_repeated_idempotency_key_sends_one_reply,
     conversations_page_by_recent_activity_without_gaps_or_repeats,
@@ -501,6 +502,61 @@ async fn a_row_whose_worker_died_is_delivered_after_the_lease_expires(store: Sql
     assert_eq!(store.outbox_depth().await.unwrap(), 0);
 }
 
+async fn conversations_are_found_by_their_words_priority_and_team(store: SqlStore) {
+    let (hash, _) = stored(
+        store
+            .ingest(
+                &inbound("1", "5", "我的交易哈希是 0xABC，手续费 100%"),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let (other, _) = stored(
+        store
+            .ingest(&inbound("2", "6", "hello there"), None)
+            .await
+            .unwrap(),
+    );
+    let change = ConversationChange {
+        priority: Some(frontdesk_core::Priority::Urgent),
+        team: Some("security".into()),
+        ..ConversationChange::default()
+    };
+    store.update_conversation(other, &change).await.unwrap();
+    let find = |text: Option<&str>, priority, team: Option<&str>| {
+        let store = store.clone();
+        let query = ConversationQuery {
+            text: text.map(str::to_owned),
+            priority,
+            team: team.map(str::to_owned),
+            ..ConversationQuery::default()
+        };
+        async move {
+            let page = store.list_conversations(&query).await.unwrap();
+            page.items.iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(find(Some("哈希"), None, None).await, [hash]);
+    assert_eq!(find(Some("0xabc"), None, None).await, [hash], "any case");
+    assert_eq!(find(Some("100%"), None, None).await, [hash]);
+    assert!(
+        find(Some("1_0"), None, None).await.is_empty(),
+        "_ is not a wildcard"
+    );
+    assert!(find(Some("%"), None, None).await.len() == 1, "% is literal");
+    assert_eq!(
+        find(Some("Customer 6"), None, None).await,
+        [other],
+        "the contact's name"
+    );
+    assert_eq!(
+        find(None, Some(frontdesk_core::Priority::Urgent), None).await,
+        [other]
+    );
+    assert_eq!(find(None, None, Some("security")).await, [other]);
+}
+
 async fn a_conversations_replies_leave_in_order_one_at_a_time(store: SqlStore) {
     let (one, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
     let (other, _) = stored(store.ingest(&inbound("2", "6", "hey"), None).await.unwrap());
@@ -623,6 +679,7 @@ async fn conversations_page_by_recent_activity_without_gaps_or_repeats(store: Sq
         assignee: AssigneeFilter::Unassigned,
         channel: Some(ChannelKind::Telegram),
         after: None,
+        ..ConversationQuery::default()
     };
     loop {
         let page = store.list_conversations(&query).await.unwrap();

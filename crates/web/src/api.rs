@@ -216,6 +216,10 @@ fn message_json(m: &Message) -> serde_json::Value {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<String>,
+    channel: Option<String>,
+    priority: Option<String>,
+    team: Option<String>,
+    q: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -224,6 +228,10 @@ struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations",
     params(
         ("status" = Option<String>, Query, description = "bot, open, pending, snoozed or resolved"),
+        ("channel" = Option<String>, Query, description = "telegram, email, x or webchat"),
+        ("priority" = Option<String>, Query, description = "low, normal, high or urgent"),
+        ("team" = Option<String>, Query, description = "the team"),
+        ("q" = Option<String>, Query, description = "words in a message or the contact's name"),
         ("limit" = Option<u32>, Query, description = "1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "the `next` of the previous page"),
     ),
@@ -246,10 +254,26 @@ async fn list_conversations(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let after = q.cursor.as_deref().map(PageCursor::parse).transpose()?;
+    let channel = q
+        .channel
+        .as_deref()
+        .map(frontdesk_core::ChannelKind::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let priority = q
+        .priority
+        .as_deref()
+        .map(Priority::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let page = state
         .store
         .list_conversations(&ConversationQuery {
             status,
+            channel,
+            priority,
+            team: q.team,
+            text: q.q,
             limit: q.limit.unwrap_or(50).clamp(1, 200),
             after,
             ..ConversationQuery::default()

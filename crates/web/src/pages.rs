@@ -138,6 +138,9 @@ struct InboxPage {
     heading: String,
     view: String,
     status: String,
+    search: String,
+    priority: String,
+    team: String,
     /// Each status, and whether it is the one shown.
     statuses: Vec<(&'static str, bool)>,
     rows: Vec<Row>,
@@ -149,6 +152,9 @@ pub struct InboxQuery {
     view: Option<String>,
     status: Option<String>,
     cursor: Option<String>,
+    q: Option<String>,
+    priority: Option<String>,
+    team: Option<String>,
 }
 
 /// Agent names by id, for lists.
@@ -194,11 +200,21 @@ pub async fn inbox(
         Ok(after) => after,
         Err(e) => return store_failed(e),
     };
+    let search = q.q.clone().filter(|t| !t.trim().is_empty());
+    let priority = q
+        .priority
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .and_then(|p| frontdesk_core::Priority::parse(p).ok());
+    let team = q.team.clone().filter(|t| !t.trim().is_empty());
     let page = match state
         .store
         .list_conversations(&ConversationQuery {
             status: Some(parsed),
             assignee,
+            priority,
+            team: team.clone(),
+            text: search.clone(),
             limit: 50,
             after,
             ..ConversationQuery::default()
@@ -237,6 +253,9 @@ pub async fn inbox(
         heading: heading.into(),
         view,
         status,
+        search: search.unwrap_or_default(),
+        priority: priority.map(|p| p.to_string()).unwrap_or_default(),
+        team: team.unwrap_or_default(),
         statuses: Status::ALL
             .iter()
             .map(|s| (s.as_str(), *s == parsed))
