@@ -144,3 +144,143 @@ pub async fn ingest(messages: usize, backend: BenchBackend) -> anyhow::Result<In
         bare,
     })
 }
+
+/// What `bench inbox` measured: p50 and p95 of the inbox's reads over a large
+/// database, and the process's resident memory.
+#[derive(Debug, Clone)]
+pub struct InboxReport {
+    pub conversations: usize,
+    pub messages: usize,
+    pub seed: Duration,
+    /// (what, p50, p95)
+    pub reads: Vec<(&'static str, Duration, Duration)>,
+    pub rss_kib: Option<u64>,
+}
+
+impl std::fmt::Display for InboxReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "conversations: {}", self.conversations)?;
+        writeln!(f, "messages: {}", self.messages)?;
+        writeln!(f, "seed_seconds: {:.1}", self.seed.as_secs_f64())?;
+        for (what, p50, p95) in &self.reads {
+            writeln!(
+                f,
+                "{what}_ms: p50 {:.2} p95 {:.2}",
+                p50.as_secs_f64() * 1000.0,
+                p95.as_secs_f64() * 1000.0
+            )?;
+        }
+        match self.rss_kib {
+            Some(kib) => write!(f, "rss_mib: {:.1}", kib as f64 / 1024.0),
+            None => write!(f, "rss_mib: unknown"),
+        }
+    }
+}
+
+/// The resident set size of this process, from /proc (Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Seeds a fresh SQLite database with `conversations` conversations of `per`
+/// messages each (in SQL, in one transaction), then times the inbox's reads through
+/// the store: the newest page, a filtered page, a search, a conversation's messages.
+pub async fn inbox(conversations: usize, per: usize) -> anyhow::Result<InboxReport> {
+    use frontdesk_store::{AssigneeFilter, ConversationQuery};
+    let db = TestDatabase::sqlite();
+    let store = db.store().await;
+    let n = conversations.max(1);
+    let started = Instant::now();
+    // A recursive CTE makes the rows inside the database: the seed is not the subject.
+    let seed = format!(
+        "BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+         INSERT INTO contacts (id, name, created_at, updated_at)
+             SELECT i, 'customer ' || i, i * 1000000, i * 1000000 FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})
+         INSERT INTO conversations (id, channel, account, contact_id, thread_key, status,
+                 priority, assignee_id, team, created_at, updated_at, last_message_at)
+             SELECT i, CASE i % 4 WHEN 0 THEN 'telegram' WHEN 1 THEN 'email'
+                              WHEN 2 THEN 'webchat' ELSE 'x' END,
+                    'default', i, 'thread-' || i,
+                    CASE i % 5 WHEN 0 THEN 'open' WHEN 1 THEN 'resolved' WHEN 2 THEN 'pending'
+                               WHEN 3 THEN 'bot' ELSE 'resolved' END,
+                    CASE i % 10 WHEN 0 THEN 'urgent' WHEN 1 THEN 'high' ELSE 'normal' END,
+                    NULL, 'general', i * 1000000, i * 1000000, i * 1000000 FROM n;
+         WITH RECURSIVE m(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM m WHERE j < {n} * {per} - 1)
+         INSERT INTO messages (conversation_id, channel, account, direction, author, kind,
+                 text, external_id, created_at)
+             SELECT j / {per} + 1, 'telegram', 'default',
+                    CASE j % 2 WHEN 0 THEN 'in' ELSE 'out' END,
+                    CASE j % 2 WHEN 0 THEN 'contact' ELSE 'agent' END, 'text',
+                    CASE j % 7 WHEN 0 THEN '转账一直 pending，交易哈希 0x' || hex(j) || ' 请帮忙查一下'
+                               WHEN 1 THEN 'My withdrawal of ' || (j % 997) || ' USDT has not arrived'
+                               WHEN 2 THEN '您好，请提供交易哈希和账户邮箱，我们马上为您查询。'
+                               WHEN 3 THEN 'How do I reset my password? Order ' || j
+                               ELSE '谢谢，已经收到了 ' || j END,
+                    'seed-' || j, (j / {per} + 1) * 1000000 + j % {per}
+             FROM m;
+         COMMIT;"
+    );
+    store
+        .execute_raw(&seed)
+        .await
+        .context("seeding the benchmark database")?;
+    let seed_took = started.elapsed();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let time = |q: ConversationQuery| {
+        let store = store.clone();
+        async move {
+            let mut took = Vec::new();
+            for _ in 0..50 {
+                let t = Instant::now();
+                store.list_conversations(&q).await?;
+                took.push(t.elapsed());
+            }
+            anyhow::Ok(took)
+        }
+    };
+    let pct = |mut v: Vec<Duration>| {
+        v.sort();
+        let at = |p: usize| v[(v.len() * p / 100).min(v.len() - 1)];
+        (at(50), at(95))
+    };
+    let mut reads = Vec::new();
+    let list = time(ConversationQuery::default()).await?;
+    let (a, b) = pct(list);
+    reads.push(("list_newest", a, b));
+    let filter = time(ConversationQuery {
+        status: Some(frontdesk_core::Status::Open),
+        assignee: AssigneeFilter::Unassigned,
+        channel: Some(ChannelKind::Telegram),
+        ..ConversationQuery::default()
+    })
+    .await?;
+    let (a, b) = pct(filter);
+    reads.push(("filter_open_unassigned_telegram", a, b));
+    let search = time(ConversationQuery {
+        text: Some("order 12345".into()),
+        ..ConversationQuery::default()
+    })
+    .await?;
+    let (a, b) = pct(search);
+    reads.push(("search_words", a, b));
+    let mut took = Vec::new();
+    for i in 0..50u64 {
+        let id = frontdesk_core::ConversationId(((i * 7919) % n as u64 + 1) as i64);
+        let t = Instant::now();
+        store.messages(id, None, 200).await?;
+        took.push(t.elapsed());
+    }
+    let (a, b) = pct(took);
+    reads.push(("conversation_messages", a, b));
+    Ok(InboxReport {
+        conversations: n,
+        messages: n * per,
+        seed: seed_took,
+        reads,
+        rss_kib: rss_kib(),
+    })
+}

@@ -212,6 +212,13 @@ enum BenchCommand {
         #[arg(long, value_enum, default_value = "sqlite")]
         backend: BenchBackend,
     },
+    /// Seed a large SQLite inbox and time the inbox's reads (p50, p95) and memory.
+    Inbox {
+        #[arg(long, default_value_t = 100_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 10)]
+        messages_per_conversation: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -482,6 +489,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             anyhow::ensure!(messages > 0, "--messages must be at least 1");
             let report = frontdesk::bench::ingest(messages, backend).await?;
+            say(&report.to_string())?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Inbox {
+                    conversations,
+                    messages_per_conversation,
+                },
+        } => {
+            anyhow::ensure!(
+                conversations > 0 && messages_per_conversation > 0,
+                "--conversations and --messages-per-conversation must be at least 1"
+            );
+            let report = frontdesk::bench::inbox(conversations, messages_per_conversation).await?;
             say(&report.to_string())?;
         }
     }

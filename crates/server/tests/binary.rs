@@ -313,6 +313,39 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
 }
 
 #[test]
+fn bench_inbox_prints_latencies_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk(dir.path())
+        .args([
+            "bench",
+            "inbox",
+            "--conversations",
+            "200",
+            "--messages-per-conversation",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "conversations: 200",
+        "messages: 600",
+        "list_newest_ms: p50",
+        "filter_open_unassigned_telegram_ms: p50",
+        "search_words_ms: p50",
+        "conversation_messages_ms: p50",
+        "rss_mib:",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+#[test]
 fn report_prints_the_figures_of_the_last_days_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let out = frontdesk(dir.path())
