@@ -42,6 +42,9 @@ use tokio_util::sync::CancellationToken;
 /// How long after a rating a further message counts as its comment.
 const COMMENT_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// How often the per-team and per-agent figures on /metrics are recomputed.
+const REPORT_EVERY: Duration = Duration::from_secs(300);
+
 /// Verifications (each with at most one code) a conversation may start in an hour.
 const VERIFICATIONS_PER_HOUR: u32 = 5;
 
@@ -170,6 +173,19 @@ pub enum SlaState {
     Met,
 }
 
+impl SlaState {
+    /// The word shown in the inbox (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaState::None => "none",
+            SlaState::OnTrack => "on_track",
+            SlaState::DueSoon => "due_soon",
+            SlaState::Breached => "breached",
+            SlaState::Met => "met",
+        }
+    }
+}
+
 /// A conversation's place in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueuePlace {
@@ -217,6 +233,8 @@ pub struct ConversationEngine {
     config: EngineConfig,
     bot: Option<Arc<Bot>>,
     mailer: Option<Arc<dyn CodeMailer>>,
+    /// When the report gauges on /metrics were last computed.
+    report_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl fmt::Debug for ConversationEngine {
@@ -244,6 +262,7 @@ impl ConversationEngine {
             config,
             bot: None,
             mailer: None,
+            report_refreshed: std::sync::Mutex::new(None),
         }
     }
 
@@ -1318,10 +1337,23 @@ impl ConversationEngine {
             }
         }
         self.assign_queue().await?;
-        let report = self
-            .report(ago(Duration::from_secs(7 * 24 * 3600)), now)
-            .await?;
-        self.metrics.report(&report);
+        // The figures read a week of conversations: refreshed now and then, not every
+        // tick.
+        let due = self
+            .report_refreshed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= REPORT_EVERY);
+        if due {
+            let report = self
+                .report(ago(Duration::from_secs(7 * 24 * 3600)), now)
+                .await?;
+            self.metrics.report(&report);
+            *self
+                .report_refreshed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 

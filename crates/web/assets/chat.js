@@ -33,7 +33,6 @@
   function render(m) {
     if (shown[m.id]) { return; }
     shown[m.id] = true;
-    var pending = document.querySelector('[data-client="' + (m.client_id || "") + '"]');
     var box = document.createElement("div");
     box.className = "msg " + m.author;
     var who = document.createElement("div");

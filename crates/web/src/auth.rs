@@ -121,9 +121,20 @@ fn random_token() -> String {
 }
 
 fn set_cookie(state: &WebState, name: &str, value: &str, max_age: Duration) -> HeaderValue {
+    cookie_header(state, name, value, "/", max_age)
+}
+
+/// An HttpOnly, SameSite=Lax cookie (Secure when served over HTTPS).
+pub(crate) fn cookie_header(
+    state: &WebState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Duration,
+) -> HeaderValue {
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         max_age.as_secs()
     );
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))

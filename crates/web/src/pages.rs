@@ -172,8 +172,7 @@ async fn agent_names(state: &WebState) -> HashMap<AgentId, String> {
 }
 
 fn sla_word(state: &WebState, c: &frontdesk_core::Conversation) -> String {
-    let s = serde_json::to_value(state.engine.sla_state(c)).unwrap_or_default();
-    s.as_str().unwrap_or("none").to_owned()
+    state.engine.sla_state(c).as_str().to_owned()
 }
 
 /// GET /

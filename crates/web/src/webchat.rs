@@ -275,7 +275,8 @@ async fn new_session(State(state): State<WebState>, headers: HeaderMap) -> Respo
             .visitor_keys
             .issue(&uuid::Uuid::new_v4().simple().to_string()),
     };
-    let cookie = format!("{COOKIE}={token}; Path=/chat; HttpOnly; SameSite=Lax; Max-Age=31536000");
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    let cookie = crate::auth::cookie_header(&state, COOKIE, &token, "/chat", year);
     (
         [(header::SET_COOKIE, cookie)],
         Json(serde_json::json!({ "visitor_token": token })),
