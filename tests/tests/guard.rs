@@ -188,6 +188,7 @@ async fn a_reply_asking_for_a_recovery_phrase_never_reaches_the_outbox() {
         attachments: Vec::new(),
         idempotency_key: None,
         quick_replies: Vec::new(),
+        mentions: Vec::new(),
     };
     let refused = app
         .store

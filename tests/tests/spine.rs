@@ -112,6 +112,7 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
             attachments: Vec::new(),
             idempotency_key: Some("reply-1".into()),
             quick_replies: Vec::new(),
+            mentions: Vec::new(),
         })
         .await
         .unwrap();
@@ -187,6 +188,7 @@ async fn a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing(db: TestD
             attachments: Vec::new(),
             idempotency_key: None,
             quick_replies: Vec::new(),
+            mentions: Vec::new(),
         })
         .await
         .unwrap();

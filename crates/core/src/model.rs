@@ -274,6 +274,8 @@ pub struct Agent {
     pub teams: Vec<String>,
     /// When auto-assignment last gave them a conversation (round-robin order).
     pub last_assigned_at: Option<Timestamp>,
+    /// The inbox's language for them: `en` or `zh`.
+    pub locale: String,
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ fn reply(conversation_id: ConversationId, text: &str) -> NewReply {
         attachments: Vec::new(),
         idempotency_key: None,
         quick_replies: Vec::new(),
+        mentions: Vec::new(),
     }
 }
 

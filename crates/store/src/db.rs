@@ -24,6 +24,13 @@ pub enum Backend {
 pub(crate) enum Value {
     Int(Option<i64>),
     Text(Option<String>),
+    Bytes(Vec<u8>),
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Bytes(v)
+    }
 }
 
 impl From<i64> for Value {
@@ -173,6 +180,7 @@ macro_rules! bound {
             query = match arg {
                 Value::Int(v) => query.bind(v),
                 Value::Text(v) => query.bind(v),
+                Value::Bytes(v) => query.bind(v),
             };
         }
         query

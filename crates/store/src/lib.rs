@@ -17,8 +17,10 @@ pub mod bench;
 mod db;
 mod events;
 mod migrate;
+pub mod search;
 mod sql_api;
 mod sql_engine;
+mod sql_inbox;
 mod sql_store;
 #[cfg(test)]
 mod story_tests;
@@ -88,6 +90,8 @@ pub struct NewReply {
     /// Answers to offer as buttons where the channel has them (the text must make sense
     /// without them).
     pub quick_replies: Vec<String>,
+    /// Agents named in a note (@name), told in their inbox.
+    pub mentions: Vec<AgentId>,
 }
 
 impl NewReply {
@@ -121,6 +125,7 @@ impl NewReply {
             attachments: Vec::new(),
             idempotency_key: None,
             quick_replies: Vec::new(),
+            mentions: Vec::new(),
         }
     }
 }
@@ -180,8 +185,13 @@ pub struct ConversationQuery {
     pub channel: Option<ChannelKind>,
     pub priority: Option<frontdesk_core::Priority>,
     pub team: Option<String>,
-    /// Words that a message of the conversation contains (any case), or the contact's
-    /// name. A scan of the messages: fine for a team's inbox, not yet indexed.
+    /// Conversations with this label.
+    pub label: Option<String>,
+    /// Conversations where a note names this agent and they have not looked yet.
+    pub mentioning: Option<AgentId>,
+    /// Words that one message of the conversation contains (any case; Latin words as
+    /// prefixes), or a part of the contact's name or channel identity. Indexed: see
+    /// [`search`].
     pub text: Option<String>,
     /// At most this many (1..=200; 0 means 50).
     pub limit: u32,
@@ -225,6 +235,8 @@ pub struct ConversationChange {
     /// With `status: Some(Snoozed)`: until when.
     pub snoozed_until: Option<Timestamp>,
     pub language: Option<String>,
+    /// The whole new set of labels.
+    pub labels: Option<Vec<String>>,
     pub first_response_due: Option<Timestamp>,
     pub resolution_due: Option<Timestamp>,
     /// Change only if the status is still this; else [`StoreError::Changed`]. Timers
@@ -778,4 +790,76 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// New events as they are committed.
     fn subscribe(&self) -> broadcast::Receiver<Event>;
+
+    /// Canned responses, by shortcut.
+    async fn canned_responses(&self) -> Result<Vec<Canned>, StoreError>;
+
+    /// Creates a canned response, or replaces the text of the one with this shortcut.
+    async fn save_canned(
+        &self,
+        shortcut: &str,
+        title: &str,
+        text: &str,
+        by: AgentId,
+    ) -> Result<Canned, StoreError>;
+
+    async fn delete_canned(&self, id: i64) -> Result<(), StoreError>;
+
+    /// The agent has opened the conversation: its mentions of them are seen.
+    async fn mark_mentions_seen(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<u64, StoreError>;
+
+    /// Counts a failed login for an email (on every instance); `Some(until)` when it is
+    /// locked now: `max` failures within `lockout`.
+    async fn login_failed(
+        &self,
+        email: &str,
+        max: u32,
+        lockout: Duration,
+    ) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Until when logins for this email are refused, if they are.
+    async fn login_locked_until(&self, email: &str) -> Result<Option<Timestamp>, StoreError>;
+
+    async fn login_succeeded(&self, email: &str) -> Result<(), StoreError>;
+
+    /// Keeps a file for a conversation (an agent's attachment).
+    async fn save_file(
+        &self,
+        conversation: ConversationId,
+        name: &str,
+        content_type: &str,
+        sha256: &str,
+        data: Vec<u8>,
+    ) -> Result<StoredFile, StoreError>;
+
+    async fn file(&self, id: i64) -> Result<Option<(StoredFile, Vec<u8>)>, StoreError>;
+
+    /// The inbox's language for an agent: `en` or `zh`.
+    async fn set_agent_locale(&self, agent: AgentId, locale: &str) -> Result<(), StoreError>;
+}
+
+/// A reply an agent inserts by typing `/shortcut`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Canned {
+    pub id: i64,
+    /// Lower case letters, digits, `-`, `_`; typed after a `/`.
+    pub shortcut: String,
+    pub title: String,
+    pub text: String,
+}
+
+/// A kept file, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredFile {
+    pub id: i64,
+    pub conversation_id: ConversationId,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
 }

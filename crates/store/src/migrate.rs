@@ -59,6 +59,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0008_sessions.sql"),
         include_str!("../../../migrations/postgres/0008_sessions.sql"),
     ),
+    (
+        9,
+        "search",
+        include_str!("../../../migrations/sqlite/0009_search.sql"),
+        include_str!("../../../migrations/postgres/0009_search.sql"),
+    ),
+    (
+        10,
+        "inbox",
+        include_str!("../../../migrations/sqlite/0010_inbox.sql"),
+        include_str!("../../../migrations/postgres/0010_inbox.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

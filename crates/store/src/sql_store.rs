@@ -344,8 +344,9 @@ async fn ingest_new(
         .fetch_optional(insert_message(
             "INSERT INTO messages (conversation_id, channel, account, direction, author,
                      kind, text, attachments, findings, sender_id, external_id, reply_to, meta,
-                     created_at)
-                 SELECT c.id, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11
+                     created_at, entities, search_text)
+                 SELECT c.id, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11,
+                     $12, $13
                  FROM conversations c
                  WHERE c.channel = $2 AND c.account = $3 AND c.thread_key = $1
                    AND c.status <> 'resolved'
@@ -394,9 +395,9 @@ async fn ingest_new(
                 .fetch_optional(insert_message(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
                          kind, text, attachments, findings, sender_id, external_id, reply_to,
-                         meta, created_at, entities)
+                         meta, created_at, entities, search_text)
                      VALUES ($1, $2, $3, 'in', 'contact', 'text', $4, $5, $6, $7, $8, $9, $10, $11,
-                         $12)
+                         $12, $13)
                      ON CONFLICT (channel, account, external_id) WHERE direction = 'in' DO NOTHING
                      RETURNING id",
                     conversation_id.0,
@@ -459,6 +460,7 @@ fn insert_message(
         .bind(inbound.meta.to_string())
         .bind(now.as_micros())
         .bind(to_json(&filtered.entities))
+        .bind(crate::search::terms(&filtered.text))
 }
 
 async fn already_stored(
@@ -526,14 +528,16 @@ async fn ingest_edit(
     }
     q.execute(
         Query::new(
-            "UPDATE messages SET text = $2, findings = $3, edited_at = $4, entities = $5
+            "UPDATE messages SET text = $2, findings = $3, edited_at = $4, entities = $5,
+                 search_text = $6
              WHERE id = $1",
         )
         .bind(message_id.0)
         .bind(filtered.text.as_str())
         .bind(to_json(&filtered.findings))
         .bind(now.as_micros())
-        .bind(to_json(&filtered.entities)),
+        .bind(to_json(&filtered.entities))
+        .bind(crate::search::terms(&filtered.text)),
     )
     .await?;
     let event = events::append(
@@ -684,6 +688,32 @@ fn save_cursor(account: &ChannelAccount, cursor: &str, now: Timestamp) -> Query 
     .bind(account.name())
     .bind(cursor)
     .bind(now.as_micros())
+}
+
+/// Labels as stored: trimmed, without repeats, sorted; each 1 to 32 characters with
+/// no quote, backslash or control character; at most 20.
+fn checked_labels(labels: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = labels
+        .iter()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    let bad = out.iter().find(|l| {
+        l.chars().count() > 32
+            || l.chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\' || c == ',')
+    });
+    if let Some(bad) = bad {
+        return Err(StoreError::Invalid(format!(
+            "the label {bad:?} is too long or has a quote, comma, backslash or control character"
+        )));
+    }
+    if out.len() > 20 {
+        return Err(StoreError::Invalid("at most 20 labels".into()));
+    }
+    Ok(out)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -843,7 +873,7 @@ pub(crate) fn message_from_row(row: &Row) -> Result<Message, StoreError> {
 macro_rules! agent_select {
     () => {
         "SELECT a.id, a.email, a.name, a.role, a.password_hash, a.created_at, a.status,
-                a.status_since, a.capacity, a.tier, a.last_assigned_at
+                a.status_since, a.capacity, a.tier, a.last_assigned_at, a.locale
          FROM agents a"
     };
 }
@@ -866,6 +896,7 @@ pub(crate) fn agent_from_row(row: &Row) -> Result<Agent, StoreError> {
         tier: u8::try_from(row.get::<i64>("tier")?).unwrap_or(u8::MAX),
         teams: Vec::new(),
         last_assigned_at: opt_micros(row, "last_assigned_at")?,
+        locale: row.get("locale")?,
     })
 }
 
@@ -953,6 +984,10 @@ impl Store for SqlStore {
         match &self.inner.pool {
             Pool::Sqlite { writer, .. } => migrator.run(writer).await?,
             Pool::Pg(p) => migrator.run(p).await?,
+        }
+        let indexed = self.write_search_terms().await?;
+        if indexed > 0 {
+            tracing::info!(messages = indexed, "wrote search terms of older messages");
         }
         Ok(())
     }
@@ -1056,8 +1091,10 @@ impl Store for SqlStore {
             .fetch_one(
                 Query::new(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
-                         agent_id, kind, text, attachments, idempotency_key, created_at, meta)
-                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                         agent_id, kind, text, attachments, idempotency_key, created_at, meta,
+                         search_text)
+                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     RETURNING id",
                 )
                 .bind(reply.conversation_id.0)
                 .bind(account.kind().as_str())
@@ -1072,10 +1109,27 @@ impl Store for SqlStore {
                 .bind(match reply.quick_replies.is_empty() {
                     true => "null".to_owned(),
                     false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
+                })
+                .bind(match reply.kind {
+                    MessageKind::Event => String::new(),
+                    _ => crate::search::terms(&reply.text),
                 }),
             )
             .await?;
         let message_id = MessageId(row.get("id")?);
+        for agent in &reply.mentions {
+            q.execute(
+                Query::new(
+                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
+                )
+                .bind(message_id.0)
+                .bind(reply.conversation_id.0)
+                .bind(agent.0)
+                .bind(now.as_micros()),
+            )
+            .await?;
+        }
         let to_customer = reply.kind == MessageKind::Text;
         if to_customer {
             q.execute(
@@ -1113,7 +1167,11 @@ impl Store for SqlStore {
                 EventKind::MessageCreated,
                 Some(reply.conversation_id),
                 Some(message_id),
-                serde_json::json!({ "direction": "out", "author": reply.author }),
+                serde_json::json!({
+                    "direction": "out",
+                    "author": reply.author,
+                    "mentions": reply.mentions,
+                }),
                 now,
             )
             .await?;
@@ -1137,6 +1195,7 @@ impl Store for SqlStore {
         if change.status == Some(Status::Snoozed) && change.snoozed_until.is_none() {
             return Err(StoreError::Invalid("snoozed needs an until time".into()));
         }
+        let labels = change.labels.as_deref().map(checked_labels).transpose()?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
@@ -1173,6 +1232,7 @@ impl Store for SqlStore {
                          tier = COALESCE($10, tier),
                          language = COALESCE($11, language),
                          first_response_due = COALESCE($12, first_response_due),
+                         labels = COALESCE($15, labels),
                          updated_at = $5
                      WHERE id = $1 AND ($14 IS NULL OR status = $14)",
                 )
@@ -1189,7 +1249,8 @@ impl Store for SqlStore {
                 .bind(change.language.as_deref())
                 .bind(change.first_response_due.map(Timestamp::as_micros))
                 .bind(change.resolution_due.map(Timestamp::as_micros))
-                .bind(change.expect_status.map(Status::as_str)),
+                .bind(change.expect_status.map(Status::as_str))
+                .bind(labels.map(|l| to_json(&l))),
             )
             .await?;
         if updated == 0 {
@@ -1214,6 +1275,7 @@ impl Store for SqlStore {
                     "assignee": change.assignee,
                     "tier": change.tier,
                     "snoozed_until": change.snoozed_until,
+                    "labels": change.labels,
                     "reason": change.reason,
                 }),
                 now,
@@ -1517,28 +1579,27 @@ impl Store for SqlStore {
             args.push(team.as_str().into());
             clauses.push(format!("c.team = ${}", args.len()));
         }
+        if let Some(label) = &query.label {
+            // Labels are a JSON array of strings: look for the quoted label.
+            let quoted = serde_json::Value::from(label.as_str()).to_string();
+            args.push(format!("%{}%", crate::search::like_escape(&quoted)).into());
+            clauses.push(format!("c.labels LIKE ${} ESCAPE '\\'", args.len()));
+        }
+        if let Some(agent) = query.mentioning {
+            args.push(agent.0.into());
+            clauses.push(format!(
+                "c.id IN (SELECT conversation_id FROM mentions
+                          WHERE agent_id = ${} AND seen_at IS NULL)",
+                args.len()
+            ));
+        }
         if let Some(text) = query
             .text
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
         {
-            // A LIKE pattern that matches the words literally.
-            let escaped: String = text
-                .to_lowercase()
-                .chars()
-                .flat_map(|ch| match ch {
-                    '%' | '_' | '\\' => vec!['\\', ch],
-                    _ => vec![ch],
-                })
-                .collect();
-            args.push(format!("%{escaped}%").into());
-            let n = args.len();
-            clauses.push(format!(
-                "(EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
-                      AND m.kind <> 'event' AND lower(m.text) LIKE ${n} ESCAPE '\\')
-                  OR lower(COALESCE(k.name, '')) LIKE ${n} ESCAPE '\\')"
-            ));
+            clauses.push(self.search_clause(text, &mut args).await?);
         }
         if let Some(after) = query.after {
             args.push(after.last_message_at.as_micros().into());
@@ -1722,6 +1783,7 @@ impl Store for SqlStore {
                 tier: 1,
                 teams: Vec::new(),
                 last_assigned_at: None,
+                locale: "en".into(),
             }),
             Err(e) if e.is_unique_violation() => Err(StoreError::Invalid(format!(
                 "an agent with the email {email} exists already"
@@ -1964,6 +2026,69 @@ impl Store for SqlStore {
         self.inner.events.subscribe()
     }
 
+    async fn canned_responses(&self) -> Result<Vec<crate::Canned>, StoreError> {
+        self.list_canned().await
+    }
+
+    async fn save_canned(
+        &self,
+        shortcut: &str,
+        title: &str,
+        text: &str,
+        by: AgentId,
+    ) -> Result<crate::Canned, StoreError> {
+        self.put_canned(shortcut, title, text, by).await
+    }
+
+    async fn delete_canned(&self, id: i64) -> Result<(), StoreError> {
+        self.remove_canned(id).await
+    }
+
+    async fn mark_mentions_seen(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<u64, StoreError> {
+        self.see_mentions(agent, conversation).await
+    }
+
+    async fn login_failed(
+        &self,
+        email: &str,
+        max: u32,
+        lockout: Duration,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.count_login_failure(email, max, lockout).await
+    }
+
+    async fn login_locked_until(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.login_lock(email).await
+    }
+
+    async fn login_succeeded(&self, email: &str) -> Result<(), StoreError> {
+        self.forget_login_failures(email).await
+    }
+
+    async fn save_file(
+        &self,
+        conversation: ConversationId,
+        name: &str,
+        content_type: &str,
+        sha256: &str,
+        data: Vec<u8>,
+    ) -> Result<crate::StoredFile, StoreError> {
+        self.put_file(conversation, name, content_type, sha256, data)
+            .await
+    }
+
+    async fn file(&self, id: i64) -> Result<Option<(crate::StoredFile, Vec<u8>)>, StoreError> {
+        self.get_file(id).await
+    }
+
+    async fn set_agent_locale(&self, agent: AgentId, locale: &str) -> Result<(), StoreError> {
+        self.put_agent_locale(agent, locale).await
+    }
+
     async fn apply_retention(
         &self,
         channel: Option<ChannelKind>,
@@ -1990,7 +2115,7 @@ impl Store for SqlStore {
             .execute(
                 Query::new(
                     "UPDATE messages SET text = $3, attachments = '[]', meta = 'null',
-                         entities = '[]',
+                         entities = '[]', search_text = '',
                          sender_id = CASE WHEN $4 = 1 THEN NULL ELSE sender_id END,
                          reply_to = CASE WHEN $4 = 1 THEN NULL ELSE reply_to END
                      WHERE created_at < $1 AND ($2 IS NULL OR channel = $2) AND text <> $3",
@@ -2096,7 +2221,7 @@ impl Store for SqlStore {
             .execute(
                 Query::new(
                     "UPDATE messages SET text = $2, attachments = '[]', meta = 'null',
-                         entities = '[]', sender_id = NULL, reply_to = NULL
+                         entities = '[]', sender_id = NULL, reply_to = NULL, search_text = ''
                      WHERE conversation_id IN (SELECT id FROM conversations WHERE contact_id = $1)",
                 )
                 .bind(id.0)

@@ -46,16 +46,7 @@ fn stored(outcome: IngestOutcome) -> (frontdesk_core::ConversationId, frontdesk_
 }
 
 fn bot_reply(conversation_id: frontdesk_core::ConversationId, text: &str) -> NewReply {
-    NewReply {
-        conversation_id,
-        author: Author::Bot,
-        agent_id: None,
-        kind: MessageKind::Text,
-        text: text.into(),
-        attachments: Vec::new(),
-        idempotency_key: None,
-        quick_replies: Vec::new(),
-    }
+    NewReply::from_bot(conversation_id, text)
 }
 
 fn claim(worker: &str, now: Timestamp) -> ClaimRequest {
@@ -92,7 +83,164 @@ macro_rules! on_every_backend {
     };
 }
 
+async fn labels_mentions_canned_responses_and_files_are_kept(store: SqlStore) {
+    let (id, _) = stored(
+        store
+            .ingest(&inbound("1", "5", "my transfer is stuck"), None)
+            .await
+            .unwrap(),
+    );
+    let amy = store
+        .add_agent(crate::NewAgent {
+            email: "amy@example.com".into(),
+            name: "Amy".into(),
+            role: frontdesk_core::Role::Agent,
+            password_hash: "x".into(),
+        })
+        .await
+        .unwrap();
+    // Labels: trimmed, sorted, without repeats; found by label; bad ones refused.
+    let labels = |l: &[&str]| ConversationChange {
+        labels: Some(l.iter().map(|s| s.to_string()).collect()),
+        ..ConversationChange::default()
+    };
+    let c = store
+        .update_conversation(id, &labels(&[" vip ", "退款", "vip"]))
+        .await
+        .unwrap();
+    assert_eq!(c.labels, ["vip", "退款"]);
+    let by_label = |label: &str| ConversationQuery {
+        label: Some(label.into()),
+        ..ConversationQuery::default()
+    };
+    assert_eq!(
+        store
+            .list_conversations(&by_label("退款"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_conversations(&by_label("vi"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.update_conversation(id, &labels(&["a\"b"])).await,
+        Err(crate::StoreError::Invalid(_))
+    ));
+    // A note that names Amy shows under her mentions until she opens it.
+    let note = NewReply {
+        mentions: vec![amy.id],
+        ..NewReply::from_agent(id, amy.id, "@amy please look", true)
+    };
+    store.reply(note).await.unwrap();
+    let mentioning = ConversationQuery {
+        mentioning: Some(amy.id),
+        ..ConversationQuery::default()
+    };
+    assert_eq!(
+        store
+            .list_conversations(&mentioning)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(store.mark_mentions_seen(amy.id, id).await.unwrap(), 1);
+    assert!(
+        store
+            .list_conversations(&mentioning)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // Canned responses: one per shortcut, the second save replaces the text.
+    store
+        .save_canned("/refund", "Refund", "We refund within 3 days.", amy.id)
+        .await
+        .unwrap();
+    store
+        .save_canned("refund", "Refund", "Within 5 days.", amy.id)
+        .await
+        .unwrap();
+    let canned = store.canned_responses().await.unwrap();
+    assert_eq!(canned.len(), 1);
+    assert_eq!(
+        (canned[0].shortcut.as_str(), canned[0].text.as_str()),
+        ("refund", "Within 5 days.")
+    );
+    assert!(
+        store
+            .save_canned("no spaces", "t", "x", amy.id)
+            .await
+            .is_err()
+    );
+    store.delete_canned(canned[0].id).await.unwrap();
+    assert!(store.canned_responses().await.unwrap().is_empty());
+    // Files keep their bytes exactly.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let file = store
+        .save_file(id, "receipt.pdf", "application/pdf", "abc", bytes.clone())
+        .await
+        .unwrap();
+    let (meta, back) = store.file(file.id).await.unwrap().unwrap();
+    assert_eq!((meta.size, meta.name.as_str()), (70_000, "receipt.pdf"));
+    assert_eq!(back, bytes);
+    // Five failed logins lock the email, on every instance, until a success clears it.
+    let lockout = Duration::from_secs(900);
+    for _ in 0..4 {
+        assert!(
+            store
+                .login_failed("amy@example.com", 5, lockout)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        store
+            .login_failed("amy@example.com", 5, lockout)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .login_locked_until("amy@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .login_locked_until("bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.login_succeeded("amy@example.com").await.unwrap();
+    assert!(
+        store
+            .login_locked_until("amy@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The interface language.
+    store.set_agent_locale(amy.id, "zh").await.unwrap();
+    assert!(store.set_agent_locale(amy.id, "fr").await.is_err());
+}
+
 on_every_backend!(
+    labels_mentions_canned_responses_and_files_are_kept,
     a_customer_message_becomes_a_conversation_and_the_reply_leaves_once,
     the_same_inbound_twice_is_stored_once,
     a_failed_ingest_keeps_neither_the_message_nor_the_cursor,
@@ -538,23 +686,53 @@ async fn conversations_are_found_by_their_words_priority_and_team(store: SqlStor
         }
     };
     assert_eq!(find(Some("哈希"), None, None).await, [hash]);
-    assert_eq!(find(Some("0xabc"), None, None).await, [hash], "any case");
-    assert_eq!(find(Some("100%"), None, None).await, [hash]);
+    assert_eq!(find(Some("手续"), None, None).await, [hash], "inside a run");
+    assert_eq!(find(Some("交易哈希"), None, None).await, [hash], "a phrase");
     assert!(
-        find(Some("1_0"), None, None).await.is_empty(),
-        "_ is not a wildcard"
+        find(Some("哈交"), None, None).await.is_empty(),
+        "not adjacent"
     );
-    assert!(find(Some("%"), None, None).await.len() == 1, "% is literal");
+    assert_eq!(find(Some("0xABC"), None, None).await, [hash], "any case");
+    assert_eq!(find(Some("0xa"), None, None).await, [hash], "a prefix");
+    assert_eq!(find(Some("100%"), None, None).await, [hash]);
+    assert!(find(Some("%"), None, None).await.is_empty());
+    assert!(
+        find(Some("hello 哈希"), None, None).await.is_empty(),
+        "every word, in one conversation"
+    );
+    store
+        .ingest(&inbound("3", "6", "my withdrawal is late"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        find(Some("hello withdraw"), None, None).await,
+        [other],
+        "words from two messages of one conversation"
+    );
     assert_eq!(
         find(Some("Customer 6"), None, None).await,
         [other],
         "the contact's name"
     );
     assert_eq!(
+        find(Some("6"), None, None).await,
+        [other],
+        "the channel identity"
+    );
+    assert_eq!(
         find(None, Some(frontdesk_core::Priority::Urgent), None).await,
         [other]
     );
     assert_eq!(find(None, None, Some("security")).await, [other]);
+    let contact = store.conversation(hash).await.unwrap().unwrap().contact_id;
+    store
+        .delete_contact(contact, "admin@example.com")
+        .await
+        .unwrap();
+    assert!(
+        find(Some("哈希"), None, None).await.is_empty(),
+        "erased words are not found"
+    );
 }
 
 async fn a_conversations_replies_leave_in_order_one_at_a_time(store: SqlStore) {

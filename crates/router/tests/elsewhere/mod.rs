@@ -430,6 +430,80 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.record_audit(&actor, &action, &subject, detail).await })
             .await
     }
+    async fn canned_responses(&self) -> Result<Vec<frontdesk_store::Canned>, StoreError> {
+        self.run(move |s| async move { s.canned_responses().await })
+            .await
+    }
+    async fn save_canned(
+        &self,
+        shortcut: &str,
+        title: &str,
+        text: &str,
+        by: AgentId,
+    ) -> Result<frontdesk_store::Canned, StoreError> {
+        let (shortcut, title, text) = (shortcut.to_owned(), title.to_owned(), text.to_owned());
+        self.run(move |s| async move { s.save_canned(&shortcut, &title, &text, by).await })
+            .await
+    }
+    async fn delete_canned(&self, id: i64) -> Result<(), StoreError> {
+        self.run(move |s| async move { s.delete_canned(id).await })
+            .await
+    }
+    async fn mark_mentions_seen(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<u64, StoreError> {
+        self.run(move |s| async move { s.mark_mentions_seen(agent, conversation).await })
+            .await
+    }
+    async fn login_failed(
+        &self,
+        email: &str,
+        max: u32,
+        lockout: Duration,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let email = email.to_owned();
+        self.run(move |s| async move { s.login_failed(&email, max, lockout).await })
+            .await
+    }
+    async fn login_locked_until(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
+        let email = email.to_owned();
+        self.run(move |s| async move { s.login_locked_until(&email).await })
+            .await
+    }
+    async fn login_succeeded(&self, email: &str) -> Result<(), StoreError> {
+        let email = email.to_owned();
+        self.run(move |s| async move { s.login_succeeded(&email).await })
+            .await
+    }
+    async fn save_file(
+        &self,
+        conversation: ConversationId,
+        name: &str,
+        content_type: &str,
+        sha256: &str,
+        data: Vec<u8>,
+    ) -> Result<frontdesk_store::StoredFile, StoreError> {
+        let (name, content_type, sha256) =
+            (name.to_owned(), content_type.to_owned(), sha256.to_owned());
+        self.run(move |s| async move {
+            s.save_file(conversation, &name, &content_type, &sha256, data)
+                .await
+        })
+        .await
+    }
+    async fn file(
+        &self,
+        id: i64,
+    ) -> Result<Option<(frontdesk_store::StoredFile, Vec<u8>)>, StoreError> {
+        self.run(move |s| async move { s.file(id).await }).await
+    }
+    async fn set_agent_locale(&self, agent: AgentId, locale: &str) -> Result<(), StoreError> {
+        let locale = locale.to_owned();
+        self.run(move |s| async move { s.set_agent_locale(agent, &locale).await })
+            .await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })

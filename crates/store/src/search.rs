@@ -1,0 +1,301 @@
+//! Full-text search over messages, in Chinese and English, on both backends.
+//!
+//! Neither backend's tokenizer splits Chinese into words, and customers search with
+//! two-character words (转账, 提现), which a trigram index cannot find. So Frontdesk
+//! writes each message's *search terms* next to its text (`messages.search_text`):
+//! Latin words and numbers as they are (lower case), each run of Chinese, Japanese or
+//! Korean characters as overlapping pairs plus its last character alone. Both indexes
+//! then only split on spaces. SQLite keeps one FTS5 document per conversation (all its
+//! messages' terms, rewritten by triggers), so a match yields conversation ids without
+//! touching the messages; PostgreSQL has a GIN index over each message's
+//! `to_tsvector('simple', search_text)`.
+//!
+//! A query goes through the same split: every word must occur somewhere in the
+//! conversation; a Latin word matches as a prefix (`withdraw` finds `withdrawal`), a
+//! CJK run as the phrase of its pairs (`转账一直` finds `…转账一直pending…`), a single
+//! CJK character as a prefix of a pair.
+
+/// A character written without spaces between words.
+fn is_cjk(ch: char) -> bool {
+    matches!(ch as u32,
+        0x3040..=0x30FF     // Hiragana, Katakana
+        | 0x3400..=0x4DBF   // CJK Extension A
+        | 0x4E00..=0x9FFF   // CJK Unified Ideographs
+        | 0xAC00..=0xD7AF   // Hangul syllables
+        | 0xF900..=0xFAFF   // CJK Compatibility Ideographs
+        | 0x20000..=0x2FFFF // CJK Extensions B and later
+    )
+}
+
+/// One piece of text as search sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Run {
+    /// Letters and digits of other scripts, lower case.
+    Word(String),
+    /// Consecutive CJK characters.
+    Cjk(Vec<char>),
+}
+
+fn runs(text: &str) -> Vec<Run> {
+    let mut out = Vec::new();
+    let mut current: Option<Run> = None;
+    for ch in text.chars().flat_map(char::to_lowercase) {
+        let next = if is_cjk(ch) {
+            Some(true)
+        } else if ch.is_alphanumeric() {
+            Some(false)
+        } else {
+            None
+        };
+        match (next, &mut current) {
+            (Some(true), Some(Run::Cjk(chars))) => chars.push(ch),
+            (Some(false), Some(Run::Word(word))) => word.push(ch),
+            (next, current) => {
+                out.extend(current.take());
+                *current = match next {
+                    Some(true) => Some(Run::Cjk(vec![ch])),
+                    Some(false) => Some(Run::Word(ch.to_string())),
+                    None => None,
+                };
+            }
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// Overlapping pairs of a CJK run.
+fn pairs(chars: &[char]) -> impl Iterator<Item = String> + '_ {
+    chars.windows(2).map(|w| w.iter().collect())
+}
+
+/// What goes into `messages.search_text` for a message's text: terms separated by
+/// single spaces, each made of letters and digits only.
+pub fn terms(text: &str) -> String {
+    let mut terms: Vec<String> = Vec::new();
+    for run in runs(text) {
+        match run {
+            Run::Word(word) => terms.push(word),
+            Run::Cjk(chars) => {
+                terms.extend(pairs(&chars));
+                // The last character alone, so that a one-character query finds it
+                // at the end of a run too.
+                terms.extend(chars.last().map(char::to_string));
+            }
+        }
+    }
+    terms.join(" ")
+}
+
+/// A search as each backend's query language writes it. Terms hold letters and
+/// digits only, so quoting them is all the escaping either language needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// For `conversation_search MATCH ?` (SQLite FTS5): all the words.
+    pub fts5: String,
+    /// For `to_tsquery('simple', ?)` (PostgreSQL): one per word, each to be found in
+    /// some message of the conversation.
+    pub tsqueries: Vec<String>,
+}
+
+/// The query for what an agent typed; `None` when it holds no letter or digit.
+pub fn query(text: &str) -> Option<SearchQuery> {
+    let mut fts5 = Vec::new();
+    let mut tsquery = Vec::new();
+    for run in runs(text) {
+        match run {
+            Run::Word(word) => {
+                fts5.push(format!("\"{word}\"*"));
+                tsquery.push(format!("'{word}':*"));
+            }
+            Run::Cjk(chars) if chars.len() == 1 => {
+                fts5.push(format!("\"{}\"*", chars[0]));
+                tsquery.push(format!("'{}':*", chars[0]));
+            }
+            Run::Cjk(chars) => {
+                let pairs: Vec<String> = pairs(&chars).collect();
+                fts5.push(format!("\"{}\"", pairs.join(" ")));
+                let phrase: Vec<String> = pairs.iter().map(|p| format!("'{p}'")).collect();
+                tsquery.push(phrase.join(" <-> "));
+            }
+        }
+    }
+    if fts5.is_empty() {
+        return None;
+    }
+    Some(SearchQuery {
+        fts5: fts5.join(" AND "),
+        tsqueries: tsquery,
+    })
+}
+
+/// `text` for a LIKE pattern with `ESCAPE '\\'`: `%`, `_` and `\\` taken literally.
+pub(crate) fn like_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|ch| match ch {
+            '%' | '_' | '\\' => vec!['\\', ch],
+            _ => vec![ch],
+        })
+        .collect()
+}
+
+impl crate::SqlStore {
+    /// The `WHERE` clause (on `conversations c`) for conversations whose messages
+    /// hold every word of `text`, or whose contact's name or channel identity (an
+    /// email address, a handle) contains it. Pushes its values onto `args`.
+    pub(crate) async fn search_clause(
+        &self,
+        text: &str,
+        args: &mut Vec<crate::db::Value>,
+    ) -> Result<String, crate::StoreError> {
+        use crate::Store;
+        use crate::db::Query;
+        let backend = self.backend();
+        let text = text.trim();
+        let contacts = match backend {
+            // Three characters or more: the trigram index. Fewer: a scan.
+            crate::Backend::Sqlite if text.chars().count() >= 3 => {
+                args.push(format!("\"{}\"", text.replace('"', "\"\"")).into());
+                format!(
+                    "c.contact_id IN (SELECT rowid FROM contact_search
+                                      WHERE contact_search MATCH ${})",
+                    args.len()
+                )
+            }
+            _ => {
+                args.push(format!("%{}%", like_escape(&text.to_lowercase())).into());
+                let like = args.len();
+                format!(
+                    "c.contact_id IN (
+                         SELECT id FROM contacts WHERE lower(name) LIKE ${like} ESCAPE '\\'
+                         UNION SELECT contact_id FROM contact_identities
+                             WHERE lower(external_id) LIKE ${like} ESCAPE '\\'
+                                OR lower(display_name) LIKE ${like} ESCAPE '\\')"
+                )
+            }
+        };
+        let Some(query) = query(text) else {
+            return Ok(format!("({contacts})"));
+        };
+        let messages = match backend {
+            crate::Backend::Sqlite => {
+                // Few matches: look each up. Many (a common word): walk the
+                // conversations newest first and test each against the set, which
+                // fills a page at once instead of sorting every match.
+                let row = self
+                    .conn()
+                    .await?
+                    .q()
+                    .fetch_one(
+                        Query::new(
+                            "SELECT count(*) AS n FROM (SELECT rowid FROM conversation_search
+                             WHERE conversation_search MATCH $1 LIMIT 1000) AS hits",
+                        )
+                        .bind(query.fts5.as_str()),
+                    )
+                    .await?;
+                let common = row.get::<i64>("n")? >= 1000;
+                args.push(query.fts5.into());
+                format!(
+                    "{}c.id IN (SELECT rowid FROM conversation_search
+                               WHERE conversation_search MATCH ${})",
+                    if common { "+" } else { "" },
+                    args.len()
+                )
+            }
+            crate::Backend::Postgres => {
+                let words: Vec<String> = query
+                    .tsqueries
+                    .into_iter()
+                    .map(|word| {
+                        args.push(word.into());
+                        format!(
+                            "c.id IN (SELECT m.conversation_id FROM messages m
+                                 WHERE m.search_text IS NOT NULL AND m.search_text <> ''
+                                   AND to_tsvector('simple', m.search_text)
+                                       @@ to_tsquery('simple', ${}))",
+                            args.len()
+                        )
+                    })
+                    .collect();
+                format!("({})", words.join(" AND "))
+            }
+        };
+        Ok(format!("({messages} OR {contacts})"))
+    }
+
+    /// Writes the search terms of messages stored before search existed (or by a
+    /// tool that wrote rows in SQL), a thousand per transaction. Returns how many.
+    pub async fn write_search_terms(&self) -> Result<u64, crate::StoreError> {
+        use crate::db::Query;
+        let mut written = 0;
+        loop {
+            let rows = self
+                .conn()
+                .await?
+                .q()
+                .fetch_all(Query::new(
+                    "SELECT id, kind, text FROM messages WHERE search_text IS NULL
+                     ORDER BY id LIMIT 1000",
+                ))
+                .await?;
+            if rows.is_empty() {
+                return Ok(written);
+            }
+            let mut tx = self.begin().await?;
+            for row in &rows {
+                let id: i64 = row.get("id")?;
+                let kind: String = row.get("kind")?;
+                let text: String = row.get("text")?;
+                let search_text = match kind.as_str() {
+                    "event" => String::new(),
+                    _ => terms(&text),
+                };
+                tx.q()
+                    .execute(
+                        Query::new("UPDATE messages SET search_text = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(search_text),
+                    )
+                    .await?;
+            }
+            tx.commit().await?;
+            written += rows.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_is_written_as_pairs_and_latin_as_words() {
+        assert_eq!(
+            terms("转账一直Pending，哈希0xAB12!"),
+            "转账 账一 一直 直 pending 哈希 希 0xab12"
+        );
+        assert_eq!(terms("  ...  "), "");
+    }
+
+    #[test]
+    fn a_query_is_every_word_with_latin_words_as_prefixes() {
+        let q = query("转账 withdraw").unwrap();
+        assert_eq!(q.fts5, "\"转账\" AND \"withdraw\"*");
+        assert_eq!(q.tsqueries, ["'转账'", "'withdraw':*"]);
+        let q = query("转账一直").unwrap();
+        assert_eq!(q.fts5, "\"转账 账一 一直\"");
+        assert_eq!(q.tsqueries, ["'转账' <-> '账一' <-> '一直'"]);
+        assert_eq!(query("转").unwrap().fts5, "\"转\"*");
+    }
+
+    #[test]
+    fn quotes_and_operators_in_a_query_are_only_separators() {
+        let q = query("\"a' OR 1=1 -- NEAR(x)*").unwrap();
+        assert_eq!(
+            q.fts5,
+            "\"a\"* AND \"or\"* AND \"1\"* AND \"1\"* AND \"near\"* AND \"x\"*"
+        );
+        assert!(query("'\"*()").is_none());
+    }
+}

@@ -1,0 +1,267 @@
+//! The inbox's part of [`SqlStore`]: canned responses, @mentions, login failures,
+//! attached files, agents' interface language. The [`Store`](crate::Store)
+//! implementation delegates here.
+
+use crate::db::Query;
+use crate::{Canned, SqlStore, StoreError, StoredFile};
+use frontdesk_core::{AgentId, ConversationId, Timestamp};
+
+fn canned_from_row(row: &crate::db::Row) -> Result<Canned, StoreError> {
+    Ok(Canned {
+        id: row.get("id")?,
+        shortcut: row.get("shortcut")?,
+        title: row.get("title")?,
+        text: row.get("text")?,
+    })
+}
+
+fn file_from_row(row: &crate::db::Row) -> Result<StoredFile, StoreError> {
+    Ok(StoredFile {
+        id: row.get("id")?,
+        conversation_id: ConversationId(row.get("conversation_id")?),
+        name: row.get("name")?,
+        content_type: row.get("content_type")?,
+        size: u64::try_from(row.get::<i64>("size")?).unwrap_or(0),
+        sha256: row.get("sha256")?,
+    })
+}
+
+impl SqlStore {
+    pub(crate) async fn list_canned(&self) -> Result<Vec<Canned>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(Query::new(
+                "SELECT id, shortcut, title, text FROM canned_responses ORDER BY shortcut",
+            ))
+            .await?;
+        rows.iter().map(canned_from_row).collect()
+    }
+
+    pub(crate) async fn put_canned(
+        &self,
+        shortcut: &str,
+        title: &str,
+        text: &str,
+        by: AgentId,
+    ) -> Result<Canned, StoreError> {
+        let shortcut = shortcut.trim().trim_start_matches('/').to_lowercase();
+        let valid = !shortcut.is_empty()
+            && shortcut.chars().count() <= 32
+            && shortcut
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(StoreError::Invalid(
+                "a shortcut is 1 to 32 letters, digits, - or _".into(),
+            ));
+        }
+        if text.trim().is_empty() || title.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "a canned response needs a title and a text".into(),
+            ));
+        }
+        let now = self.now().as_micros();
+        let mut tx = self.begin().await?;
+        let row = tx
+            .q()
+            .fetch_one(
+                Query::new(
+                    "INSERT INTO canned_responses (shortcut, title, text, created_by, created_at,
+                         updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)
+                     ON CONFLICT (shortcut) DO UPDATE SET title = $2, text = $3, updated_at = $5
+                     RETURNING id, shortcut, title, text",
+                )
+                .bind(shortcut.as_str())
+                .bind(title.trim())
+                .bind(text.trim())
+                .bind(by.0)
+                .bind(now),
+            )
+            .await?;
+        let canned = canned_from_row(&row)?;
+        tx.commit().await?;
+        Ok(canned)
+    }
+
+    pub(crate) async fn remove_canned(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let n = tx
+            .q()
+            .execute(Query::new("DELETE FROM canned_responses WHERE id = $1").bind(id))
+            .await?;
+        tx.commit().await?;
+        match n {
+            0 => Err(StoreError::NotFound("canned response", id)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn see_mentions(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+    ) -> Result<u64, StoreError> {
+        let now = self.now().as_micros();
+        let mut tx = self.begin().await?;
+        let n = tx
+            .q()
+            .execute(
+                Query::new(
+                    "UPDATE mentions SET seen_at = $3
+                     WHERE agent_id = $1 AND conversation_id = $2 AND seen_at IS NULL",
+                )
+                .bind(agent.0)
+                .bind(conversation.0)
+                .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Counts a failed login; returns until when the email is locked, if it is now.
+    pub(crate) async fn count_login_failure(
+        &self,
+        email: &str,
+        max: u32,
+        lockout: std::time::Duration,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let now = self.now();
+        let window_start = now.as_micros() - lockout.as_micros() as i64;
+        let until = now.as_micros() + lockout.as_micros() as i64;
+        let mut tx = self.begin().await?;
+        // A count older than the lockout window starts again from one.
+        let row = tx
+            .q()
+            .fetch_one(
+                Query::new(
+                    "INSERT INTO login_failures (email, failures, first_at) VALUES ($1, 1, $2)
+                     ON CONFLICT (email) DO UPDATE SET
+                         failures = CASE WHEN login_failures.first_at < $3 THEN 1
+                                         ELSE login_failures.failures + 1 END,
+                         first_at = CASE WHEN login_failures.first_at < $3 THEN $2
+                                         ELSE login_failures.first_at END
+                     RETURNING failures",
+                )
+                .bind(email)
+                .bind(now.as_micros())
+                .bind(window_start),
+            )
+            .await?;
+        let failures: i64 = row.get("failures")?;
+        let locked = failures >= i64::from(max);
+        if locked {
+            tx.q()
+                .execute(
+                    Query::new("UPDATE login_failures SET locked_until = $2 WHERE email = $1")
+                        .bind(email)
+                        .bind(until),
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(locked.then(|| Timestamp::from_micros(until)))
+    }
+
+    pub(crate) async fn login_lock(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "SELECT locked_until FROM login_failures
+                     WHERE email = $1 AND locked_until > $2",
+                )
+                .bind(email)
+                .bind(self.now().as_micros()),
+            )
+            .await?;
+        row.map(|r| r.get::<i64>("locked_until").map(Timestamp::from_micros))
+            .transpose()
+    }
+
+    pub(crate) async fn forget_login_failures(&self, email: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(Query::new("DELETE FROM login_failures WHERE email = $1").bind(email))
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn put_file(
+        &self,
+        conversation: ConversationId,
+        name: &str,
+        content_type: &str,
+        sha256: &str,
+        data: Vec<u8>,
+    ) -> Result<StoredFile, StoreError> {
+        let now = self.now().as_micros();
+        let size = data.len() as i64;
+        let mut tx = self.begin().await?;
+        let row = tx
+            .q()
+            .fetch_one(
+                Query::new(
+                    "INSERT INTO files (conversation_id, name, content_type, size, sha256, data,
+                         created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     RETURNING id, conversation_id, name, content_type, size, sha256",
+                )
+                .bind(conversation.0)
+                .bind(name)
+                .bind(content_type)
+                .bind(size)
+                .bind(sha256)
+                .bind(data)
+                .bind(now),
+            )
+            .await?;
+        let file = file_from_row(&row)?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    pub(crate) async fn get_file(
+        &self,
+        id: i64,
+    ) -> Result<Option<(StoredFile, Vec<u8>)>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "SELECT id, conversation_id, name, content_type, size, sha256, data
+                     FROM files WHERE id = $1",
+                )
+                .bind(id),
+            )
+            .await?;
+        row.map(|r| Ok((file_from_row(&r)?, r.get::<Vec<u8>>("data")?)))
+            .transpose()
+    }
+
+    pub(crate) async fn put_agent_locale(
+        &self,
+        agent: AgentId,
+        locale: &str,
+    ) -> Result<(), StoreError> {
+        if !["en", "zh"].contains(&locale) {
+            return Err(StoreError::Invalid("the language is en or zh".into()));
+        }
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(
+                Query::new("UPDATE agents SET locale = $2 WHERE id = $1")
+                    .bind(agent.0)
+                    .bind(locale),
+            )
+            .await?;
+        tx.commit().await
+    }
+}

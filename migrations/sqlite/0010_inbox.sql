@@ -1,0 +1,48 @@
+-- The agent side's own tables: interface language, canned responses, @mentions in
+-- notes, login failures shared by every instance, and files agents attach to replies.
+ALTER TABLE agents ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';
+
+-- Replies an agent inserts by typing /shortcut.
+CREATE TABLE canned_responses (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    shortcut   TEXT    NOT NULL UNIQUE,
+    title      TEXT    NOT NULL,
+    text       TEXT    NOT NULL,
+    created_by INTEGER REFERENCES agents (id) ON DELETE SET NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+-- An agent named in a private note (@name); seen once they open the conversation.
+CREATE TABLE mentions (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id      INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    agent_id        INTEGER NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+    created_at      INTEGER NOT NULL,
+    seen_at         INTEGER,
+    UNIQUE (message_id, agent_id)
+);
+CREATE INDEX mentions_by_agent ON mentions (agent_id, conversation_id);
+
+-- Failed logins per email, so a lockout holds on every instance.
+CREATE TABLE login_failures (
+    email        TEXT    PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    first_at     INTEGER NOT NULL,
+    locked_until INTEGER
+);
+
+-- Files attached to agents' replies, served to the agent and to the customer's
+-- channel. Bounded in size by the web layer.
+CREATE TABLE files (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    name            TEXT    NOT NULL,
+    content_type    TEXT    NOT NULL,
+    size            INTEGER NOT NULL,
+    sha256          TEXT    NOT NULL,
+    data            BLOB   NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX files_by_conversation ON files (conversation_id);
