@@ -1,6 +1,8 @@
--- The agent side's own tables: interface language, canned responses, @mentions in
+-- The agent side's own tables: interface language, the conversation's intent, canned responses, @mentions in
 -- notes, login failures shared by every instance, and files agents attach to replies.
 ALTER TABLE agents ADD COLUMN locale TEXT NOT NULL DEFAULT 'en';
+-- The first intent the bot recognised in a conversation, for reports.
+ALTER TABLE conversations ADD COLUMN intent TEXT;
 
 -- Replies an agent inserts by typing /shortcut.
 CREATE TABLE canned_responses (

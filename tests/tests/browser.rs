@@ -393,6 +393,37 @@ async fn an_agent_logs_in_and_answers_a_visitor_from_the_inbox() {
         serde_json::Value::Bool(true),
         "the page was not reloaded"
     );
+    // Keyboard: j selects the first row, o opens it.
+    let body = client.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("j").await.unwrap();
+    body.send_keys("o").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/conversations/")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "j then o did not open a conversation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The reports page, drawn on the server.
+    client.goto(&app.url("/reports")).await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("figure svg"))
+        .await
+        .unwrap();
+    std::fs::write(
+        artifacts().join("reports.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
     client.close().await.unwrap();
     app.stop().await;
 }

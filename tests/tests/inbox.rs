@@ -2,11 +2,10 @@
 //! on every instance, CSRF, roles, lockout, and customer text that stays text.
 
 use frontdesk_core::{Channel, ChannelAccount, ChannelKind, Inbound, Role, Sender};
-use frontdesk_e2e::TestApp;
+use frontdesk_e2e::{TestApp, browser, csrf_of, log_in};
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_testkit::MemoryChannel;
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,48 +18,8 @@ frontdesk_e2e::on_every_backend!(
     a_signed_in_agent_hears_of_new_messages_and_shutdown_ends_the_stream,
 );
 
-/// A browser-like client: keeps cookies, does not follow redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The value of `<input type="hidden" name="csrf" value="...">` in a page.
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    page[at..].split('"').next().unwrap().to_owned()
-}
-
 async fn add_agent(app: &TestApp, email: &str, role: Role, password: &str) {
     app.agent(email, role, password).await;
-}
-
-async fn log_in(
-    app: &TestApp,
-    http: &reqwest::Client,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = http
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    http.post(app.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", password),
-            ("csrf", &csrf_of(&page)),
-        ])
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn the_first_admin_is_created_once_then_logs_in(db: TestDatabase) {
@@ -273,7 +232,7 @@ async fn forms_without_the_sessions_token_are_refused(db: TestDatabase) {
     );
     // The login form itself needs its double-submit token.
     let stranger = reqwest::Client::builder()
-        .redirect(Policy::none())
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let no_token = stranger
@@ -374,7 +333,7 @@ async fn a_signed_in_agent_hears_of_new_messages_and_shutdown_ends_the_stream(db
     let app = TestApp::start(db.url(), &[Arc::new(channel.clone()) as Arc<dyn Channel>]).await;
     add_agent(&app, "amy@desk.example", Role::Agent, "amy's passphrase").await;
     let anonymous = reqwest::Client::builder()
-        .redirect(Policy::none())
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let refused = anonymous.get(app.url("/events")).send().await.unwrap();

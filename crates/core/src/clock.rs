@@ -34,6 +34,14 @@ impl Timestamp {
         )
     }
 
+    /// `self - d`, saturating instead of overflowing.
+    pub fn minus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// How long after `earlier` this is (zero if it is not after it).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(u64::try_from(self.0 - earlier.0).unwrap_or(0))

@@ -136,6 +136,11 @@ impl Engine {
         self.kb.as_ref()
     }
 
+    /// How many intents the knowledge base has (0 without one).
+    pub fn intent_count(&self) -> usize {
+        self.kb.as_ref().map_or(0, |kb| kb.intents.len())
+    }
+
     /// Decides what to do with one message.
     pub fn match_text(&self, message: &str) -> Match {
         let normalized = text::normalize(message);

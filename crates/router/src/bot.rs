@@ -63,6 +63,11 @@ impl Bot {
         Self { engine, config }
     }
 
+    /// The knowledge base's matcher the bot answers with.
+    pub fn knowledge(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Takes the bot's turn after the customer's message `text` in `conversation`.
     pub async fn respond(
         &self,
@@ -89,6 +94,14 @@ impl Bot {
                 None,
                 None,
             ));
+        }
+        if let Some(intent) = &m.intent {
+            // The first one stays: what the conversation was about.
+            let change = ConversationChange {
+                intent: Some(intent.clone()),
+                ..ConversationChange::default()
+            };
+            store.update_conversation(id, &change).await?;
         }
         let reply = |text: String| NewReply::from_bot(id, text);
         match (m.action, m.intent.clone(), m.answer.clone()) {

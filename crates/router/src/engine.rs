@@ -278,11 +278,17 @@ impl ConversationEngine {
         self
     }
 
+    /// The bot, when one answers before people.
+    pub fn bot(&self) -> Option<&Arc<Bot>> {
+        self.bot.as_ref()
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
-    fn now(&self) -> Timestamp {
+    /// The engine's clock (a manual one in tests).
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 

@@ -179,6 +179,33 @@ impl BusinessHours {
     }
 
     /// Whether the team is open at `at`.
+    /// The hours in a line for people: zone, each day's intervals, holidays.
+    pub fn summary(&self) -> String {
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        let days: Vec<String> = self
+            .week
+            .iter()
+            .zip(DAYS)
+            .map(|(intervals, day)| match intervals.as_slice() {
+                [] => format!("{day} closed"),
+                list => {
+                    let spans: Vec<String> = list
+                        .iter()
+                        .map(|i| format!("{}-{}", hm(i.start), hm(i.end)))
+                        .collect();
+                    format!("{day} {}", spans.join(","))
+                }
+            })
+            .collect();
+        format!(
+            "{} · {} · {} holiday(s)",
+            self.zone_name,
+            days.join(" "),
+            self.holidays.len()
+        )
+    }
+
     pub fn is_open(&self, at: Timestamp) -> bool {
         self.next_open(at) == Some(at)
     }

@@ -49,6 +49,12 @@ pub struct Report {
     pub teams: BTreeMap<String, Stats>,
     /// By agent id.
     pub agents: BTreeMap<AgentId, Stats>,
+    /// Conversations by channel.
+    pub by_channel: BTreeMap<String, u32>,
+    /// Conversations by the first intent the bot recognised (`none` without one).
+    pub by_intent: BTreeMap<String, u32>,
+    /// Conversations by the day they began (UTC, `YYYY-MM-DD`).
+    pub per_day: BTreeMap<String, u32>,
 }
 
 /// Builds the report of these conversations.
@@ -60,6 +66,11 @@ pub fn build(facts: &[ConversationFacts]) -> Report {
     let mut teams: BTreeMap<&str, Vec<&ConversationFacts>> = BTreeMap::new();
     let mut agents: BTreeMap<AgentId, Vec<&ConversationFacts>> = BTreeMap::new();
     for f in facts {
+        *report.by_channel.entry(f.channel.to_string()).or_default() += 1;
+        let intent = f.intent.clone().unwrap_or_else(|| "none".into());
+        *report.by_intent.entry(intent).or_default() += 1;
+        let day: String = f.created_at.to_rfc3339().chars().take(10).collect();
+        *report.per_day.entry(day).or_default() += 1;
         if let Some(team) = f.team.as_deref() {
             teams.entry(team).or_default().push(f);
         }
@@ -184,6 +195,7 @@ mod tests {
             resolution_breached: false,
             rating: Some(5),
             rated_agent: agent.map(AgentId),
+            intent: Some("transfer_pending".into()),
         }
     }
 

@@ -196,7 +196,6 @@ impl App {
                 .context("cannot read or create the webchat visitor key")?,
             chat_limit: Arc::default(),
             webchat: self.config.channels.webchat.enabled,
-            logins: Arc::default(),
             shutdown: shutdown.clone(),
             secure_cookies: self
                 .config

@@ -237,6 +237,8 @@ pub struct ConversationChange {
     pub language: Option<String>,
     /// The whole new set of labels.
     pub labels: Option<Vec<String>>,
+    /// The intent the bot recognised; kept only if none is recorded yet.
+    pub intent: Option<String>,
     pub first_response_due: Option<Timestamp>,
     pub resolution_due: Option<Timestamp>,
     /// Change only if the status is still this; else [`StoreError::Changed`]. Timers
@@ -429,6 +431,8 @@ pub struct ConversationFacts {
     pub rating: Option<u8>,
     /// The agent the rating was given for (who had it when it was resolved).
     pub rated_agent: Option<AgentId>,
+    /// The first intent the bot recognised.
+    pub intent: Option<String>,
 }
 
 /// What replaces an erased message text.
@@ -840,6 +844,38 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The inbox's language for an agent: `en` or `zh`.
     async fn set_agent_locale(&self, agent: AgentId, locale: &str) -> Result<(), StoreError>;
+
+    /// An agent's live API tokens (never the tokens themselves).
+    async fn api_tokens(&self, agent: AgentId) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Revokes one of the agent's own tokens.
+    async fn revoke_api_token(&self, agent: AgentId, id: i64) -> Result<(), StoreError>;
+
+    /// Per channel account: when a customer last wrote, when a reply last left, what
+    /// waits, the last delivery error.
+    async fn channel_activity(&self) -> Result<Vec<ChannelActivity>, StoreError>;
+}
+
+/// A live API token, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What the database knows of a channel account's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelActivity {
+    /// `channel:account`
+    pub account: String,
+    pub last_inbound_at: Option<Timestamp>,
+    pub last_sent_at: Option<Timestamp>,
+    pub queued: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
 }
 
 /// A reply an agent inserts by typing `/shortcut`.

@@ -722,7 +722,8 @@ impl SqlStore {
                     "SELECT c.id, c.channel, c.account, c.team, c.assignee_id, c.priority,
                             c.status, c.created_at, c.queued_at, c.first_response_at,
                             c.resolved_at, c.reopened, c.first_response_breached,
-                            c.resolution_breached, s.rating, s.agent_id AS rated_agent
+                            c.resolution_breached, s.rating, s.agent_id AS rated_agent,
+                            c.intent
                      FROM conversations c LEFT JOIN csat s ON s.conversation_id = c.id
                      WHERE c.created_at >= $1 AND c.created_at < $2
                      ORDER BY c.id",
@@ -830,5 +831,6 @@ fn facts_from_row(row: &Row) -> Result<ConversationFacts, StoreError> {
             .get::<Option<i64>>("rating")?
             .and_then(|v| u8::try_from(v).ok()),
         rated_agent: row.get::<Option<i64>>("rated_agent")?.map(AgentId),
+        intent: row.get("intent")?,
     })
 }

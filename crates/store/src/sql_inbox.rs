@@ -265,3 +265,108 @@ impl SqlStore {
         tx.commit().await
     }
 }
+
+fn opt_time(row: &crate::db::Row, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    Ok(row.get::<Option<i64>>(column)?.map(Timestamp::from_micros))
+}
+
+impl SqlStore {
+    pub(crate) async fn tokens_of(
+        &self,
+        agent: AgentId,
+    ) -> Result<Vec<crate::ApiToken>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(
+                Query::new(
+                    "SELECT id, name, scopes, created_at, last_used_at FROM api_tokens
+                     WHERE agent_id = $1 AND revoked_at IS NULL ORDER BY id",
+                )
+                .bind(agent.0),
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::ApiToken {
+                    id: r.get("id")?,
+                    name: r.get("name")?,
+                    scopes: r
+                        .get::<String>("scopes")?
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                    created_at: Timestamp::from_micros(r.get("created_at")?),
+                    last_used_at: opt_time(r, "last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn revoke_token(&self, agent: AgentId, id: i64) -> Result<(), StoreError> {
+        let now = self.now().as_micros();
+        let mut tx = self.begin().await?;
+        let n = tx
+            .q()
+            .execute(
+                Query::new(
+                    "UPDATE api_tokens SET revoked_at = $3
+                     WHERE id = $1 AND agent_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(agent.0)
+                .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
+        match n {
+            0 => Err(StoreError::NotFound("api token", id)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn activity(&self) -> Result<Vec<crate::ChannelActivity>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(Query::new(
+                "SELECT a.channel, a.account,
+                     (SELECT max(m.created_at) FROM messages m
+                      WHERE m.channel = a.channel AND m.account = a.account
+                        AND m.direction = 'in') AS last_inbound_at,
+                     (SELECT max(o.sent_at) FROM outbox o
+                      WHERE o.channel = a.channel AND o.account = a.account) AS last_sent_at,
+                     (SELECT count(*) FROM outbox o
+                      WHERE o.channel = a.channel AND o.account = a.account
+                        AND o.status = 'queued') AS queued,
+                     (SELECT o.last_error FROM outbox o
+                      WHERE o.channel = a.channel AND o.account = a.account
+                        AND o.last_error IS NOT NULL
+                      ORDER BY o.updated_at DESC LIMIT 1) AS last_error,
+                     (SELECT max(o.updated_at) FROM outbox o
+                      WHERE o.channel = a.channel AND o.account = a.account
+                        AND o.last_error IS NOT NULL) AS last_error_at
+                 FROM (SELECT DISTINCT channel, account FROM conversations) a
+                 ORDER BY a.channel, a.account",
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::ChannelActivity {
+                    account: format!(
+                        "{}:{}",
+                        r.get::<String>("channel")?,
+                        r.get::<String>("account")?
+                    ),
+                    last_inbound_at: opt_time(r, "last_inbound_at")?,
+                    last_sent_at: opt_time(r, "last_sent_at")?,
+                    queued: u64::try_from(r.get::<i64>("queued")?).unwrap_or(0),
+                    last_error: r.get("last_error")?,
+                    last_error_at: opt_time(r, "last_error_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1233,6 +1233,7 @@ impl Store for SqlStore {
                          language = COALESCE($11, language),
                          first_response_due = COALESCE($12, first_response_due),
                          labels = COALESCE($15, labels),
+                         intent = COALESCE(intent, $16),
                          updated_at = $5
                      WHERE id = $1 AND ($14 IS NULL OR status = $14)",
                 )
@@ -1250,7 +1251,8 @@ impl Store for SqlStore {
                 .bind(change.first_response_due.map(Timestamp::as_micros))
                 .bind(change.resolution_due.map(Timestamp::as_micros))
                 .bind(change.expect_status.map(Status::as_str))
-                .bind(labels.map(|l| to_json(&l))),
+                .bind(labels.map(|l| to_json(&l)))
+                .bind(change.intent.as_deref()),
             )
             .await?;
         if updated == 0 {
@@ -2087,6 +2089,18 @@ impl Store for SqlStore {
 
     async fn set_agent_locale(&self, agent: AgentId, locale: &str) -> Result<(), StoreError> {
         self.put_agent_locale(agent, locale).await
+    }
+
+    async fn api_tokens(&self, agent: AgentId) -> Result<Vec<crate::ApiToken>, StoreError> {
+        self.tokens_of(agent).await
+    }
+
+    async fn revoke_api_token(&self, agent: AgentId, id: i64) -> Result<(), StoreError> {
+        self.revoke_token(agent, id).await
+    }
+
+    async fn channel_activity(&self) -> Result<Vec<crate::ChannelActivity>, StoreError> {
+        self.activity().await
     }
 
     async fn apply_retention(

@@ -5,9 +5,9 @@
 //!   instance knows every session.
 //! - Every form that changes something carries the CSRF token and is refused without
 //!   it (the login and setup forms, before any session, use a double-submit cookie).
-//! - Wrong passwords are counted per address: after [`MAX_FAILURES`] within
-//!   [`LOCKOUT`], that address is locked for [`LOCKOUT`]. The reply never says whether
-//!   the address exists.
+//! - Wrong passwords are counted per address in the database, so every instance
+//!   agrees: after [`MAX_FAILURES`] within [`LOCKOUT`], that address is locked for
+//!   [`LOCKOUT`]. The reply never says whether the address exists.
 //! - `/setup` creates the first admin while there is no agent at all, and is gone after.
 
 use crate::WebState;
@@ -20,9 +20,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use frontdesk_core::{Agent, Role, Timestamp};
 use frontdesk_store::NewAgent;
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "fd_session";
 /// The double-submit cookie of the login and setup forms.
@@ -140,42 +138,6 @@ pub(crate) fn cookie_header(
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Wrong-password counts per address.
-#[derive(Debug, Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-impl LoginGuard {
-    fn locked(&self, email: &str) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures
-            .get(email)
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < LOCKOUT)
-    }
-
-    fn failed(&self, email: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 10_000 {
-            failures.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
-        }
-        let entry = failures
-            .entry(email.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOCKOUT {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    fn succeeded(&self, email: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(email);
-    }
-}
-
 fn form_token(headers: &HeaderMap) -> Option<String> {
     cookie(headers, FORM_COOKIE)
 }
@@ -219,8 +181,14 @@ pub async fn login(
         )
             .into_response()
     };
-    if state.logins.locked(&email) {
-        return again("Too many wrong passwords for this address; try again in 15 minutes.");
+    const LOCKED: &str = "Too many wrong passwords for this address; try again in 15 minutes.";
+    match state.store.login_locked_until(&email).await {
+        Ok(None) => {}
+        Ok(Some(_)) => return again(LOCKED),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read login failures");
+            return (StatusCode::SERVICE_UNAVAILABLE, "try again in a moment").into_response();
+        }
     }
     let found = match state.store.agent_by_email(&email).await {
         Ok(found) => found,
@@ -241,14 +209,22 @@ pub async fn login(
     .await
     .unwrap_or(false);
     let Some((agent, _)) = found.filter(|_| matches) else {
-        state.logins.failed(&email);
+        if let Err(e) = state
+            .store
+            .login_failed(&email, MAX_FAILURES, LOCKOUT)
+            .await
+        {
+            tracing::error!(error = %e, "cannot count a failed login");
+        }
         let _ = state
             .store
             .record_audit(&email, "login_failed", "agent", serde_json::Value::Null)
             .await;
         return again("Wrong email or password.");
     };
-    state.logins.succeeded(&email);
+    if let Err(e) = state.store.login_succeeded(&email).await {
+        tracing::error!(error = %e, "cannot clear login failures");
+    }
     let token = random_token();
     let expires = Timestamp::now().plus(SESSION_LIFETIME);
     if let Err(e) = state
@@ -377,36 +353,7 @@ pub async fn setup(
         )
             .into_response()
     };
-    if form.password.chars().count() < 10 {
-        return again("The password needs at least 10 characters.");
-    }
-    if form.name.trim().is_empty() {
-        return again("A name is needed.");
-    }
-    let password = form.password;
-    let hash = match tokio::task::spawn_blocking(move || {
-        frontdesk_router::secret_hash::hash_secret(&password)
-    })
-    .await
-    {
-        Ok(Ok(hash)) => hash,
-        _ => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot hash the password",
-            )
-                .into_response();
-        }
-    };
-    let added = state
-        .store
-        .add_agent(NewAgent {
-            email: form.email,
-            name: form.name.trim().to_owned(),
-            role: Role::Admin,
-            password_hash: hash,
-        })
-        .await;
+    let added = new_agent(&state, &form.email, &form.name, Role::Admin, form.password).await;
     match added {
         Ok(agent) => {
             let _ = state
@@ -420,10 +367,61 @@ pub async fn setup(
                 .await;
             Redirect::to("/login").into_response()
         }
-        Err(frontdesk_store::StoreError::Invalid(m)) => again(&m),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot add the first admin");
+        Err(NewAgentError::Invalid(m)) => again(&m),
+        Err(NewAgentError::Failed) => {
             (StatusCode::SERVICE_UNAVAILABLE, "try again in a moment").into_response()
+        }
+    }
+}
+
+/// Why a new agent was not added.
+#[derive(Debug)]
+pub(crate) enum NewAgentError {
+    /// Something to tell whoever filled in the form.
+    Invalid(String),
+    /// Logged; try again.
+    Failed,
+}
+
+/// Adds an agent (at `/setup` or by an admin) with an argon2id hash of the password:
+/// a name and at least 10 characters of password; the email in lower case.
+pub(crate) async fn new_agent(
+    state: &WebState,
+    email: &str,
+    name: &str,
+    role: Role,
+    password: String,
+) -> Result<Agent, NewAgentError> {
+    if password.chars().count() < 10 {
+        return Err(NewAgentError::Invalid(
+            "The password needs at least 10 characters.".into(),
+        ));
+    }
+    if name.trim().is_empty() {
+        return Err(NewAgentError::Invalid("A name is needed.".into()));
+    }
+    let hash =
+        tokio::task::spawn_blocking(move || frontdesk_router::secret_hash::hash_secret(&password))
+            .await;
+    let Ok(Ok(hash)) = hash else {
+        tracing::error!("cannot hash a password");
+        return Err(NewAgentError::Failed);
+    };
+    let added = state
+        .store
+        .add_agent(NewAgent {
+            email: email.trim().to_lowercase(),
+            name: name.trim().to_owned(),
+            role,
+            password_hash: hash,
+        })
+        .await;
+    match added {
+        Ok(agent) => Ok(agent),
+        Err(frontdesk_store::StoreError::Invalid(m)) => Err(NewAgentError::Invalid(m)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot add an agent");
+            Err(NewAgentError::Failed)
         }
     }
 }

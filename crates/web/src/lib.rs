@@ -9,9 +9,12 @@
 //!
 //! The agent inbox joins this router in a later issue.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod charts;
 pub mod error;
+pub mod i18n;
 pub mod live;
 pub mod pages;
 pub mod webchat;
@@ -46,8 +49,6 @@ pub struct WebState {
     pub chat_limit: Arc<webchat::RateLimit>,
     /// Whether `/chat` is served.
     pub webchat: bool,
-    /// Wrong-password counts for the login page.
-    pub logins: Arc<auth::LoginGuard>,
     /// Cookies only over HTTPS (`server.public_url` is https).
     pub secure_cookies: bool,
     /// Fires when the server stops: open event streams end, so the graceful shutdown
@@ -86,8 +87,35 @@ pub fn router(state: WebState) -> Router {
             "/conversations/{id}/actions",
             axum::routing::post(pages::action),
         )
-        .route("/admin/agents", get(pages::agents))
-        .route("/admin/audit", get(pages::audit))
+        .route("/files/{id}", get(pages::file))
+        .route(
+            "/contacts/{id}/merge",
+            axum::routing::post(pages::merge_contact),
+        )
+        .route("/settings/locale", axum::routing::post(pages::set_locale))
+        .route(
+            "/settings/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route(
+            "/settings/tokens/{id}/revoke",
+            axum::routing::post(admin::revoke_token),
+        )
+        .route("/reports", get(admin::reports))
+        .route("/admin/agents", get(admin::agents).post(admin::add_agent))
+        .route(
+            "/admin/agents/{id}",
+            axum::routing::post(admin::agent_profile),
+        )
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/canned", get(admin::canned).post(admin::save_canned))
+        .route(
+            "/admin/canned/{id}/delete",
+            axum::routing::post(admin::delete_canned),
+        )
+        .route("/admin/teams", get(admin::teams))
+        .route("/admin/channels", get(admin::channels))
+        .route("/admin/knowledge", get(admin::knowledge))
         .route("/static/inbox.css", get(pages::stylesheet))
         .route("/static/inbox.js", get(pages::script))
         .route("/events", get(live::agent_events))
@@ -110,7 +138,7 @@ pub struct Readiness {
     pub channels: BTreeMap<String, Health>,
 }
 
-async fn probe<F: std::future::Future<Output = Health>>(what: &str, f: F) -> Health {
+pub(crate) async fn probe<F: std::future::Future<Output = Health>>(what: &str, f: F) -> Health {
     tokio::time::timeout(PROBE_TIMEOUT, f)
         .await
         .unwrap_or_else(|_| {

@@ -9,21 +9,28 @@
 
 use crate::WebState;
 use crate::auth::SignedIn;
+use crate::i18n::Tr;
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use frontdesk_core::{AgentId, ConversationId, Delivery, Message, MessageKind, Status};
+use frontdesk_core::{
+    AgentId, ChannelKind, ContactId, ConversationId, Delivery, Message, MessageKind, Role, Status,
+};
 use frontdesk_router::Escalation;
-use frontdesk_store::{AssigneeFilter, ConversationQuery, NewReply, PageCursor};
+use frontdesk_router::engine::Transfer;
+use frontdesk_store::{
+    AssigneeFilter, ConversationChange, ConversationQuery, NewReply, PageCursor,
+};
 use serde::Deserialize;
+use sha2::Digest;
 use std::collections::HashMap;
 
 /// Pages run only their own script and are never framed.
 pub(crate) const PAGE_POLICY: &str = "default-src 'self'; frame-ancestors 'none'";
 
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (
             [
@@ -44,7 +51,7 @@ fn render(t: &impl Template) -> Response {
     }
 }
 
-fn store_failed(e: frontdesk_store::StoreError) -> Response {
+pub(crate) fn store_failed(e: frontdesk_store::StoreError) -> Response {
     match e {
         frontdesk_store::StoreError::NotFound(..) => (
             StatusCode::NOT_FOUND,
@@ -117,6 +124,29 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// What every signed-in page shows around its content: who, the CSRF token for the
+/// nav's forms, which links the role may see, the language.
+pub(crate) struct Chrome {
+    pub me: String,
+    pub csrf: String,
+    pub is_admin: bool,
+    /// Admins and supervisors: reports.
+    pub is_lead: bool,
+    pub tr: Tr,
+}
+
+impl Chrome {
+    pub(crate) fn of(me: &SignedIn) -> Self {
+        Self {
+            me: me.agent.name.clone(),
+            csrf: me.csrf.clone(),
+            is_admin: me.agent.role == Role::Admin,
+            is_lead: matches!(me.agent.role, Role::Admin | Role::Supervisor),
+            tr: Tr::new(&me.agent.locale),
+        }
+    }
+}
+
 struct Row {
     id: i64,
     contact: String,
@@ -125,6 +155,7 @@ struct Row {
     priority: String,
     team: String,
     assignee: String,
+    labels: Vec<String>,
     sla: String,
     last_message_at: String,
 }
@@ -132,15 +163,15 @@ struct Row {
 #[derive(Template)]
 #[template(path = "inbox.html")]
 struct InboxPage {
-    me: String,
-    csrf: String,
-    is_admin: bool,
+    chrome: Chrome,
     heading: String,
     view: String,
     status: String,
     search: String,
     priority: String,
+    channel: String,
     team: String,
+    label: String,
     /// Each status, and whether it is the one shown.
     statuses: Vec<(&'static str, bool)>,
     rows: Vec<Row>,
@@ -154,7 +185,9 @@ pub struct InboxQuery {
     cursor: Option<String>,
     q: Option<String>,
     priority: Option<String>,
+    channel: Option<String>,
     team: Option<String>,
+    label: Option<String>,
 }
 
 /// Agent names by id, for lists.
@@ -175,6 +208,18 @@ fn sla_word(state: &WebState, c: &frontdesk_core::Conversation) -> String {
     state.engine.sla_state(c).as_str().to_owned()
 }
 
+fn bad_request(title: &str, message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Html(message_page(title, message))).into_response()
+}
+
+/// A filter's value: `None` when empty.
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// GET /
 pub async fn inbox(
     State(state): State<WebState>,
@@ -182,41 +227,46 @@ pub async fn inbox(
     Query(q): Query<InboxQuery>,
 ) -> Response {
     let view = q.view.unwrap_or_else(|| "mine".into());
-    let (assignee, heading) = match view.as_str() {
-        "all" => (AssigneeFilter::Any, "All conversations"),
-        "unassigned" => (AssigneeFilter::Unassigned, "Unassigned"),
-        _ => (AssigneeFilter::Agent(me.agent.id), "Mine"),
+    let (assignee, mentioning, heading) = match view.as_str() {
+        "all" => (AssigneeFilter::Any, None, "All conversations"),
+        "unassigned" => (AssigneeFilter::Unassigned, None, "Unassigned"),
+        "mentions" => (AssigneeFilter::Any, Some(me.agent.id), "Mentions"),
+        _ => (AssigneeFilter::Agent(me.agent.id), None, "Mine"),
     };
-    let status = q.status.unwrap_or_else(|| "open".into());
-    let Ok(parsed) = Status::parse(&status) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Html(message_page("Bad filter", "Unknown status.")),
-        )
-            .into_response();
+    // Mentions show whatever the status; the other views default to open.
+    let status = q.status.unwrap_or_else(|| match mentioning {
+        Some(_) => String::new(),
+        None => "open".into(),
+    });
+    let parsed = match status.as_str() {
+        "" => None,
+        s => match Status::parse(s) {
+            Ok(s) => Some(s),
+            Err(_) => return bad_request("Bad filter", "Unknown status."),
+        },
     };
     let after = match q.cursor.as_deref().map(PageCursor::parse).transpose() {
         Ok(after) => after,
         Err(e) => return store_failed(e),
     };
-    let search = q.q.clone().filter(|t| !t.trim().is_empty());
-    let priority = q
-        .priority
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .and_then(|p| frontdesk_core::Priority::parse(p).ok());
-    let team = q.team.clone().filter(|t| !t.trim().is_empty());
+    let search = given(&q.q);
+    let priority = given(&q.priority).and_then(|p| frontdesk_core::Priority::parse(&p).ok());
+    let channel = given(&q.channel).and_then(|c| ChannelKind::parse(&c).ok());
+    let team = given(&q.team);
+    let label = given(&q.label);
     let page = match state
         .store
         .list_conversations(&ConversationQuery {
-            status: Some(parsed),
+            status: parsed,
             assignee,
             priority,
+            channel,
             team: team.clone(),
+            label: label.clone(),
+            mentioning,
             text: search.clone(),
             limit: 50,
             after,
-            ..ConversationQuery::default()
         })
         .await
     {
@@ -241,23 +291,24 @@ pub async fn inbox(
                 .assignee
                 .and_then(|a| names.get(&a).cloned())
                 .unwrap_or_default(),
+            labels: c.labels.clone(),
             sla: sla_word(&state, c),
             last_message_at: c.last_message_at.to_rfc3339(),
         })
         .collect();
     render(&InboxPage {
-        me: me.agent.name.clone(),
-        csrf: me.csrf.clone(),
-        is_admin: me.agent.role == frontdesk_core::Role::Admin,
+        chrome: Chrome::of(&me),
         heading: heading.into(),
         view,
         status,
         search: search.unwrap_or_default(),
         priority: priority.map(|p| p.to_string()).unwrap_or_default(),
+        channel: channel.map(|c| c.to_string()).unwrap_or_default(),
         team: team.unwrap_or_default(),
+        label: label.unwrap_or_default(),
         statuses: Status::ALL
             .iter()
-            .map(|s| (s.as_str(), *s == parsed))
+            .map(|s| (s.as_str(), Some(*s) == parsed))
             .collect(),
         rows,
         next: page.next.map(|c| c.to_string()),
@@ -268,28 +319,52 @@ struct Shown {
     author: String,
     kind: String,
     created_at: String,
+    /// Earlier versions: (replaced at, text).
+    edits: Vec<(String, String)>,
     delivery: Option<String>,
     redacted: bool,
     text: String,
+    /// (link, name) of attached files kept here.
+    files: Vec<(String, String)>,
     entities: Vec<(String, String)>,
+}
+
+struct ContactPanel {
+    id: i64,
+    name: String,
+    language: Option<String>,
+    identities: Vec<IdentityRow>,
+}
+
+struct IdentityRow {
+    channel: String,
+    external_id: String,
+    verified: bool,
 }
 
 #[derive(Template)]
 #[template(path = "conversation.html")]
 struct ConversationPage {
-    me: String,
-    csrf: String,
-    is_admin: bool,
+    chrome: Chrome,
     id: i64,
-    contact: String,
+    contact: ContactPanel,
     channel: String,
     status: String,
     priority: String,
     team: String,
     assignee: String,
+    labels: Vec<String>,
     sla: String,
     messages: Vec<Shown>,
     reply_key: String,
+    canned: Vec<frontdesk_store::Canned>,
+    /// (form value, shown name): `agent:ID` or `team:NAME`.
+    transfer_targets: Vec<(String, String)>,
+}
+
+/// A kept file's reference in a message's attachments (`file:ID`).
+pub(crate) fn file_id(reference: &str) -> Option<i64> {
+    reference.strip_prefix("file:")?.parse().ok()
 }
 
 fn shown(m: &Message, names: &HashMap<AgentId, String>) -> Shown {
@@ -299,6 +374,11 @@ fn shown(m: &Message, names: &HashMap<AgentId, String>) -> Shown {
         author: m.author.to_string(),
         kind: m.kind.to_string(),
         created_at: m.created_at.to_rfc3339(),
+        edits: m
+            .edits
+            .iter()
+            .map(|e| (e.replaced_at.to_rfc3339(), e.text.clone()))
+            .collect(),
         delivery: m.delivery.as_ref().map(|d| match d {
             Delivery::Queued => "queued".to_owned(),
             Delivery::Sent => "sent".to_owned(),
@@ -310,6 +390,11 @@ fn shown(m: &Message, names: &HashMap<AgentId, String>) -> Shown {
             (_, Some(name)) => format!("{name}: {}", m.text),
             _ => m.text.clone(),
         },
+        files: m
+            .attachments
+            .iter()
+            .filter_map(|a| Some((format!("/files/{}", file_id(&a.reference)?), a.name.clone())))
+            .collect(),
         entities: m
             .entities
             .iter()
@@ -332,21 +417,65 @@ pub async fn conversation(
         }
         Err(e) => return store_failed(e),
     };
-    let messages = match state.store.messages(id, None, 1000).await {
-        Ok(m) => m,
+    let (messages, contact, canned, agents) = match tokio::try_join!(
+        state.store.messages(id, None, 1000),
+        state.store.contact(c.contact_id),
+        state.store.canned_responses(),
+        state.store.agents(),
+    ) {
+        Ok(all) => all,
         Err(e) => return store_failed(e),
     };
-    let names = agent_names(&state).await;
+    if let Err(e) = state.store.mark_mentions_seen(me.agent.id, id).await {
+        tracing::warn!(error = %e, "cannot mark mentions seen");
+    }
+    let names: HashMap<AgentId, String> = agents
+        .iter()
+        .map(|l| (l.agent.id, l.agent.name.clone()))
+        .collect();
+    let mut transfer_targets: Vec<(String, String)> = agents
+        .iter()
+        .filter(|l| l.agent.id != me.agent.id)
+        .map(|l| (format!("agent:{}", l.agent.id), l.agent.name.clone()))
+        .collect();
+    let mut teams: Vec<&String> = state.engine.config().hours.keys().collect();
+    let fixed = [
+        &state.engine.config().default_team,
+        &state.engine.config().supervisor_team,
+    ];
+    teams.extend(fixed);
+    teams.sort();
+    teams.dedup();
+    transfer_targets.extend(
+        teams
+            .into_iter()
+            .map(|t| (format!("team:{t}"), format!("team {t}"))),
+    );
     let reply_key: [u8; 16] = rand::random();
+    let contact_name = c
+        .contact_name
+        .clone()
+        .unwrap_or_else(|| format!("contact {}", c.contact_id));
     render(&ConversationPage {
-        me: me.agent.name.clone(),
-        csrf: me.csrf.clone(),
-        is_admin: me.agent.role == frontdesk_core::Role::Admin,
+        chrome: Chrome::of(&me),
         id: id.0,
-        contact: c
-            .contact_name
-            .clone()
-            .unwrap_or_else(|| format!("contact {}", c.contact_id)),
+        contact: ContactPanel {
+            id: c.contact_id.0,
+            name: contact_name,
+            language: contact.as_ref().and_then(|k| k.language.clone()),
+            identities: contact
+                .map(|k| {
+                    k.identities
+                        .into_iter()
+                        .map(|i| IdentityRow {
+                            channel: i.channel.to_string(),
+                            external_id: i.external_id,
+                            verified: i.verified_at.is_some(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
         channel: c.account.to_string(),
         status: c.status.to_string(),
         priority: c.priority.to_string(),
@@ -355,42 +484,205 @@ pub async fn conversation(
             .assignee
             .and_then(|a| names.get(&a).cloned())
             .unwrap_or_else(|| "-".into()),
+        labels: c.labels.clone(),
         sla: sla_word(&state, &c),
         messages: messages.iter().map(|m| shown(m, &names)).collect(),
         reply_key: crate::api::hex(&reply_key),
+        canned,
+        transfer_targets,
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReplyForm {
+/// The largest file an agent may attach.
+pub const MAX_FILE: usize = 10 * 1024 * 1024;
+
+/// What the reply form sent, from a plain or a multipart form.
+#[derive(Debug, Default)]
+struct ReplyForm {
     csrf: String,
     text: String,
     /// One key per rendering of the form: a double submit sends once.
     key: String,
-    private: Option<String>,
+    private: bool,
+    /// (name, content type, bytes)
+    file: Option<(String, String, Vec<u8>)>,
 }
 
-/// POST /conversations/{id}/reply
+async fn read_reply_form(request: Request) -> Result<ReplyForm, Response> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let bad = |why: String| bad_request("Not sent", &why);
+    let mut form = ReplyForm::default();
+    if !multipart {
+        #[derive(Deserialize)]
+        struct Plain {
+            csrf: String,
+            text: String,
+            key: String,
+            private: Option<String>,
+        }
+        let Form(plain) = Form::<Plain>::from_request(request, &())
+            .await
+            .map_err(|e| bad(e.body_text()))?;
+        return Ok(ReplyForm {
+            csrf: plain.csrf,
+            text: plain.text,
+            key: plain.key,
+            private: plain.private.is_some(),
+            file: None,
+        });
+    }
+    let mut parts = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad(e.body_text()))?;
+    while let Some(field) = parts.next_field().await.map_err(|e| bad(e.body_text()))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or_default().to_owned();
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            let bytes = field.bytes().await.map_err(|e| bad(e.body_text()))?;
+            if bytes.len() > MAX_FILE {
+                return Err(bad(format!(
+                    "a file may be at most {} MB",
+                    MAX_FILE / 1024 / 1024
+                )));
+            }
+            if !file_name.is_empty() && !bytes.is_empty() {
+                form.file = Some((file_name, content_type, bytes.to_vec()));
+            }
+            continue;
+        }
+        let value = field.text().await.map_err(|e| bad(e.body_text()))?;
+        match name.as_str() {
+            "csrf" => form.csrf = value,
+            "text" => form.text = value,
+            "key" => form.key = value,
+            "private" => form.private = true,
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// A file name safe to show and to send: the last path part, no control characters,
+/// at most 120 characters.
+fn clean_file_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = last
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(120)
+        .collect();
+    match clean.trim() {
+        "" => "file".to_owned(),
+        t => t.to_owned(),
+    }
+}
+
+/// `/shortcut` alone expands to that canned response, `{name}` to the contact's name.
+fn expand_canned(text: &str, canned: &[frontdesk_store::Canned], contact: &str) -> String {
+    let trimmed = text.trim();
+    let Some(shortcut) = trimmed.strip_prefix('/') else {
+        return text.to_owned();
+    };
+    match canned
+        .iter()
+        .find(|c| c.shortcut == shortcut.to_lowercase())
+    {
+        Some(c) => c.text.replace("{name}", contact),
+        None => text.to_owned(),
+    }
+}
+
+/// Agents a note names: `@` and the part of their email before the `@`, or all of it.
+fn mentioned(text: &str, agents: &[frontdesk_store::AgentLoad]) -> Vec<AgentId> {
+    let mut found: Vec<AgentId> = text
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix('@'))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter_map(|handle| {
+            agents.iter().find(|l| {
+                let email = l.agent.email.to_lowercase();
+                email == handle || email.split('@').next() == Some(handle.as_str())
+            })
+        })
+        .map(|l| l.agent.id)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// POST /conversations/{id}/reply (a plain form, or multipart with a file)
 pub async fn reply(
     State(state): State<WebState>,
     me: SignedIn,
     Path(id): Path<i64>,
-    Form(form): Form<ReplyForm>,
+    request: Request,
 ) -> Response {
+    let form = match read_reply_form(request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
     if let Err(refused) = me.check_csrf(&form.csrf) {
         return refused.into_response();
+    }
+    let cid = ConversationId(id);
+    let conversation = match state.store.conversation(cid).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return store_failed(frontdesk_store::StoreError::NotFound("conversation", id)),
+        Err(e) => return store_failed(e),
+    };
+    let (canned, agents) =
+        match tokio::try_join!(state.store.canned_responses(), state.store.agents()) {
+            Ok(both) => both,
+            Err(e) => return store_failed(e),
+        };
+    let contact = conversation.contact_name.clone().unwrap_or_default();
+    let text = expand_canned(&form.text, &canned, &contact);
+    let mut attachments = Vec::new();
+    if let Some((name, content_type, bytes)) = form.file {
+        let name = clean_file_name(&name);
+        let sha = crate::api::hex(&sha2::Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        match state
+            .store
+            .save_file(cid, &name, &content_type, &sha, bytes)
+            .await
+        {
+            Ok(file) => attachments.push(frontdesk_core::Attachment {
+                name,
+                content_type,
+                size,
+                reference: format!("file:{}", file.id),
+            }),
+            Err(e) => return store_failed(e),
+        }
+    }
+    if text.trim().is_empty() && attachments.is_empty() {
+        return bad_request("Not sent", "Write a reply or attach a file.");
     }
     let reply = NewReply {
         idempotency_key: Some(format!(
             "form-{}",
             form.key.chars().take(64).collect::<String>()
         )),
-        ..NewReply::from_agent(
-            ConversationId(id),
-            me.agent.id,
-            form.text,
-            form.private.is_some(),
-        )
+        attachments,
+        mentions: if form.private {
+            mentioned(&text, &agents)
+        } else {
+            Vec::new()
+        },
+        ..NewReply::from_agent(cid, me.agent.id, text, form.private)
     };
     match state.store.reply(reply).await {
         Ok(_) => Redirect::to(&format!("/conversations/{id}")).into_response(),
@@ -398,14 +690,64 @@ pub async fn reply(
     }
 }
 
+/// GET /files/{id}: a kept file, for agents. Always a download, never shown inline,
+/// so a hostile HTML or SVG file cannot run in the inbox's origin.
+pub async fn file(State(state): State<WebState>, _me: SignedIn, Path(id): Path<i64>) -> Response {
+    match state.store.file(id).await {
+        Ok(Some((meta, bytes))) => download(&meta, bytes),
+        Ok(None) => store_failed(frontdesk_store::StoreError::NotFound("file", id)),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// A file as an attachment download.
+pub(crate) fn download(meta: &frontdesk_store::StoredFile, bytes: Vec<u8>) -> Response {
+    let ascii: String = meta
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = meta
+        .name
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
     csrf: String,
     action: String,
     reason: Option<String>,
+    priority: Option<String>,
+    hours: Option<u32>,
+    labels: Option<String>,
+    to: Option<String>,
 }
 
-/// POST /conversations/{id}/actions: take, pending, resolve, tier2, supervisor.
+/// POST /conversations/{id}/actions: take, pending, resolve, priority, snooze,
+/// labels, transfer, tier2, supervisor.
 pub async fn action(
     State(state): State<WebState>,
     me: SignedIn,
@@ -418,7 +760,11 @@ pub async fn action(
     let cid = ConversationId(id);
     let engine = &state.engine;
     let by = me.agent.id;
-    let reason = form.reason.unwrap_or_default();
+    let reason = form.reason.clone().unwrap_or_default();
+    let change = |change: ConversationChange| {
+        let store = state.store.clone();
+        async move { store.update_conversation(cid, &change).await.map(|_| ()) }
+    };
     let done = match form.action.as_str() {
         "take" => engine.assign(cid, by, Some(by)).await.map(|_| ()),
         "pending" => engine.set_pending(cid).await.map(|_| ()),
@@ -426,6 +772,58 @@ pub async fn action(
             .resolve(cid, &format!("resolved by agent {by}"))
             .await
             .map(|_| ()),
+        "priority" => {
+            let Some(priority) = form
+                .priority
+                .as_deref()
+                .and_then(|p| frontdesk_core::Priority::parse(p).ok())
+            else {
+                return bad_request("Bad priority", "Choose low, normal, high or urgent.");
+            };
+            change(ConversationChange {
+                priority: Some(priority),
+                reason: Some(format!("priority {priority} by agent {by}")),
+                ..ConversationChange::default()
+            })
+            .await
+        }
+        "snooze" => {
+            let hours = form.hours.unwrap_or(0);
+            if !(1..=24 * 30).contains(&hours) {
+                return bad_request("Bad snooze", "Snooze for 1 hour to 30 days.");
+            }
+            let until = state
+                .engine
+                .now()
+                .plus(std::time::Duration::from_secs(u64::from(hours) * 3600));
+            engine.snooze(cid, until).await.map(|_| ())
+        }
+        "labels" => {
+            let labels = form
+                .labels
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            change(ConversationChange {
+                labels: Some(labels),
+                reason: Some(format!("labels by agent {by}")),
+                ..ConversationChange::default()
+            })
+            .await
+        }
+        "transfer" => {
+            let to = match form.to.as_deref().unwrap_or_default().split_once(':') {
+                Some(("agent", n)) => match n.parse() {
+                    Ok(n) => Transfer::Agent(AgentId(n)),
+                    Err(_) => return bad_request("Bad transfer", "Unknown agent."),
+                },
+                Some(("team", t)) if !t.is_empty() => Transfer::Team(t.to_owned()),
+                _ => return bad_request("Bad transfer", "Choose an agent or a team."),
+            };
+            engine.transfer(cid, &to, &reason).await.map(|_| ())
+        }
         "tier2" => engine
             .escalate(cid, Escalation::Tier2, &reason, Some(by))
             .await
@@ -434,13 +832,7 @@ pub async fn action(
             .escalate(cid, Escalation::Supervisor, &reason, Some(by))
             .await
             .map(|_| ()),
-        _ => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Html(message_page("Bad action", "Unknown action.")),
-            )
-                .into_response();
-        }
+        _ => return bad_request("Bad action", "Unknown action."),
     };
     if let Err(e) = done {
         return store_failed(e);
@@ -451,101 +843,76 @@ pub async fn action(
             &me.agent.email,
             &form.action,
             &format!("conversation {id}"),
-            serde_json::json!({ "agent": by }),
+            serde_json::json!({ "agent": by, "to": form.to, "priority": form.priority }),
         )
         .await;
     Redirect::to(&format!("/conversations/{id}")).into_response()
 }
 
-struct AgentRow {
-    name: String,
-    email: String,
-    role: String,
-    status: String,
-    teams: String,
-    tier: u8,
-    capacity: u32,
-    open: u32,
-}
-
-#[derive(Template)]
-#[template(path = "agents.html")]
-struct AgentsPage {
-    me: String,
+#[derive(Debug, Deserialize)]
+pub struct MergeForm {
     csrf: String,
-    is_admin: bool,
-    agents: Vec<AgentRow>,
+    other: String,
+    /// The conversation to return to.
+    back: i64,
 }
 
-/// GET /admin/agents (admins only)
-pub async fn agents(State(state): State<WebState>, me: SignedIn) -> Response {
-    if let Err(refused) = me.require_admin() {
+/// POST /contacts/{id}/merge: two contacts are one person.
+pub async fn merge_contact(
+    State(state): State<WebState>,
+    me: SignedIn,
+    Path(id): Path<i64>,
+    Form(form): Form<MergeForm>,
+) -> Response {
+    if let Err(refused) = me.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let loads = match state.store.agents().await {
-        Ok(l) => l,
-        Err(e) => return store_failed(e),
+    let Ok(other) = form.other.trim().trim_start_matches('#').parse::<i64>() else {
+        return bad_request("Not merged", "Give the other contact's number.");
     };
-    render(&AgentsPage {
-        me: me.agent.name.clone(),
-        csrf: me.csrf.clone(),
-        is_admin: true,
-        agents: loads
-            .into_iter()
-            .map(|l| AgentRow {
-                name: l.agent.name,
-                email: l.agent.email,
-                role: l.agent.role.to_string(),
-                status: l.agent.status.to_string(),
-                teams: l.agent.teams.join(", "),
-                tier: l.agent.tier,
-                capacity: l.agent.capacity,
-                open: l.open,
-            })
-            .collect(),
-    })
+    if other == id {
+        return bad_request("Not merged", "That is the same contact.");
+    }
+    match state
+        .store
+        .merge_contacts(ContactId(id), ContactId(other), &me.agent.email)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/conversations/{}", form.back)).into_response(),
+        Err(e) => store_failed(e),
+    }
 }
 
-struct AuditRow {
-    when: String,
-    actor: String,
-    action: String,
-    subject: String,
-    detail: String,
-}
-
-#[derive(Template)]
-#[template(path = "audit.html")]
-struct AuditPage {
-    me: String,
+#[derive(Debug, Deserialize)]
+pub struct LocaleForm {
     csrf: String,
-    is_admin: bool,
-    entries: Vec<AuditRow>,
+    locale: String,
 }
 
-/// GET /admin/audit (admins only): who exported, erased, logged in, assigned,
-/// resolved, newest first.
-pub async fn audit(State(state): State<WebState>, me: SignedIn) -> Response {
-    if let Err(refused) = me.require_admin() {
+/// POST /settings/locale: the agent's interface language.
+pub async fn set_locale(
+    State(state): State<WebState>,
+    me: SignedIn,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LocaleForm>,
+) -> Response {
+    if let Err(refused) = me.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let entries = match state.store.audit_log(500).await {
-        Ok(e) => e,
-        Err(e) => return store_failed(e),
-    };
-    render(&AuditPage {
-        me: me.agent.name.clone(),
-        csrf: me.csrf.clone(),
-        is_admin: true,
-        entries: entries
-            .into_iter()
-            .map(|e| AuditRow {
-                when: e.created_at.to_rfc3339(),
-                actor: e.actor,
-                action: e.action,
-                subject: e.subject,
-                detail: e.detail.to_string(),
-            })
-            .collect(),
-    })
+    if let Err(e) = state
+        .store
+        .set_agent_locale(me.agent.id, &form.locale)
+        .await
+    {
+        return store_failed(e);
+    }
+    // Back where they were, if that is a page of ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
+        .and_then(|r| r.find('/').map(|i| r[i..].to_owned()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    Redirect::to(&back).into_response()
 }

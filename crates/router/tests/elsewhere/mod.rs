@@ -504,6 +504,21 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.set_agent_locale(agent, &locale).await })
             .await
     }
+    async fn api_tokens(
+        &self,
+        agent: AgentId,
+    ) -> Result<Vec<frontdesk_store::ApiToken>, StoreError> {
+        self.run(move |s| async move { s.api_tokens(agent).await })
+            .await
+    }
+    async fn revoke_api_token(&self, agent: AgentId, id: i64) -> Result<(), StoreError> {
+        self.run(move |s| async move { s.revoke_api_token(agent, id).await })
+            .await
+    }
+    async fn channel_activity(&self) -> Result<Vec<frontdesk_store::ChannelActivity>, StoreError> {
+        self.run(move |s| async move { s.channel_activity().await })
+            .await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
