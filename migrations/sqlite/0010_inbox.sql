@@ -48,3 +48,18 @@ CREATE TABLE files (
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX files_by_conversation ON files (conversation_id);
+
+-- Outbound webhooks read the events table (written in the same transaction as each
+-- change, so it is the outbox) from a cursor per webhook. One instance at a time
+-- holds a webhook's lease; a failure is retried with backoff before the cursor moves.
+CREATE TABLE webhook_cursors (
+    name          TEXT    PRIMARY KEY,
+    last_event_id INTEGER NOT NULL,
+    lease_owner   TEXT,
+    lease_until   INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    due_at        INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    delivered     INTEGER NOT NULL DEFAULT 0,
+    updated_at    INTEGER NOT NULL
+);

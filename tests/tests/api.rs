@@ -338,6 +338,27 @@ async fn a_patch_assigns_prioritises_and_resolves_through_the_engine(db: TestDat
         (changed["assignee"].as_i64(), changed["priority"].as_str()),
         (Some(api.agent), Some("urgent"))
     );
+    let labelled: Value = patch(json!({ "labels": ["vip", "提现", "vip"] }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(labelled["labels"], json!(["vip", "提现"]));
+    let by_label: Value = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/conversations?label=%E6%8F%90%E7%8E%B0",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_label["items"][0]["id"].as_i64(), Some(id));
+    let bad = patch(json!({ "labels": "vip" })).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let pending: Value = patch(json!({ "status": "pending" }))
         .await
         .unwrap()

@@ -179,6 +179,21 @@ impl App {
         }
 
         tasks.spawn(self.engine.clone().run(work.clone()));
+        let instance = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+        for (name, hook) in &self.config.webhooks {
+            let webhook = frontdesk_web::webhooks::Webhook {
+                name: name.clone(),
+                url: hook.url.clone(),
+                secret: hook.secret.clone(),
+                events: hook.events.clone(),
+            };
+            tasks.spawn(frontdesk_web::webhooks::run(
+                self.store.clone(),
+                webhook,
+                instance.clone(),
+                work.clone(),
+            ));
+        }
         tasks.spawn(retention_job(
             self.store.clone(),
             self.config.privacy.clone(),

@@ -30,6 +30,22 @@ pub struct Config {
     /// Business hours per team (`[teams.support]`); a team not listed works around the
     /// clock.
     pub teams: std::collections::BTreeMap<String, frontdesk_router::hours::HoursConfig>,
+    /// Outbound webhooks (`[webhooks.crm]`): events POSTed, signed, retried.
+    pub webhooks: std::collections::BTreeMap<String, Webhook>,
+}
+
+/// One outbound webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Where events are POSTed (http or https).
+    pub url: String,
+    /// Signs each body (HMAC-SHA256); the receiver checks it.
+    pub secret: SecretString,
+    /// Some of `conversation.created`, `message.created`,
+    /// `conversation.status_changed`; all when absent.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// The conversation engine: teams, timers, SLA targets, surveys.
@@ -653,6 +669,27 @@ fn validate(c: &Config) -> Vec<(String, String)> {
     for (team, hours) in &c.teams {
         if let Err(e) = frontdesk_router::BusinessHours::from_config(hours) {
             err(&format!("teams.{team}"), e.to_string());
+        }
+    }
+    for (name, hook) in &c.webhooks {
+        let key = |field: &str| format!("webhooks.{name}.{field}");
+        let url_ok = hook.url.starts_with("https://") || hook.url.starts_with("http://");
+        if !url_ok || reqwest::Url::parse(&hook.url).is_err() {
+            err(&key("url"), format!("{:?} is not an http(s) URL", hook.url));
+        }
+        if secrecy::ExposeSecret::expose_secret(&hook.secret).len() < 16 {
+            err(&key("secret"), "at least 16 characters".into());
+        }
+        for event in &hook.events {
+            if !frontdesk_web::webhooks::EVENT_TYPES.contains(&event.as_str()) {
+                err(
+                    &key("events"),
+                    format!(
+                        "unknown event {event:?}; expected {}",
+                        frontdesk_web::webhooks::EVENT_TYPES.join(", ")
+                    ),
+                );
+            }
         }
     }
     if c.engine.default_team.trim().is_empty() {

@@ -854,6 +854,60 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Per channel account: when a customer last wrote, when a reply last left, what
     /// waits, the last delivery error.
     async fn channel_activity(&self) -> Result<Vec<ChannelActivity>, StoreError>;
+
+    /// Takes (or renews) the lease of an outbound webhook's cursor for `lease`; `None`
+    /// while another instance holds it. A webhook seen the first time starts at the
+    /// newest event.
+    async fn claim_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<WebhookCursor>, StoreError>;
+
+    /// Moves a webhook's cursor to `to` (the lease holder only): `delivered`, or given
+    /// up on. Clears the attempts.
+    async fn advance_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        to: EventId,
+        delivered: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a failed delivery attempt and when to try again.
+    async fn webhook_failed(
+        &self,
+        name: &str,
+        owner: &str,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Every webhook's cursor, for the channel status page.
+    async fn webhooks(&self) -> Result<Vec<WebhookState>, StoreError>;
+}
+
+/// Where a webhook's deliveries stand, for the lease holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCursor {
+    /// Delivered (or given up on) up to this event.
+    pub last_event_id: EventId,
+    /// Failed attempts at the next event.
+    pub attempts: u32,
+    /// Not before this time (a retry's backoff).
+    pub due_at: Timestamp,
+}
+
+/// A webhook's state, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookState {
+    pub name: String,
+    pub last_event_id: EventId,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub delivered: u64,
+    pub updated_at: Timestamp,
 }
 
 /// A live API token, as its owner sees it.

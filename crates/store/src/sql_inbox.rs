@@ -370,3 +370,131 @@ impl SqlStore {
             .collect()
     }
 }
+
+impl SqlStore {
+    pub(crate) async fn claim_webhook_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<crate::WebhookCursor>, StoreError> {
+        let now = self.now().as_micros();
+        let until = now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 2);
+        let mut tx = self.begin().await?;
+        // A new webhook starts at the newest event: it is not sent the past. (`WHERE
+        // true`: SQLite reads an upsert after a bare SELECT ... FROM as a join.)
+        tx.q()
+            .execute(
+                Query::new(
+                    "INSERT INTO webhook_cursors (name, last_event_id, updated_at)
+                     SELECT $1, COALESCE(max(id), 0), $2 FROM events WHERE true
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(now),
+            )
+            .await?;
+        let row = tx
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "UPDATE webhook_cursors SET lease_owner = $2, lease_until = $3, updated_at = $4
+                     WHERE name = $1
+                       AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < $4)
+                     RETURNING last_event_id, attempts, due_at",
+                )
+                .bind(name)
+                .bind(owner)
+                .bind(until)
+                .bind(now),
+            )
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(crate::WebhookCursor {
+                last_event_id: frontdesk_core::EventId(r.get("last_event_id")?),
+                attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+                due_at: Timestamp::from_micros(r.get("due_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// Moves the cursor (the lease holder only): delivered, or given up.
+    pub(crate) async fn advance_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        to: frontdesk_core::EventId,
+        delivered: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = tx
+            .q()
+            .execute(
+                Query::new(
+                    "UPDATE webhook_cursors SET last_event_id = $3, attempts = 0, due_at = 0,
+                         last_error = CASE WHEN $4 = 1 THEN NULL ELSE last_error END,
+                         delivered = delivered + $4, updated_at = $5
+                     WHERE name = $1 AND lease_owner = $2 AND last_event_id < $3",
+                )
+                .bind(name)
+                .bind(owner)
+                .bind(to.0)
+                .bind(i64::from(delivered))
+                .bind(self.now().as_micros()),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn webhook_attempt_failed(
+        &self,
+        name: &str,
+        owner: &str,
+        error: &str,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(
+                Query::new(
+                    "UPDATE webhook_cursors SET attempts = attempts + 1, last_error = $3,
+                         due_at = $4, updated_at = $5
+                     WHERE name = $1 AND lease_owner = $2",
+                )
+                .bind(name)
+                .bind(owner)
+                .bind(error)
+                .bind(due_at.as_micros())
+                .bind(self.now().as_micros()),
+            )
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn webhook_states(&self) -> Result<Vec<crate::WebhookState>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(Query::new(
+                "SELECT name, last_event_id, attempts, last_error, delivered, updated_at
+                 FROM webhook_cursors ORDER BY name",
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::WebhookState {
+                    name: r.get("name")?,
+                    last_event_id: frontdesk_core::EventId(r.get("last_event_id")?),
+                    attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+                    last_error: r.get("last_error")?,
+                    delivered: u64::try_from(r.get::<i64>("delivered")?).unwrap_or(0),
+                    updated_at: Timestamp::from_micros(r.get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+}

@@ -2103,6 +2103,40 @@ impl Store for SqlStore {
         self.activity().await
     }
 
+    async fn claim_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<crate::WebhookCursor>, StoreError> {
+        self.claim_webhook_lease(name, owner, lease).await
+    }
+
+    async fn advance_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        to: EventId,
+        delivered: bool,
+    ) -> Result<bool, StoreError> {
+        SqlStore::advance_webhook(self, name, owner, to, delivered).await
+    }
+
+    async fn webhook_failed(
+        &self,
+        name: &str,
+        owner: &str,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.webhook_attempt_failed(name, owner, error, retry_at)
+            .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<crate::WebhookState>, StoreError> {
+        self.webhook_states().await
+    }
+
     async fn apply_retention(
         &self,
         channel: Option<ChannelKind>,

@@ -1,6 +1,6 @@
-//! Pages for admins (agents, teams and hours, canned responses, channel status, the
-//! knowledge base's try box, the audit log), for supervisors (reports), and for every
-//! agent (their API tokens).
+//! Pages for admins (agents, teams and hours, canned responses, channel and webhook
+//! status, the knowledge base's try box, the audit log), for supervisors (reports),
+//! and for every agent (their API tokens).
 
 use crate::WebState;
 use crate::auth::SignedIn;
@@ -369,6 +369,23 @@ pub async fn channels(State(state): State<WebState>, me: SignedIn) -> Response {
     for (account, seen) in by_account {
         rows.push(channel_row(account, None, Some(seen)));
     }
+    // Outbound webhooks: how far each has got, and its last failure.
+    let hooks = match state.store.webhooks().await {
+        Ok(h) => h,
+        Err(e) => return store_failed(e),
+    };
+    rows.extend(hooks.into_iter().map(|h| ChannelRow {
+        account: format!("webhook:{}", h.name),
+        ok: h.attempts == 0,
+        detail: format!(
+            "{} delivered, up to event {}; {} failed attempt(s) at the next",
+            h.delivered, h.last_event_id, h.attempts
+        ),
+        last_inbound: "-".into(),
+        last_sent: when(Some(h.updated_at)),
+        queued: 0,
+        last_error: h.last_error.unwrap_or_default(),
+    }));
     render(&ChannelsPage {
         chrome: Chrome::of(&me),
         channels: rows,

@@ -165,7 +165,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-fn conversation_json(c: &Conversation) -> serde_json::Value {
+pub(crate) fn conversation_json(c: &Conversation) -> serde_json::Value {
     serde_json::json!({
         "id": c.id,
         "status": c.status,
@@ -186,7 +186,7 @@ fn conversation_json(c: &Conversation) -> serde_json::Value {
     })
 }
 
-fn message_json(m: &Message) -> serde_json::Value {
+pub(crate) fn message_json(m: &Message) -> serde_json::Value {
     let (delivery, failure) = match &m.delivery {
         None => (None, None),
         Some(Delivery::Queued) => (Some("queued"), None),
@@ -219,6 +219,7 @@ struct ListQuery {
     channel: Option<String>,
     priority: Option<String>,
     team: Option<String>,
+    label: Option<String>,
     q: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
@@ -231,7 +232,8 @@ struct ListQuery {
         ("channel" = Option<String>, Query, description = "telegram, email, x or webchat"),
         ("priority" = Option<String>, Query, description = "low, normal, high or urgent"),
         ("team" = Option<String>, Query, description = "the team"),
-        ("q" = Option<String>, Query, description = "words in a message or the contact's name"),
+        ("label" = Option<String>, Query, description = "conversations with this label"),
+        ("q" = Option<String>, Query, description = "words in the conversation's messages (Latin words as prefixes), or a part of the contact's name or identity"),
         ("limit" = Option<u32>, Query, description = "1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "the `next` of the previous page"),
     ),
@@ -273,6 +275,7 @@ async fn list_conversations(
             channel,
             priority,
             team: q.team,
+            label: q.label,
             text: q.q,
             limit: q.limit.unwrap_or(50).clamp(1, 200),
             after,
@@ -434,14 +437,25 @@ async fn patch_conversation(
     body: Result<Json<serde_json::Map<String, serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Json(body) = body?;
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !["status", "priority", "assignee", "snoozed_until"].contains(&k.as_str()))
-    {
+    if let Some(unknown) = body.keys().find(|k| {
+        !["status", "priority", "assignee", "snoozed_until", "labels"].contains(&k.as_str())
+    }) {
         return Err(ApiError::invalid(format!(
-            "unknown field {unknown:?}; expected status, priority, assignee or snoozed_until"
+            "unknown field {unknown:?}; expected status, priority, assignee, snoozed_until \
+             or labels"
         )));
     }
+    let labels = match body.get("labels") {
+        None => None,
+        Some(serde_json::Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| ApiError::invalid("labels must be an array of strings"))?,
+        ),
+        Some(_) => return Err(ApiError::invalid("labels must be an array of strings")),
+    };
     let text = |key: &str| -> Result<Option<String>, ApiError> {
         match body.get(key) {
             None => Ok(None),
@@ -483,10 +497,11 @@ async fn patch_conversation(
             serde_json::Value::Object(body.clone()),
         )
         .await;
-    if let Some(priority) = priority {
+    if priority.is_some() || labels.is_some() {
         let change = ConversationChange {
-            priority: Some(priority),
-            reason: Some(format!("priority {priority} {by}")),
+            priority,
+            reason: Some(format!("priority or labels {by}")),
+            labels,
             ..ConversationChange::default()
         };
         state.store.update_conversation(id, &change).await?;

@@ -18,6 +18,7 @@ pub mod i18n;
 pub mod live;
 pub mod pages;
 pub mod webchat;
+pub mod webhooks;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};

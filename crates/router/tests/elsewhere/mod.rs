@@ -519,6 +519,41 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.channel_activity().await })
             .await
     }
+    async fn claim_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<frontdesk_store::WebhookCursor>, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.run(move |s| async move { s.claim_webhook(&name, &owner, lease).await })
+            .await
+    }
+    async fn advance_webhook(
+        &self,
+        name: &str,
+        owner: &str,
+        to: EventId,
+        delivered: bool,
+    ) -> Result<bool, StoreError> {
+        let (name, owner) = (name.to_owned(), owner.to_owned());
+        self.run(move |s| async move { s.advance_webhook(&name, &owner, to, delivered).await })
+            .await
+    }
+    async fn webhook_failed(
+        &self,
+        name: &str,
+        owner: &str,
+        error: &str,
+        retry_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (name, owner, error) = (name.to_owned(), owner.to_owned(), error.to_owned());
+        self.run(move |s| async move { s.webhook_failed(&name, &owner, &error, retry_at).await })
+            .await
+    }
+    async fn webhooks(&self) -> Result<Vec<frontdesk_store::WebhookState>, StoreError> {
+        self.run(move |s| async move { s.webhooks().await }).await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
