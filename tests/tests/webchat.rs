@@ -15,6 +15,7 @@ frontdesk_e2e::on_every_backend!(
     a_visitor_who_floods_is_slowed_down,
     the_chat_page_and_widget_are_served_and_the_cookie_keeps_the_visitor,
     a_visitor_hears_of_a_reply_over_server_sent_events,
+    a_visitor_leaves_an_email_and_gets_the_files_an_agent_sends,
 );
 
 struct Visitor {
@@ -68,6 +69,20 @@ impl Visitor {
             assert!(tokio::time::Instant::now() < deadline, "only {items:?}");
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
+    }
+}
+
+impl Visitor {
+    async fn leaves_email(&self, email: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/chat/api/email", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
     }
 }
 
@@ -387,5 +402,91 @@ async fn a_visitor_hears_of_a_reply_over_server_sent_events(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+async fn a_visitor_leaves_an_email_and_gets_the_files_an_agent_sends(db: TestDatabase) {
+    let app = start(&db).await;
+    let visitor = Visitor::arrive(&app).await;
+    let (status, _) = visitor.leaves_email("li@example.com").await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing written yet"
+    );
+    visitor.says("人工", "e-1").await;
+    visitor.read_until(0, 2).await;
+    let (status, _) = visitor.leaves_email("not an address").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = visitor.leaves_email(" Li@Example.com ").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], "l***@example.com", "masked in the answer");
+    let id = app.latest_conversation().await;
+    let c = app.store.conversation(id).await.unwrap().unwrap();
+    let contact = app.store.contact(c.contact_id).await.unwrap().unwrap();
+    let email = contact
+        .identities
+        .iter()
+        .find(|i| i.channel == frontdesk_core::ChannelKind::Email)
+        .expect("an email identity");
+    assert_eq!(email.external_id, "li@example.com");
+    assert!(email.verified_at.is_none(), "typed in a chat: not verified");
+    // Another visitor typing the same address is not joined to this contact.
+    let other = Visitor::arrive(&app).await;
+    other.says("hello", "o-1").await;
+    other.read_until(0, 2).await;
+    let (status, _) = other.leaves_email("li@example.com").await;
+    assert_eq!(status, StatusCode::OK);
+    let theirs = app.latest_conversation().await;
+    let c2 = app.store.conversation(theirs).await.unwrap().unwrap();
+    assert_ne!(c2.contact_id, c.contact_id);
+    let notes = app.store.messages(theirs, None, 100).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|m| m.text.contains("already has") && m.kind == frontdesk_core::MessageKind::Event),
+        "agents are told"
+    );
+    // An agent sends a file: the visitor gets a link that works, and only that one.
+    let bytes = b"%PDF-1.4 receipt".to_vec();
+    let file = app
+        .store
+        .save_file(id, "收据.pdf", "application/pdf", "x", bytes.clone())
+        .await
+        .unwrap();
+    let reply = frontdesk_store::NewReply {
+        attachments: vec![frontdesk_core::Attachment {
+            name: "收据.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: bytes.len() as u64,
+            reference: format!("file:{}", file.id),
+        }],
+        ..frontdesk_store::NewReply::from_bot(id, "这是您的收据")
+    };
+    app.store.reply(reply).await.unwrap();
+    let items = visitor.read(0).await;
+    let sent = items
+        .iter()
+        .find(|m| m["text"] == "这是您的收据")
+        .expect("the reply");
+    let url = sent["files"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(sent["files"][0]["name"], "收据.pdf");
+    let got = reqwest::get(app.url(&url)).await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert!(
+        got.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("UTF-8''%E6%94%B6%E6%8D%AE.pdf")
+    );
+    assert_eq!(got.bytes().await.unwrap().to_vec(), bytes);
+    let forged = url.replace(
+        &format!("file-{}", file.id),
+        &format!("file-{}", file.id + 1),
+    );
+    assert_eq!(
+        reqwest::get(app.url(&forged)).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     app.stop().await;
 }

@@ -886,6 +886,27 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Every webhook's cursor, for the channel status page.
     async fn webhooks(&self) -> Result<Vec<WebhookState>, StoreError>;
+
+    /// A website-chat visitor (the thread `thread_key` of `account`) leaves an email
+    /// address for replies: it becomes an unverified email identity of their contact,
+    /// unless another contact has it already (then nothing is joined: an address
+    /// typed into a chat proves nothing).
+    async fn leave_email(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        email: &str,
+    ) -> Result<EmailLeft, StoreError>;
+}
+
+/// What came of a visitor's email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailLeft {
+    /// The visitor's latest conversation.
+    pub conversation: ConversationId,
+    pub contact: frontdesk_core::ContactId,
+    /// Who has the address now: `contact`, or another contact who had it before.
+    pub holder: frontdesk_core::ContactId,
 }
 
 /// Where a webhook's deliveries stand, for the lease holder.

@@ -498,3 +498,68 @@ impl SqlStore {
             .collect()
     }
 }
+
+impl SqlStore {
+    pub(crate) async fn put_visitor_email(
+        &self,
+        account: &frontdesk_core::ChannelAccount,
+        thread_key: &str,
+        email: &str,
+    ) -> Result<crate::EmailLeft, StoreError> {
+        let now = self.now().as_micros();
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let Some(row) = q
+            .fetch_optional(
+                Query::new(
+                    "SELECT id, contact_id FROM conversations
+                     WHERE channel = $1 AND account = $2 AND thread_key = $3
+                     ORDER BY id DESC LIMIT 1",
+                )
+                .bind(account.kind().as_str())
+                .bind(account.name())
+                .bind(thread_key),
+            )
+            .await?
+        else {
+            return Err(StoreError::Invalid(
+                "write a message first, then leave an email address".into(),
+            ));
+        };
+        let conversation = ConversationId(row.get("id")?);
+        let contact = frontdesk_core::ContactId(row.get("contact_id")?);
+        let inserted = q
+            .fetch_optional(
+                Query::new(
+                    "INSERT INTO contact_identities (contact_id, channel, external_id, created_at)
+                     VALUES ($1, 'email', $2, $3)
+                     ON CONFLICT (channel, external_id) DO NOTHING RETURNING id",
+                )
+                .bind(contact.0)
+                .bind(email)
+                .bind(now),
+            )
+            .await?;
+        let holder = match inserted {
+            Some(_) => contact,
+            None => {
+                let row = q
+                    .fetch_one(
+                        Query::new(
+                            "SELECT contact_id FROM contact_identities
+                             WHERE channel = 'email' AND external_id = $1",
+                        )
+                        .bind(email),
+                    )
+                    .await?;
+                frontdesk_core::ContactId(row.get("contact_id")?)
+            }
+        };
+        tx.commit().await?;
+        Ok(crate::EmailLeft {
+            conversation,
+            contact,
+            holder,
+        })
+    }
+}

@@ -2137,6 +2137,15 @@ impl Store for SqlStore {
         self.webhook_states().await
     }
 
+    async fn leave_email(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        email: &str,
+    ) -> Result<crate::EmailLeft, StoreError> {
+        self.put_visitor_email(account, thread_key, email).await
+    }
+
     async fn apply_retention(
         &self,
         channel: Option<ChannelKind>,

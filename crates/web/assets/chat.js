@@ -4,8 +4,10 @@
   "use strict";
   var zh = (navigator.language || "").toLowerCase().indexOf("zh") === 0;
   var words = zh
-    ? { title: "在线客服", send: "发送", placeholder: "请输入您的问题…", you: "您", bot: "智能助手", agent: "客服", offline: "网络中断，正在重试…" }
-    : { title: "Support", send: "Send", placeholder: "Type your question…", you: "You", bot: "Assistant", agent: "Support", offline: "Connection lost, retrying…" };
+    ? { title: "在线客服", send: "发送", placeholder: "请输入您的问题…", you: "您", bot: "智能助手", agent: "客服", offline: "网络中断，正在重试…",
+        email: "留下邮箱，我们也会通过邮件回复您", save: "保存", saved: "已记下：", badEmail: "邮箱地址不正确", writeFirst: "请先发一条消息" }
+    : { title: "Support", send: "Send", placeholder: "Type your question…", you: "You", bot: "Assistant", agent: "Support", offline: "Connection lost, retrying…",
+        email: "Leave your email and we will also reply by mail", save: "Save", saved: "Noted: ", badEmail: "That is not an email address", writeFirst: "Send a message first" };
   document.documentElement.lang = zh ? "zh-CN" : "en";
   document.getElementById("title").textContent = words.title;
   document.getElementById("go").textContent = words.send;
@@ -42,6 +44,14 @@
     body.textContent = m.text;
     box.appendChild(who);
     box.appendChild(body);
+    (m.files || []).forEach(function (f) {
+      var a = document.createElement("a");
+      a.className = "file";
+      a.href = f.url;
+      a.textContent = f.name;
+      a.setAttribute("download", "");
+      box.appendChild(a);
+    });
     if (m.choices && m.choices.length) {
       var row = document.createElement("div");
       row.className = "choices";
@@ -139,6 +149,23 @@
   };
   input.onkeydown = function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); document.getElementById("send").onsubmit(e); }
+  };
+  // An optional email address, to continue by mail.
+  var emailForm = document.getElementById("email");
+  var emailInput = document.getElementById("email-address");
+  emailInput.placeholder = words.email;
+  document.getElementById("email-go").textContent = words.save;
+  emailForm.onsubmit = function (e) {
+    e.preventDefault();
+    fetch("/chat/api/email", {
+      method: "POST", headers: headers(), credentials: "same-origin",
+      body: JSON.stringify({ email: emailInput.value.trim() })
+    }).then(function (r) {
+      return r.json().then(function (b) { return { ok: r.ok, body: b }; });
+    }).then(function (r) {
+      if (r.ok) { status.textContent = words.saved + r.body.email; emailForm.hidden = true; }
+      else { status.textContent = r.body && /first/.test(r.body.error || "") ? words.writeFirst : words.badEmail; }
+    }).catch(function () { status.textContent = words.offline; });
   };
   session().then(function () { listen(); poll(); }, poll);
 })();

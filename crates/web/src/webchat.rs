@@ -16,7 +16,7 @@ use crate::WebState;
 use crate::api::bearer;
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,7 @@ use frontdesk_core::{
     Author, Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, Health, Inbound,
     IngestOutcome, MessageId, Outbound, Sender,
 };
+use frontdesk_store::NewReply;
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -195,6 +196,8 @@ pub fn routes() -> Router<WebState> {
         .route("/widget.js", get(widget))
         .route("/chat/api/session", post(new_session))
         .route("/chat/api/messages", post(send).get(read))
+        .route("/chat/api/email", post(leave_email))
+        .route("/chat/files/{token}", get(file))
         .route("/chat/api/stream", get(crate::live::visitor_events))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
 }
@@ -388,16 +391,97 @@ async fn read(
                 Author::Bot | Author::System => "bot",
                 Author::Agent => "agent",
             };
+            // Files agents attached: a link that is its own permission, made only
+            // for messages of this visitor's thread.
+            let files: Vec<serde_json::Value> = m
+                .attachments
+                .iter()
+                .filter_map(|a| {
+                    let id = crate::pages::file_id(&a.reference)?;
+                    let token = state.visitor_keys.issue(&format!("file-{id}"));
+                    Some(serde_json::json!({
+                        "name": a.name,
+                        "size": a.size,
+                        "url": format!("/chat/files/{token}"),
+                    }))
+                })
+                .collect();
             serde_json::json!({
                 "id": m.id,
                 "author": author,
                 "text": m.text,
                 "created_at": m.created_at,
                 "choices": m.quick_replies,
+                "files": files,
             })
         })
         .collect();
     Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// GET /chat/files/{token}: a file an agent sent, by the link the visitor was given.
+async fn file(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    let id = state
+        .visitor_keys
+        .check(&token)
+        .and_then(|what| what.strip_prefix("file-")?.parse::<i64>().ok());
+    let Some(id) = id else {
+        return ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    match state.store.file(id).await {
+        Ok(Some((meta, bytes))) => crate::pages::download(&meta, bytes),
+        Ok(None) => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaveEmail {
+    email: String,
+}
+
+/// POST /chat/api/email `{"email": ...}`: the visitor would like replies by email too.
+/// Kept as an unverified address of their contact (agents see it in the contact
+/// panel, with a note in the conversation); an address another contact has is not
+/// joined to this one.
+async fn leave_email(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    body: Result<Json<LeaveEmail>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let visitor = visitor(&state, &headers)?;
+    let Json(body) = body?;
+    let typed = body.email.trim().to_lowercase();
+    let valid = typed.len() <= 254
+        && frontdesk_router::verify::find_email(&typed).as_deref() == Some(typed.as_str());
+    if !valid {
+        return Err(ApiError::invalid("that is not an email address"));
+    }
+    let left = state
+        .store
+        .leave_email(&account(), &visitor, &typed)
+        .await?;
+    let masked = frontdesk_router::verify::mask_email(&typed);
+    let note = if left.holder == left.contact {
+        format!("The visitor left an email address for replies: {typed} (not verified).")
+    } else {
+        format!(
+            "The visitor left the email address {typed}, which contact #{} already has; \
+             not joined (verify before merging).",
+            left.holder
+        )
+    };
+    let event = NewReply {
+        author: Author::System,
+        kind: frontdesk_core::MessageKind::Event,
+        idempotency_key: Some(format!("left-email-{}", crate::api::token_hash(&typed))),
+        ..NewReply::from_bot(left.conversation, note)
+    };
+    state.store.reply(event).await?;
+    Ok(Json(
+        serde_json::json!({ "email": masked, "verified": false }),
+    ))
 }
 
 #[cfg(test)]

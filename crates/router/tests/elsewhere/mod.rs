@@ -554,6 +554,17 @@ impl Store for ElsewhereStore {
     async fn webhooks(&self) -> Result<Vec<frontdesk_store::WebhookState>, StoreError> {
         self.run(move |s| async move { s.webhooks().await }).await
     }
+    async fn leave_email(
+        &self,
+        account: &ChannelAccount,
+        thread_key: &str,
+        email: &str,
+    ) -> Result<frontdesk_store::EmailLeft, StoreError> {
+        let (account, thread_key, email) =
+            (account.clone(), thread_key.to_owned(), email.to_owned());
+        self.run(move |s| async move { s.leave_email(&account, &thread_key, &email).await })
+            .await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
