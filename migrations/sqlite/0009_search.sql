@@ -22,8 +22,11 @@ WHEN new.search_text <> '' BEGIN
         HAVING count(*) > 0;
 END;
 
+-- Terms written for the first time (NULL before) are indexed by whoever writes them,
+-- a conversation at a time (`write_search_terms`), not once per message here.
 CREATE TRIGGER conversation_search_update AFTER UPDATE OF search_text, conversation_id
-ON messages BEGIN
+ON messages
+WHEN old.search_text IS NOT NULL OR old.conversation_id <> new.conversation_id BEGIN
     DELETE FROM conversation_search WHERE rowid IN (old.conversation_id, new.conversation_id);
     INSERT INTO conversation_search (rowid, terms)
         SELECT conversation_id, group_concat(search_text, ' ') FROM messages

@@ -271,6 +271,63 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
         .unwrap()
         .unwrap();
     assert_eq!(c.status, frontdesk_core::Status::Snoozed);
+    // The same customer wrote from the website chat too: merge the two contacts from
+    // the contact panel; the older keeps its number and both identities.
+    let other = app
+        .store
+        .ingest(
+            &Inbound::new(
+                ChannelAccount::default_of(ChannelKind::Webchat),
+                "v-1",
+                Sender {
+                    external_id: "visitor-1".into(),
+                    display_name: None,
+                    language: None,
+                },
+                "visitor-1",
+                "还是我",
+            )
+            .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let frontdesk_core::IngestOutcome::Stored {
+        conversation_id: other_conversation,
+        ..
+    } = other
+    else {
+        panic!("stored")
+    };
+    let other_contact = app
+        .store
+        .conversation(other_conversation)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    let (status, _) = post(
+        &amy,
+        &app,
+        &format!("/contacts/{}/merge", c.contact_id),
+        &[
+            ("csrf", &csrf),
+            ("other", &other_contact.to_string()),
+            ("back", &id.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let merged = app.store.contact(c.contact_id).await.unwrap().unwrap();
+    assert_eq!(merged.identities.len(), 2, "{merged:?}");
+    let (status, _) = post(
+        &amy,
+        &app,
+        &format!("/contacts/{}/merge", c.contact_id),
+        &[("csrf", &csrf), ("other", "x"), ("back", &id.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
 
@@ -383,6 +440,63 @@ async fn admin_pages_and_reports_open_for_their_roles_only(db: TestDatabase) {
     let kai = browser();
     let r = log_in(&app, &kai, "kai@desk.example", "kai's long passphrase").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Teams, tier and capacity from the same page.
+    let kai_id = app
+        .store
+        .agent_by_email("kai@desk.example")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    let (status, _) = post(
+        &admin,
+        &app,
+        &format!("/admin/agents/{kai_id}"),
+        &[
+            ("csrf", &csrf_of(&page)),
+            ("teams", "payments, general"),
+            ("tier", "2"),
+            ("capacity", "8"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, agents) = get(&admin, &app, "/admin/agents").await;
+    assert!(agents.contains("general, payments") || agents.contains("payments, general"));
+    // A canned response is deleted from its page; an agent cannot.
+    let (_, page) = get(&admin, &app, "/admin/canned").await;
+    post(
+        &admin,
+        &app,
+        "/admin/canned",
+        &[
+            ("csrf", &csrf_of(&page)),
+            ("shortcut", "hi"),
+            ("title", "Hi"),
+            ("text", "您好"),
+        ],
+    )
+    .await;
+    let canned = app.store.canned_responses().await.unwrap();
+    let (_, amy_page) = get(&amy, &app, "/").await;
+    let (status, _) = post(
+        &amy,
+        &app,
+        &format!("/admin/canned/{}/delete", canned[0].id),
+        &[("csrf", &csrf_of(&amy_page))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post(
+        &admin,
+        &app,
+        &format!("/admin/canned/{}/delete", canned[0].id),
+        &[("csrf", &csrf_of(&page))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(app.store.canned_responses().await.unwrap().is_empty());
     app.stop().await;
 }
 

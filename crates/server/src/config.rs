@@ -1046,6 +1046,23 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_needs_a_url_a_long_secret_and_known_events() {
+        let good = "[webhooks.crm]\nurl = \"https://crm.example.com/hook\"\nsecret = \"0123456789abcdef0123\"\nevents = [\"message.created\"]\n";
+        let c = parse_str(good, &[]).unwrap();
+        assert_eq!(c.webhooks["crm"].events, ["message.created"]);
+        assert!(!format!("{:?}", c.webhooks["crm"]).contains("0123456789abcdef"));
+        let bad = "[webhooks.crm]\nurl = \"ftp://crm\"\nsecret = \"short\"\nevents = [\"message.deleted\"]\n";
+        let errors = parse_str(bad, &[]).unwrap_err().to_string();
+        for key in [
+            "webhooks.crm.url",
+            "webhooks.crm.secret",
+            "webhooks.crm.events",
+        ] {
+            assert!(errors.contains(key), "{key} in {errors}");
+        }
+    }
+
+    #[test]
     fn bad_business_hours_name_the_team_and_the_value() {
         let text = "[teams.general]\ntimezone = \"Mars/Olympus\"\n\n[teams.payments]\nhours = { mon = \"18:00-09:00\" }\n";
         let errors = parse_str(text, &[]).unwrap_err().to_string();

@@ -179,29 +179,63 @@ impl crate::SqlStore {
         };
         let messages = match backend {
             crate::Backend::Sqlite => {
-                // Few matches: look each up. Many (a common word): walk the
-                // conversations newest first and test each against the set, which
-                // fills a page at once instead of sorting every match.
-                let row = self
+                // The newest 2,000 matches by conversation id, read once and bound
+                // as a list. Fewer: that is all of them, and sorting them is cheap.
+                // All 2,000: a common word. Then walk the conversations newest
+                // activity first (`+c.id` keeps SQLite from sorting every match) and
+                // take those in the list, or older ones (an old conversation active
+                // again) that match when looked up one by one; a page fills after a
+                // few dozen.
+                let rows = self
                     .conn()
                     .await?
                     .q()
-                    .fetch_one(
+                    .fetch_all(
                         Query::new(
-                            "SELECT count(*) AS n FROM (SELECT rowid FROM conversation_search
-                             WHERE conversation_search MATCH $1 LIMIT 1000) AS hits",
+                            "SELECT rowid FROM conversation_search
+                             WHERE conversation_search MATCH $1
+                             ORDER BY rowid DESC LIMIT 2000",
                         )
                         .bind(query.fts5.as_str()),
                     )
                     .await?;
-                let common = row.get::<i64>("n")? >= 1000;
-                args.push(query.fts5.into());
-                format!(
-                    "{}c.id IN (SELECT rowid FROM conversation_search
-                               WHERE conversation_search MATCH ${})",
-                    if common { "+" } else { "" },
-                    args.len()
-                )
+                let newest: Vec<i64> = rows
+                    .iter()
+                    .map(|r| r.get::<i64>("rowid"))
+                    .collect::<Result<_, _>>()?;
+                let common = newest.len() >= 2000;
+                let oldest = newest.last().copied().unwrap_or(0);
+                let list: Vec<String> = match common {
+                    true => Vec::new(),
+                    false => newest,
+                }
+                .into_iter()
+                .map(|id| {
+                    args.push(id.into());
+                    format!("${}", args.len())
+                })
+                .collect();
+                let among = match list.is_empty() {
+                    true => "c.id IN (NULL)".to_owned(),
+                    false => format!("c.id IN ({})", list.join(", ")),
+                };
+                // (For a common word the list is not bound: SQLite reads the newest
+                // matches again, by rowid range, faster than it parses 2,000 values.)
+                if common {
+                    args.push(query.fts5.into());
+                    let q = args.len();
+                    args.push(oldest.into());
+                    format!(
+                        "(+c.id IN (SELECT rowid FROM conversation_search
+                                    WHERE conversation_search MATCH ${q} AND rowid >= ${o})
+                          OR (c.id < ${o} AND EXISTS (
+                             SELECT 1 FROM conversation_search
+                             WHERE conversation_search MATCH ${q} AND rowid = c.id)))",
+                        o = args.len()
+                    )
+                } else {
+                    among
+                }
             }
             crate::Backend::Postgres => {
                 let words: Vec<String> = query
@@ -242,6 +276,8 @@ impl crate::SqlStore {
             if rows.is_empty() {
                 return Ok(written);
             }
+            let first: i64 = rows[0].get("id")?;
+            let last: i64 = rows[rows.len() - 1].get("id")?;
             let mut tx = self.begin().await?;
             for row in &rows {
                 let id: i64 = row.get("id")?;
@@ -256,6 +292,33 @@ impl crate::SqlStore {
                         Query::new("UPDATE messages SET search_text = $2 WHERE id = $1")
                             .bind(id)
                             .bind(search_text),
+                    )
+                    .await?;
+            }
+            if crate::Store::backend(self) == crate::Backend::Sqlite {
+                // The documents of the conversations these messages belong to.
+                let conversations = "SELECT DISTINCT conversation_id FROM messages
+                                     WHERE id BETWEEN $1 AND $2";
+                tx.q()
+                    .execute(
+                        Query::assembled(format!(
+                            "DELETE FROM conversation_search WHERE rowid IN ({conversations})"
+                        ))
+                        .bind(first)
+                        .bind(last),
+                    )
+                    .await?;
+                tx.q()
+                    .execute(
+                        Query::assembled(format!(
+                            "INSERT INTO conversation_search (rowid, terms)
+                             SELECT conversation_id, group_concat(search_text, ' ')
+                             FROM messages
+                             WHERE conversation_id IN ({conversations}) AND search_text <> ''
+                             GROUP BY conversation_id"
+                        ))
+                        .bind(first)
+                        .bind(last),
                     )
                     .await?;
             }

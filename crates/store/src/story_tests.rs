@@ -239,7 +239,66 @@ async fn labels_mentions_canned_responses_and_files_are_kept(store: SqlStore) {
     assert!(store.set_agent_locale(amy.id, "fr").await.is_err());
 }
 
+/// Enough conversations with a common word that search takes its other path: the
+/// newest 2,000 by id, plus older ones active again. Seeded in SQL (the triggers and
+/// `write_search_terms` index them as they would any row).
+async fn a_common_word_finds_the_newest_activity_first_even_in_an_old_conversation(
+    store: SqlStore,
+) {
+    let n = 2_600;
+    let numbers =
+        format!("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n})");
+    for insert in [
+        "INSERT INTO contacts (id, name, created_at, updated_at)
+             SELECT i, 'c' || i, i, i FROM n",
+        "INSERT INTO conversations (id, channel, account, contact_id, thread_key, status,
+                 priority, created_at, updated_at, last_message_at)
+             SELECT i, 'telegram', 'default', i, 't' || i, 'open', 'normal', i, i,
+                    CASE WHEN i = 7 THEN 999999999 ELSE i * 1000 END
+             FROM n",
+        "INSERT INTO messages (conversation_id, channel, account, direction, author, kind,
+                 text, created_at)
+             SELECT i, 'telegram', 'default', 'in', 'contact', 'text',
+                    CASE WHEN i % 10 = 3 THEN 'hello' ELSE '转账没到' END, i
+             FROM n",
+    ] {
+        store
+            .execute_raw(&format!("{numbers} {insert}"))
+            .await
+            .unwrap();
+    }
+    store.write_search_terms().await.unwrap();
+    let page = store
+        .list_conversations(&ConversationQuery {
+            text: Some("转账".into()),
+            limit: 50,
+            ..ConversationQuery::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<i64> = page.items.iter().map(|c| c.id.0).collect();
+    assert_eq!(ids[0], 7, "the old conversation with the newest activity");
+    let expected: Vec<i64> = (1..=n)
+        .rev()
+        .filter(|i| i % 10 != 3 && *i != 7)
+        .take(50)
+        .collect();
+    assert_eq!(&ids[1..], &expected[..49]);
+    // The next page goes on without a gap.
+    let next = store
+        .list_conversations(&ConversationQuery {
+            text: Some("转账".into()),
+            limit: 50,
+            after: page.next,
+            ..ConversationQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.items[0].id.0, expected[49]);
+}
+
 on_every_backend!(
+    a_common_word_finds_the_newest_activity_first_even_in_an_old_conversation,
     labels_mentions_canned_responses_and_files_are_kept,
     a_customer_message_becomes_a_conversation_and_the_reply_leaves_once,
     the_same_inbound_twice_is_stored_once,
