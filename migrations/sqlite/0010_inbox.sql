@@ -63,3 +63,12 @@ CREATE TABLE webhook_cursors (
     delivered     INTEGER NOT NULL DEFAULT 0,
     updated_at    INTEGER NOT NULL
 );
+
+-- Business hours set by an admin in the pages; they take the place of a team's
+-- [teams.*] table from the configuration file. JSON of the same fields.
+CREATE TABLE team_hours (
+    team       TEXT    PRIMARY KEY,
+    config     TEXT    NOT NULL,
+    updated_by TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+);

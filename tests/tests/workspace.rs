@@ -16,6 +16,7 @@ frontdesk_e2e::on_every_backend!(
     admin_pages_and_reports_open_for_their_roles_only,
     an_agent_makes_and_revokes_an_api_token_from_the_page,
     a_lockout_holds_on_every_instance,
+    many_login_attempts_from_one_address_are_slowed_down,
 );
 
 /// A customer writes on the memory channel; returns the conversation id once listed.
@@ -398,6 +399,47 @@ async fn admin_pages_and_reports_open_for_their_roles_only(db: TestDatabase) {
     }
     let (_, teams) = get(&admin, &app, "/admin/teams").await;
     assert!(teams.contains("general"));
+    // Hours set in the page are checked, kept, and shown.
+    let (status, _) = post(
+        &admin,
+        &app,
+        "/admin/teams/general/hours",
+        &[
+            ("csrf", &csrf_of(&teams)),
+            ("timezone", "Asia/Shanghai"),
+            ("mon", "08:00-12:00, 13:00-17:00"),
+            ("tue", "08:00-17:00"),
+            ("holidays", "2026-10-01, 2026-10-02"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, teams) = get(&admin, &app, "/admin/teams").await;
+    assert!(
+        teams.contains("Mon 08:00-12:00,13:00-17:00 Tue 08:00-17:00 Wed closed"),
+        "{teams}"
+    );
+    assert!(teams.contains("2 holiday(s)"));
+    let (status, body) = post(
+        &admin,
+        &app,
+        "/admin/teams/general/hours",
+        &[("csrf", &csrf_of(&teams)), ("mon", "18:00-09:00")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("18:00-09:00"), "says which value is wrong");
+    assert_eq!(
+        post(
+            &sue,
+            &app,
+            "/admin/teams/general/hours",
+            &[("csrf", &csrf_of(&teams)), ("mon", "08:00-09:00")],
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
     let (_, channels) = get(&admin, &app, "/admin/channels").await;
     assert!(channels.contains("telegram:default"), "{channels}");
     let (_, tried) = get(
@@ -581,4 +623,28 @@ async fn a_lockout_holds_on_every_instance(db: TestDatabase) {
     );
     one.stop().await;
     two.stop().await;
+}
+
+async fn many_login_attempts_from_one_address_are_slowed_down(db: TestDatabase) {
+    let app = TestApp::start(db.url(), &[]).await;
+    let http = browser();
+    let mut statuses = Vec::new();
+    // Different addresses each time: no single address locks, the client does.
+    for i in 0..25 {
+        let r = log_in(
+            &app,
+            &http,
+            &format!("guess{i}@desk.example"),
+            "password1234",
+        )
+        .await;
+        statuses.push(r.status());
+    }
+    assert!(
+        statuses[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(statuses[24], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    app.stop().await;
 }

@@ -19,7 +19,7 @@
 
 use crate::bot::{Bot, Turn};
 use crate::csat;
-use crate::hours::BusinessHours;
+use crate::hours::{BusinessHours, HoursConfig};
 use crate::metrics::Metrics;
 use crate::notices;
 use crate::report::{self, Report};
@@ -235,6 +235,9 @@ pub struct ConversationEngine {
     mailer: Option<Arc<dyn CodeMailer>>,
     /// When the report gauges on /metrics were last computed.
     report_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Hours admins set in the pages (kept in the database, read again on every
+    /// tick so that all instances agree); they take the place of the configuration's.
+    hours_set: std::sync::RwLock<BTreeMap<String, BusinessHours>>,
 }
 
 impl fmt::Debug for ConversationEngine {
@@ -263,6 +266,7 @@ impl ConversationEngine {
             bot: None,
             mailer: None,
             report_refreshed: std::sync::Mutex::new(None),
+            hours_set: std::sync::RwLock::default(),
         }
     }
 
@@ -292,12 +296,63 @@ impl ConversationEngine {
         self.clock.now()
     }
 
-    fn hours(&self, team: &str) -> BusinessHours {
-        self.config
-            .hours
-            .get(team)
+    /// A team's business hours: set in the pages, else from the configuration, else
+    /// around the clock.
+    pub fn hours(&self, team: &str) -> BusinessHours {
+        let set = self.hours_set.read().unwrap_or_else(|e| e.into_inner());
+        set.get(team)
+            .or_else(|| self.config.hours.get(team))
             .cloned()
             .unwrap_or_else(BusinessHours::always)
+    }
+
+    /// Every team with hours, from the pages or the configuration.
+    pub fn teams_with_hours(&self) -> Vec<String> {
+        let set = self.hours_set.read().unwrap_or_else(|e| e.into_inner());
+        let mut teams: Vec<String> = set
+            .keys()
+            .chain(self.config.hours.keys())
+            .cloned()
+            .collect();
+        teams.sort();
+        teams.dedup();
+        teams
+    }
+
+    /// An admin sets a team's hours: checked, kept in the database, in force at once
+    /// here and on other instances at their next tick.
+    pub async fn set_hours(&self, team: &str, config: &HoursConfig, by: &str) -> Result<()> {
+        let team = team.trim();
+        if team.is_empty() {
+            return Err(StoreError::Invalid("a team name is needed".into()));
+        }
+        let hours =
+            BusinessHours::from_config(config).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(config).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.store.set_team_hours(team, &json, by).await?;
+        self.hours_set
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(team.to_owned(), hours);
+        Ok(())
+    }
+
+    /// Reads the hours set in the pages again (another instance may have changed them).
+    async fn reload_hours(&self) -> Result<()> {
+        let mut fresh = BTreeMap::new();
+        for (team, json) in self.store.team_hours().await? {
+            let parsed = serde_json::from_str::<HoursConfig>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|c| BusinessHours::from_config(&c).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(hours) => {
+                    fresh.insert(team, hours);
+                }
+                Err(e) => tracing::warn!(%team, error = %e, "stored business hours do not check"),
+            }
+        }
+        *self.hours_set.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     async fn load(&self, id: ConversationId) -> Result<Conversation> {
@@ -1268,6 +1323,7 @@ impl ConversationEngine {
     /// conversations, returns the conversations of agents away too long, records SLA
     /// breaches, fills the queue, and refreshes the report gauges.
     pub async fn tick(&self) -> Result<()> {
+        self.reload_hours().await?;
         let now = self.now();
         let ago = |d: Duration| Timestamp::from_micros(now.as_micros() - micros(d));
         for c in self.store.sweep(Sweep::SnoozeOver(now), 500).await? {

@@ -47,7 +47,7 @@ const DAY_KEYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 ///   team is open around the clock.
 /// - `holidays`: `YYYY-MM-DD` dates in the team's zone, closed all day (also when
 ///   `hours` is empty).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HoursConfig {
     #[serde(default)]
@@ -179,6 +179,29 @@ impl BusinessHours {
     }
 
     /// Whether the team is open at `at`.
+    /// The same hours as a configuration would write them (for a form to edit).
+    pub fn to_config(&self) -> HoursConfig {
+        const KEYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        HoursConfig {
+            timezone: Some(self.zone_name.clone()),
+            hours: self
+                .week
+                .iter()
+                .zip(KEYS)
+                .filter(|(intervals, _)| !intervals.is_empty())
+                .map(|(intervals, day)| {
+                    let spans: Vec<String> = intervals
+                        .iter()
+                        .map(|i| format!("{}-{}", hm(i.start), hm(i.end)))
+                        .collect();
+                    (day.to_owned(), spans.join(", "))
+                })
+                .collect(),
+            holidays: self.holidays.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
     /// The hours in a line for people: zone, each day's intervals, holidays.
     pub fn summary(&self) -> String {
         const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];

@@ -210,6 +210,7 @@ impl App {
                 .await
                 .context("cannot read or create the webchat visitor key")?,
             chat_limit: Arc::default(),
+            login_limit: Arc::new(frontdesk_web::auth::login_limit()),
             webchat: self.config.channels.webchat.enabled,
             shutdown: shutdown.clone(),
             secure_cookies: self
@@ -221,7 +222,12 @@ impl App {
         });
         tracing::info!(address = %local, channels = self.channels.len(), "serving");
         let server =
-            axum::serve(listener, web).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            // The peer's address reaches handlers (the login rate limit per address).
+            axum::serve(
+                listener,
+                web.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await.context("the HTTP server failed");
 
         tracing::info!("shutting down: finishing deliveries in flight");

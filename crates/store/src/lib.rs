@@ -897,6 +897,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         thread_key: &str,
         email: &str,
     ) -> Result<EmailLeft, StoreError>;
+
+    /// Business hours admins set in the pages: (team, JSON of the hours' fields).
+    async fn team_hours(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Replaces a team's hours (JSON, checked by the caller); in the audit log.
+    async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError>;
 }
 
 /// What came of a visitor's email address.

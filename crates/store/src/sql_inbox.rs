@@ -563,3 +563,53 @@ impl SqlStore {
         })
     }
 }
+
+impl SqlStore {
+    pub(crate) async fn all_team_hours(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(Query::new(
+                "SELECT team, config FROM team_hours ORDER BY team",
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.get("team")?, r.get("config")?)))
+            .collect()
+    }
+
+    pub(crate) async fn put_team_hours(
+        &self,
+        team: &str,
+        config: &str,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.now().as_micros();
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(
+                Query::new(
+                    "INSERT INTO team_hours (team, config, updated_by, updated_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (team) DO UPDATE SET config = $2, updated_by = $3,
+                         updated_at = $4",
+                )
+                .bind(team)
+                .bind(config)
+                .bind(by)
+                .bind(now),
+            )
+            .await?;
+        crate::sql_store::audit(
+            &mut tx.q(),
+            by,
+            "team_hours",
+            &format!("team {team}"),
+            serde_json::json!({ "hours": serde_json::from_str::<serde_json::Value>(config).unwrap_or_default() }),
+            self.now(),
+        )
+        .await?;
+        tx.commit().await
+    }
+}

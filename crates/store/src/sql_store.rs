@@ -2146,6 +2146,14 @@ impl Store for SqlStore {
         self.put_visitor_email(account, thread_key, email).await
     }
 
+    async fn team_hours(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.all_team_hours().await
+    }
+
+    async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError> {
+        self.put_team_hours(team, config, by).await
+    }
+
     async fn apply_retention(
         &self,
         channel: Option<ChannelKind>,

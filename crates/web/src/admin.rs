@@ -271,6 +271,10 @@ struct TeamRow {
     hours: String,
     agents: String,
     queue: usize,
+    /// The form's values: time zone, (day, intervals) Monday first, holidays.
+    timezone: String,
+    days: Vec<(&'static str, String)>,
+    holidays: String,
 }
 
 #[derive(Template)]
@@ -280,7 +284,10 @@ struct TeamsPage {
     teams: Vec<TeamRow>,
 }
 
-/// GET /admin/teams: each team's hours, whether it is open now, its agents and queue.
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// GET /admin/teams: each team's hours (to edit), whether it is open now, its agents
+/// and queue.
 pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
     if let Err(refused) = me.require_admin() {
         return refused.into_response();
@@ -290,23 +297,29 @@ pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
         Ok(a) => a,
         Err(e) => return store_failed(e),
     };
-    let mut names: Vec<String> = config.hours.keys().cloned().collect();
+    let mut names: Vec<String> = state.engine.teams_with_hours();
     names.push(config.default_team.clone());
     names.push(config.supervisor_team.clone());
     names.extend(agents.iter().flat_map(|l| l.agent.teams.clone()));
     names.sort();
     names.dedup();
     let now = state.engine.now();
+    let with_hours = state.engine.teams_with_hours();
     let mut teams = Vec::new();
     for name in names {
         let queue = match state.store.sweep(Sweep::QueueOf(name.clone()), 1000).await {
             Ok(q) => q.len(),
             Err(e) => return store_failed(e),
         };
-        let hours = config.hours.get(&name);
+        let hours = state.engine.hours(&name);
+        let set = with_hours.contains(&name);
+        let form = hours.to_config();
         teams.push(TeamRow {
-            open_now: hours.is_none_or(|h| h.is_open(now)),
-            hours: hours.map_or_else(|| "around the clock".into(), |h| h.summary()),
+            open_now: hours.is_open(now),
+            hours: match set {
+                true => hours.summary(),
+                false => "around the clock".into(),
+            },
             agents: agents
                 .iter()
                 .filter(|l| l.agent.teams.contains(&name))
@@ -314,6 +327,12 @@ pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
                 .collect::<Vec<_>>()
                 .join(", "),
             queue,
+            timezone: form.timezone.unwrap_or_else(|| "UTC".into()),
+            days: DAYS
+                .iter()
+                .map(|d| (*d, form.hours.get(*d).cloned().unwrap_or_default()))
+                .collect(),
+            holidays: form.holidays.join(", "),
             name,
         });
     }
@@ -321,6 +340,50 @@ pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
         chrome: Chrome::of(&me),
         teams,
     })
+}
+
+/// POST /admin/teams/{team}/hours: `timezone`, `mon` … `sun` (`09:00-12:00,
+/// 13:00-18:00`; empty is closed), `holidays` (`YYYY-MM-DD, …`).
+pub async fn set_hours(
+    State(state): State<WebState>,
+    me: SignedIn,
+    Path(team): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = admin_form(&me, form.get("csrf").map_or("", String::as_str)) {
+        return r.into_response();
+    }
+    let config = frontdesk_router::hours::HoursConfig {
+        timezone: form
+            .get("timezone")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
+        hours: DAYS
+            .iter()
+            .filter_map(|d| {
+                let v = form.get(*d)?.trim();
+                (!v.is_empty()).then(|| ((*d).to_owned(), v.to_owned()))
+            })
+            .collect(),
+        holidays: form
+            .get("holidays")
+            .map(|h| {
+                h.split([',', ' ', '\n'])
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    match state
+        .engine
+        .set_hours(&team, &config, &me.agent.email)
+        .await
+    {
+        Ok(()) => Redirect::to("/admin/teams").into_response(),
+        Err(e) => store_failed(e),
+    }
 }
 
 struct ChannelRow {

@@ -161,12 +161,50 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// Login attempts per client address: 20 at once, then one every 3 seconds. This
+/// slows a guesser who tries many addresses (each address also locks on its own,
+/// on every instance); counted per instance.
+pub fn login_limit() -> crate::webchat::RateLimit {
+    crate::webchat::RateLimit::new(20, Duration::from_secs(3))
+}
+
+/// The peer's IP address, when the server was started with connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// POST /login.
 pub async fn login(
     State(state): State<WebState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if let Some(ip) = ip
+        && let Err(wait) = state.login_limit.take(&ip.to_string())
+    {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            Html(crate::pages::message_page(
+                "Slow down",
+                "Too many login attempts from this address; try again in a moment.",
+            )),
+        )
+            .into_response();
+    }
     let Some(expected) = form_token(&headers) else {
         return forbidden(EXPIRED_FORM);
     };

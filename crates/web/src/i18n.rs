@@ -60,6 +60,7 @@ const ZH: &[(&str, &str)] = &[
     ("Create", "创建"),
     ("Customer", "客户"),
     ("Delete", "删除"),
+    ("Edit hours", "修改工作时间"),
     ("Escalate to a supervisor", "升级给主管"),
     ("Escalate to tier 2", "升级到二线"),
     ("Filter", "筛选"),

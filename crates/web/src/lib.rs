@@ -48,6 +48,8 @@ pub struct WebState {
     pub engine: Arc<ConversationEngine>,
     pub visitor_keys: webchat::VisitorKeys,
     pub chat_limit: Arc<webchat::RateLimit>,
+    /// Login attempts per client address (see [`auth::login_limit`]).
+    pub login_limit: Arc<webchat::RateLimit>,
     /// Whether `/chat` is served.
     pub webchat: bool,
     /// Cookies only over HTTPS (`server.public_url` is https).
@@ -115,6 +117,10 @@ pub fn router(state: WebState) -> Router {
             axum::routing::post(admin::delete_canned),
         )
         .route("/admin/teams", get(admin::teams))
+        .route(
+            "/admin/teams/{team}/hours",
+            axum::routing::post(admin::set_hours),
+        )
         .route("/admin/channels", get(admin::channels))
         .route("/admin/knowledge", get(admin::knowledge))
         .route("/static/inbox.css", get(pages::stylesheet))

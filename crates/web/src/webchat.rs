@@ -153,8 +153,8 @@ impl RateLimit {
         }
     }
 
-    /// `Ok` to go ahead, or how long to wait.
-    fn take(&self, visitor: &str) -> Result<(), Duration> {
+    /// `Ok` to go ahead, or how long to wait (per key: a visitor, a client address).
+    pub(crate) fn take(&self, visitor: &str) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 100_000 {

@@ -565,6 +565,14 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.leave_email(&account, &thread_key, &email).await })
             .await
     }
+    async fn team_hours(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(move |s| async move { s.team_hours().await }).await
+    }
+    async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError> {
+        let (team, config, by) = (team.to_owned(), config.to_owned(), by.to_owned());
+        self.run(move |s| async move { s.set_team_hours(&team, &config, &by).await })
+            .await
+    }
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
