@@ -72,3 +72,13 @@ CREATE TABLE team_hours (
     updated_by TEXT    NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- Addresses website-chat visitors typed to get replies by mail. Not identities: an
+-- address typed into a chat proves nothing, so mail from it must not join this
+-- contact. Erased with the contact.
+CREATE TABLE visitor_emails (
+    contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    email      TEXT    NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (contact_id, email)
+);

@@ -234,6 +234,28 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
         StatusCode::SEE_OTHER,
         "not without a session"
     );
+    // A 3 MB file goes (above axum's usual 2 MB); one over 10 MB is refused with 413.
+    let upload = |size: usize| {
+        let (amy, app, path, csrf) = (amy.clone(), &app, path.clone(), csrf.clone());
+        async move {
+            let (_, page) = get(&amy, app, &path).await;
+            let url = app.url(&format!("{path}/reply"));
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", csrf)
+                .text("key", key(&page))
+                .text("text", "")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(vec![7u8; size]).file_name("scan.bin"),
+                );
+            amy.post(url).multipart(form).send().await.unwrap().status()
+        }
+    };
+    assert_eq!(upload(3 * 1024 * 1024).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        upload(frontdesk_web::pages::MAX_FILE + 1024).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     // Transfer to Bob with a reason; snooze; then merge the contact into another.
     let bob_id = app
         .store

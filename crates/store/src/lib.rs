@@ -888,15 +888,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn webhooks(&self) -> Result<Vec<WebhookState>, StoreError>;
 
     /// A website-chat visitor (the thread `thread_key` of `account`) leaves an email
-    /// address for replies: it becomes an unverified email identity of their contact,
-    /// unless another contact has it already (then nothing is joined: an address
-    /// typed into a chat proves nothing).
+    /// address for replies (at most five): kept apart from identities, since an
+    /// address typed into a chat proves nothing and mail from it must not join them.
     async fn leave_email(
         &self,
         account: &ChannelAccount,
         thread_key: &str,
         email: &str,
     ) -> Result<EmailLeft, StoreError>;
+
+    /// Addresses a website-chat visitor left for replies, oldest first.
+    async fn visitor_emails(
+        &self,
+        contact: frontdesk_core::ContactId,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Business hours admins set in the pages: (team, JSON of the hours' fields).
     async fn team_hours(&self) -> Result<Vec<(String, String)>, StoreError>;
@@ -911,8 +916,8 @@ pub struct EmailLeft {
     /// The visitor's latest conversation.
     pub conversation: ConversationId,
     pub contact: frontdesk_core::ContactId,
-    /// Who has the address now: `contact`, or another contact who had it before.
-    pub holder: frontdesk_core::ContactId,
+    /// Another contact who has the address as an identity, if one does.
+    pub other_contact: Option<frontdesk_core::ContactId>,
 }
 
 /// Where a webhook's deliveries stand, for the lease holder.

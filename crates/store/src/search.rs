@@ -187,10 +187,7 @@ impl crate::SqlStore {
                 // again) that match when looked up one by one; a page fills after a
                 // few dozen.
                 let rows = self
-                    .conn()
-                    .await?
-                    .q()
-                    .fetch_all(
+                    .read_all(
                         Query::new(
                             "SELECT rowid FROM conversation_search
                              WHERE conversation_search MATCH $1
@@ -265,10 +262,7 @@ impl crate::SqlStore {
         let mut written = 0;
         loop {
             let rows = self
-                .conn()
-                .await?
-                .q()
-                .fetch_all(Query::new(
+                .read_all(Query::new(
                     "SELECT id, kind, text FROM messages WHERE search_text IS NULL
                      ORDER BY id LIMIT 1000",
                 ))
@@ -284,6 +278,7 @@ impl crate::SqlStore {
                 let kind: String = row.get("kind")?;
                 let text: String = row.get("text")?;
                 let search_text = match kind.as_str() {
+                    _ if text == crate::ERASED => String::new(),
                     "event" => String::new(),
                     _ => terms(&text),
                 };

@@ -29,10 +29,7 @@ fn file_from_row(row: &crate::db::Row) -> Result<StoredFile, StoreError> {
 impl SqlStore {
     pub(crate) async fn list_canned(&self) -> Result<Vec<Canned>, StoreError> {
         let rows = self
-            .conn()
-            .await?
-            .q()
-            .fetch_all(Query::new(
+            .read_all(Query::new(
                 "SELECT id, shortcut, title, text FROM canned_responses ORDER BY shortcut",
             ))
             .await?;
@@ -168,10 +165,7 @@ impl SqlStore {
 
     pub(crate) async fn login_lock(&self, email: &str) -> Result<Option<Timestamp>, StoreError> {
         let row = self
-            .conn()
-            .await?
-            .q()
-            .fetch_optional(
+            .read_optional(
                 Query::new(
                     "SELECT locked_until FROM login_failures
                      WHERE email = $1 AND locked_until > $2",
@@ -231,10 +225,7 @@ impl SqlStore {
         id: i64,
     ) -> Result<Option<(StoredFile, Vec<u8>)>, StoreError> {
         let row = self
-            .conn()
-            .await?
-            .q()
-            .fetch_optional(
+            .read_optional(
                 Query::new(
                     "SELECT id, conversation_id, name, content_type, size, sha256, data
                      FROM files WHERE id = $1",
@@ -276,10 +267,7 @@ impl SqlStore {
         agent: AgentId,
     ) -> Result<Vec<crate::ApiToken>, StoreError> {
         let rows = self
-            .conn()
-            .await?
-            .q()
-            .fetch_all(
+            .read_all(
                 Query::new(
                     "SELECT id, name, scopes, created_at, last_used_at FROM api_tokens
                      WHERE agent_id = $1 AND revoked_at IS NULL ORDER BY id",
@@ -328,10 +316,7 @@ impl SqlStore {
 
     pub(crate) async fn activity(&self) -> Result<Vec<crate::ChannelActivity>, StoreError> {
         let rows = self
-            .conn()
-            .await?
-            .q()
-            .fetch_all(Query::new(
+            .read_all(Query::new(
                 "SELECT a.channel, a.account,
                      (SELECT max(m.created_at) FROM messages m
                       WHERE m.channel = a.channel AND m.account = a.account
@@ -476,10 +461,7 @@ impl SqlStore {
 
     pub(crate) async fn webhook_states(&self) -> Result<Vec<crate::WebhookState>, StoreError> {
         let rows = self
-            .conn()
-            .await?
-            .q()
-            .fetch_all(Query::new(
+            .read_all(Query::new(
                 "SELECT name, last_event_id, attempts, last_error, delivered, updated_at
                  FROM webhook_cursors ORDER BY name",
             ))
@@ -528,38 +510,45 @@ impl SqlStore {
         };
         let conversation = ConversationId(row.get("id")?);
         let contact = frontdesk_core::ContactId(row.get("contact_id")?);
-        let inserted = q
+        let count: i64 = q
+            .fetch_one(
+                Query::new("SELECT count(*) AS n FROM visitor_emails WHERE contact_id = $1")
+                    .bind(contact.0),
+            )
+            .await?
+            .get("n")?;
+        if count >= 5 {
+            return Err(StoreError::Invalid(
+                "five addresses are enough; an agent can help with more".into(),
+            ));
+        }
+        q.execute(
+            Query::new(
+                "INSERT INTO visitor_emails (contact_id, email, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (contact_id, email) DO NOTHING",
+            )
+            .bind(contact.0)
+            .bind(email)
+            .bind(now),
+        )
+        .await?;
+        let holder = q
             .fetch_optional(
                 Query::new(
-                    "INSERT INTO contact_identities (contact_id, channel, external_id, created_at)
-                     VALUES ($1, 'email', $2, $3)
-                     ON CONFLICT (channel, external_id) DO NOTHING RETURNING id",
+                    "SELECT contact_id FROM contact_identities
+                     WHERE channel = 'email' AND external_id = $1 AND contact_id <> $2",
                 )
-                .bind(contact.0)
                 .bind(email)
-                .bind(now),
+                .bind(contact.0),
             )
-            .await?;
-        let holder = match inserted {
-            Some(_) => contact,
-            None => {
-                let row = q
-                    .fetch_one(
-                        Query::new(
-                            "SELECT contact_id FROM contact_identities
-                             WHERE channel = 'email' AND external_id = $1",
-                        )
-                        .bind(email),
-                    )
-                    .await?;
-                frontdesk_core::ContactId(row.get("contact_id")?)
-            }
-        };
+            .await?
+            .map(|r| r.get::<i64>("contact_id").map(frontdesk_core::ContactId))
+            .transpose()?;
         tx.commit().await?;
         Ok(crate::EmailLeft {
             conversation,
             contact,
-            holder,
+            other_contact: holder,
         })
     }
 }
@@ -567,10 +556,7 @@ impl SqlStore {
 impl SqlStore {
     pub(crate) async fn all_team_hours(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows = self
-            .conn()
-            .await?
-            .q()
-            .fetch_all(Query::new(
+            .read_all(Query::new(
                 "SELECT team, config FROM team_hours ORDER BY team",
             ))
             .await?;
@@ -611,5 +597,22 @@ impl SqlStore {
         )
         .await?;
         tx.commit().await
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn visitor_emails_of(
+        &self,
+        contact: frontdesk_core::ContactId,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .read_all(
+                Query::new(
+                    "SELECT email FROM visitor_emails WHERE contact_id = $1 ORDER BY created_at",
+                )
+                .bind(contact.0),
+            )
+            .await?;
+        rows.iter().map(|r| r.get("email")).collect()
     }
 }

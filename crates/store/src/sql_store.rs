@@ -169,6 +169,16 @@ impl SqlStore {
         })
     }
 
+    /// Runs one read on a pooled connection: every row.
+    pub(crate) async fn read_all(&self, q: Query) -> Result<Vec<Row>, StoreError> {
+        self.conn().await?.q().fetch_all(q).await
+    }
+
+    /// Runs one read on a pooled connection: the row, if there is one.
+    pub(crate) async fn read_optional(&self, q: Query) -> Result<Option<Row>, StoreError> {
+        self.conn().await?.q().fetch_optional(q).await
+    }
+
     /// Starts a write transaction. SQLite's is IMMEDIATE: it takes the write lock at
     /// once, so two writers queue on the busy timeout instead of failing half-way.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
@@ -693,9 +703,10 @@ fn save_cursor(account: &ChannelAccount, cursor: &str, now: Timestamp) -> Query 
 /// Labels as stored: trimmed, without repeats, sorted; each 1 to 32 characters with
 /// no quote, backslash or control character; at most 20.
 fn checked_labels(labels: &[String]) -> Result<Vec<String>, StoreError> {
+    // Lower case, so that `VIP` and `vip` are one label on both backends.
     let mut out: Vec<String> = labels
         .iter()
-        .map(|l| l.trim().to_owned())
+        .map(|l| l.trim().to_lowercase())
         .filter(|l| !l.is_empty())
         .collect();
     out.sort();
@@ -1583,7 +1594,7 @@ impl Store for SqlStore {
         }
         if let Some(label) = &query.label {
             // Labels are a JSON array of strings: look for the quoted label.
-            let quoted = serde_json::Value::from(label.as_str()).to_string();
+            let quoted = serde_json::Value::from(label.trim().to_lowercase()).to_string();
             args.push(format!("%{}%", crate::search::like_escape(&quoted)).into());
             clauses.push(format!("c.labels LIKE ${} ESCAPE '\\'", args.len()));
         }
@@ -2150,6 +2161,13 @@ impl Store for SqlStore {
         self.all_team_hours().await
     }
 
+    async fn visitor_emails(
+        &self,
+        contact: frontdesk_core::ContactId,
+    ) -> Result<Vec<String>, StoreError> {
+        self.visitor_emails_of(contact).await
+    }
+
     async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError> {
         self.put_team_hours(team, config, by).await
     }
@@ -2191,6 +2209,17 @@ impl Store for SqlStore {
                 .bind(i64::from(anonymize)),
             )
             .await?;
+        // Files agents attached go with the texts of their time.
+        q.execute(
+            Query::new(
+                "DELETE FROM files WHERE created_at < $1
+                   AND ($2 IS NULL OR conversation_id IN (
+                        SELECT id FROM conversations WHERE channel = $2))",
+            )
+            .bind(before.as_micros())
+            .bind(channel),
+        )
+        .await?;
         audit(
             &mut q,
             actor,
@@ -2252,9 +2281,11 @@ impl Store for SqlStore {
         )
         .await?;
         tx.commit().await?;
+        let emails_left = self.visitor_emails_of(id).await?;
         Ok(serde_json::json!({
             "exported_at": self.now(),
             "contact": contact,
+            "emails_left_in_chat": emails_left,
             "conversations": conversations,
         }))
     }
@@ -2293,6 +2324,13 @@ impl Store for SqlStore {
                 .bind(crate::ERASED),
             )
             .await?;
+        for statement in [
+            "DELETE FROM files WHERE conversation_id IN (
+                 SELECT id FROM conversations WHERE contact_id = $1)",
+            "DELETE FROM visitor_emails WHERE contact_id = $1",
+        ] {
+            q.execute(Query::new(statement).bind(id.0)).await?;
+        }
         // Nothing more may be sent to a person who asked to be forgotten.
         q.execute(
             Query::new(

@@ -105,7 +105,7 @@ async fn labels_mentions_canned_responses_and_files_are_kept(store: SqlStore) {
         ..ConversationChange::default()
     };
     let c = store
-        .update_conversation(id, &labels(&[" vip ", "退款", "vip"]))
+        .update_conversation(id, &labels(&[" VIP ", "退款", "vip"]))
         .await
         .unwrap();
     assert_eq!(c.labels, ["vip", "退款"]);
@@ -121,6 +121,16 @@ async fn labels_mentions_canned_responses_and_files_are_kept(store: SqlStore) {
             .items
             .len(),
         1
+    );
+    assert_eq!(
+        store
+            .list_conversations(&by_label("Vip"))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1,
+        "any case"
     );
     assert!(
         store
@@ -237,6 +247,13 @@ async fn labels_mentions_canned_responses_and_files_are_kept(store: SqlStore) {
     // The interface language.
     store.set_agent_locale(amy.id, "zh").await.unwrap();
     assert!(store.set_agent_locale(amy.id, "fr").await.is_err());
+    // Erasing the contact takes the files with it.
+    let contact = store.conversation(id).await.unwrap().unwrap().contact_id;
+    store
+        .delete_contact(contact, "admin@example.com")
+        .await
+        .unwrap();
+    assert!(store.file(file.id).await.unwrap().is_none());
 }
 
 /// Enough conversations with a common word that search takes its other path: the

@@ -168,6 +168,18 @@ pub fn login_limit() -> crate::webchat::RateLimit {
     crate::webchat::RateLimit::new(20, Duration::from_secs(3))
 }
 
+/// The bucket of a client address: IPv4 as it is, IPv6 by its /64 (one customer line
+/// holds a whole /64). Behind a reverse proxy every client shares the proxy's bucket.
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// The peer's IP address, when the server was started with connect info.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<std::net::IpAddr>);
@@ -193,7 +205,7 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if let Some(ip) = ip
-        && let Err(wait) = state.login_limit.take(&ip.to_string())
+        && let Err(wait) = state.login_limit.take(&client_key(ip))
     {
         return (
             StatusCode::TOO_MANY_REQUESTS,

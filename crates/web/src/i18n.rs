@@ -113,6 +113,7 @@ const ZH: &[(&str, &str)] = &[
     ("Verified", "已验证"),
     ("any priority", "任意优先级"),
     ("hours", "小时"),
+    ("left in the chat", "聊天中留下"),
     ("not verified", "未验证"),
     ("p50", "中位数"),
     ("p90", "90 分位"),

@@ -84,7 +84,10 @@ pub fn router(state: WebState) -> Router {
         .route("/conversations/{id}", get(pages::conversation))
         .route(
             "/conversations/{id}/reply",
-            axum::routing::post(pages::reply),
+            // Room for one file and the form around it.
+            axum::routing::post(pages::reply).layer(axum::extract::DefaultBodyLimit::max(
+                pages::MAX_FILE + 256 * 1024,
+            )),
         )
         .route(
             "/conversations/{id}/actions",

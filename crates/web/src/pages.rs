@@ -334,6 +334,8 @@ struct ContactPanel {
     name: String,
     language: Option<String>,
     identities: Vec<IdentityRow>,
+    /// Addresses the customer typed into the website chat (not verified).
+    emails_left: Vec<String>,
 }
 
 struct IdentityRow {
@@ -417,11 +419,12 @@ pub async fn conversation(
         }
         Err(e) => return store_failed(e),
     };
-    let (messages, contact, canned, agents) = match tokio::try_join!(
+    let (messages, contact, canned, agents, emails_left) = match tokio::try_join!(
         state.store.messages(id, None, 1000),
         state.store.contact(c.contact_id),
         state.store.canned_responses(),
         state.store.agents(),
+        state.store.visitor_emails(c.contact_id),
     ) {
         Ok(all) => all,
         Err(e) => return store_failed(e),
@@ -438,12 +441,9 @@ pub async fn conversation(
         .filter(|l| l.agent.id != me.agent.id)
         .map(|l| (format!("agent:{}", l.agent.id), l.agent.name.clone()))
         .collect();
-    let mut teams: Vec<&String> = state.engine.config().hours.keys().collect();
-    let fixed = [
-        &state.engine.config().default_team,
-        &state.engine.config().supervisor_team,
-    ];
-    teams.extend(fixed);
+    let mut teams: Vec<String> = state.engine.teams_with_hours();
+    teams.push(state.engine.config().default_team.clone());
+    teams.push(state.engine.config().supervisor_team.clone());
     teams.sort();
     teams.dedup();
     transfer_targets.extend(
@@ -475,6 +475,7 @@ pub async fn conversation(
                         .collect()
                 })
                 .unwrap_or_default(),
+            emails_left,
         },
         channel: c.account.to_string(),
         status: c.status.to_string(),
@@ -515,6 +516,20 @@ async fn read_reply_form(request: Request) -> Result<ReplyForm, Response> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let bad = |why: String| bad_request("Not sent", &why);
+    let too_big = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Html(message_page(
+                "Not sent",
+                &format!("A file may be at most {} MB.", MAX_FILE / 1024 / 1024),
+            )),
+        )
+            .into_response()
+    };
+    let failed = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_big(),
+        _ => bad(e.body_text()),
+    };
     let mut form = ReplyForm::default();
     if !multipart {
         #[derive(Deserialize)]
@@ -538,7 +553,7 @@ async fn read_reply_form(request: Request) -> Result<ReplyForm, Response> {
     let mut parts = Multipart::from_request(request, &())
         .await
         .map_err(|e| bad(e.body_text()))?;
-    while let Some(field) = parts.next_field().await.map_err(|e| bad(e.body_text()))? {
+    while let Some(field) = parts.next_field().await.map_err(failed)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let file_name = field.file_name().unwrap_or_default().to_owned();
@@ -546,19 +561,16 @@ async fn read_reply_form(request: Request) -> Result<ReplyForm, Response> {
                 .content_type()
                 .unwrap_or("application/octet-stream")
                 .to_owned();
-            let bytes = field.bytes().await.map_err(|e| bad(e.body_text()))?;
+            let bytes = field.bytes().await.map_err(failed)?;
             if bytes.len() > MAX_FILE {
-                return Err(bad(format!(
-                    "a file may be at most {} MB",
-                    MAX_FILE / 1024 / 1024
-                )));
+                return Err(too_big());
             }
             if !file_name.is_empty() && !bytes.is_empty() {
                 form.file = Some((file_name, content_type, bytes.to_vec()));
             }
             continue;
         }
-        let value = field.text().await.map_err(|e| bad(e.body_text()))?;
+        let value = field.text().await.map_err(failed)?;
         match name.as_str() {
             "csrf" => form.csrf = value,
             "text" => form.text = value,
@@ -912,7 +924,7 @@ pub async fn set_locale(
         .and_then(|r| r.to_str().ok())
         .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
         .and_then(|r| r.find('/').map(|i| r[i..].to_owned()))
-        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
         .unwrap_or_else(|| "/".into());
     Redirect::to(&back).into_response()
 }

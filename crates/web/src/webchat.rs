@@ -109,6 +109,29 @@ impl VisitorKeys {
         format!("v1.{visitor}.{}", crate::api::hex(&tag))
     }
 
+    /// A link's token for one file, good until `expires` (Unix seconds):
+    /// `f1.ID.EXPIRES.TAG`. Its own form and its own signed text, so it never passes
+    /// for a visitor token, nor one for it.
+    pub fn issue_file(&self, id: i64, expires: i64) -> String {
+        let tag = self
+            .mac(&format!("\0file:{id}:{expires}"))
+            .finalize()
+            .into_bytes();
+        format!("f1.{id}.{expires}.{}", crate::api::hex(&tag))
+    }
+
+    /// The file id of a genuine, unexpired file token.
+    pub fn check_file(&self, token: &str, now: i64) -> Option<i64> {
+        let mut parts = token.strip_prefix("f1.")?.splitn(3, '.');
+        let id: i64 = parts.next()?.parse().ok()?;
+        let expires: i64 = parts.next()?.parse().ok()?;
+        let tag = decode_hex(parts.next()?)?;
+        self.mac(&format!("\0file:{id}:{expires}"))
+            .verify_slice(&tag)
+            .ok()?;
+        (now < expires).then_some(id)
+    }
+
     /// The visitor id of a genuine token.
     pub fn check(&self, token: &str) -> Option<String> {
         let rest = token.strip_prefix("v1.")?;
@@ -244,6 +267,17 @@ fn javascript(body: &'static str) -> Response {
         .into_response()
 }
 
+/// One visitor's sends, within [`RateLimit`]: else 429 with Retry-After.
+fn slow_down(state: &WebState, visitor: &str) -> Result<(), ApiError> {
+    state.chat_limit.take(visitor).map_err(|wait| ApiError {
+        retry_after: Some(wait.as_secs().max(1)),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many messages; slow down",
+        )
+    })
+}
+
 /// The visitor behind a request: a bearer token, or the cookie with the page's header.
 fn visitor(state: &WebState, headers: &HeaderMap) -> Result<String, ApiError> {
     let token = match bearer(headers) {
@@ -321,15 +355,7 @@ async fn send(
             "client_id: 1 to 64 letters, digits, - or _ (a UUID)",
         ));
     }
-    if let Err(wait) = state.chat_limit.take(&visitor) {
-        return Err(ApiError {
-            retry_after: Some(wait.as_secs().max(1)),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many messages; slow down",
-            )
-        });
-    }
+    slow_down(&state, &visitor)?;
     let language = headers
         .get(axum::http::header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -398,7 +424,7 @@ async fn read(
                 .iter()
                 .filter_map(|a| {
                     let id = crate::pages::file_id(&a.reference)?;
-                    let token = state.visitor_keys.issue(&format!("file-{id}"));
+                    let token = state.visitor_keys.issue_file(id, file_link_expiry());
                     Some(serde_json::json!({
                         "name": a.name,
                         "size": a.size,
@@ -419,12 +445,16 @@ async fn read(
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
+/// When a file link made now stops working: a day (the chat makes new ones each time
+/// it reads the messages).
+fn file_link_expiry() -> i64 {
+    frontdesk_core::Timestamp::now().as_micros() / 1_000_000 + 24 * 3600
+}
+
 /// GET /chat/files/{token}: a file an agent sent, by the link the visitor was given.
 async fn file(State(state): State<WebState>, Path(token): Path<String>) -> Response {
-    let id = state
-        .visitor_keys
-        .check(&token)
-        .and_then(|what| what.strip_prefix("file-")?.parse::<i64>().ok());
+    let now = frontdesk_core::Timestamp::now().as_micros() / 1_000_000;
+    let id = state.visitor_keys.check_file(&token, now);
     let Some(id) = id else {
         return ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response();
     };
@@ -452,6 +482,7 @@ async fn leave_email(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let visitor = visitor(&state, &headers)?;
     let Json(body) = body?;
+    slow_down(&state, &visitor)?;
     let typed = body.email.trim().to_lowercase();
     let valid = typed.len() <= 254
         && frontdesk_router::verify::find_email(&typed).as_deref() == Some(typed.as_str());
@@ -463,14 +494,12 @@ async fn leave_email(
         .leave_email(&account(), &visitor, &typed)
         .await?;
     let masked = frontdesk_router::verify::mask_email(&typed);
-    let note = if left.holder == left.contact {
-        format!("The visitor left an email address for replies: {typed} (not verified).")
-    } else {
-        format!(
-            "The visitor left the email address {typed}, which contact #{} already has; \
-             not joined (verify before merging).",
-            left.holder
-        )
+    let note = match left.other_contact {
+        None => format!("The visitor left an email address for replies: {typed} (not verified)."),
+        Some(other) => format!(
+            "The visitor left the email address {typed}, which contact #{other} already has; \
+             not joined (verify before merging)."
+        ),
     };
     let event = NewReply {
         author: Author::System,
@@ -499,6 +528,24 @@ mod tests {
         for junk in ["", "v1.", "v1.abc", "v1.abc.zz", "v2.abc.00"] {
             assert_eq!(keys.check(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_file_link_expires_and_is_never_a_visitor_token() {
+        let keys = VisitorKeys::new(b"a shared secret");
+        let link = keys.issue_file(12, 1_000);
+        assert_eq!(keys.check_file(&link, 999), Some(12));
+        assert_eq!(keys.check_file(&link, 1_000), None, "expired");
+        assert_eq!(keys.check(&link), None);
+        assert_eq!(
+            keys.check_file(&link.replace("f1.12.", "f1.13."), 999),
+            None
+        );
+        assert_eq!(
+            keys.check_file(&link.replace(".1000.", ".9999.",), 999),
+            None
+        );
+        assert_eq!(keys.check_file(&keys.issue("abc"), 0), None);
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub const MAX_ATTEMPTS: u32 = 12;
 const LEASE: Duration = Duration::from_secs(30);
 /// How long one POST may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one step sends before it renews the lease (well inside [`LEASE`]).
+const STEP: Duration = Duration::from_secs(10);
+/// On PostgreSQL event ids are taken when a transaction inserts, not when it
+/// commits: a slower transaction may commit an id below one already read. Events
+/// younger than this wait, so that reading past them never skips one. (SQLite has one
+/// writer at a time: ids commit in order.)
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// The events a webhook can ask for.
 pub const EVENT_TYPES: [&str; 3] = [
@@ -172,29 +179,53 @@ async fn step(
     if cursor.due_at > now {
         return Ok(Some(cursor.due_at.since(now).min(LEASE / 2)));
     }
-    let batch = store.events_after(cursor.last_event_id, 50).await?;
+    let settled = match store.backend() {
+        frontdesk_store::Backend::Postgres => now.minus(SETTLE),
+        frontdesk_store::Backend::Sqlite => now,
+    };
+    let batch: Vec<Event> = store
+        .events_after(cursor.last_event_id, 50)
+        .await?
+        .into_iter()
+        .take_while(|e| e.created_at <= settled)
+        .collect();
     if batch.is_empty() {
-        return Ok(Some(LEASE / 2));
+        return Ok(Some(SETTLE.min(LEASE / 2)));
     }
+    let started = std::time::Instant::now();
+    // Failed attempts at the event in hand; a delivered one starts the next at zero.
+    let mut attempts = cursor.attempts;
     for event in batch {
+        if started.elapsed() > STEP {
+            // Renew the lease before going on.
+            return Ok(None);
+        }
         let body = match payload(store, &event).await? {
             Some((kind, body)) if webhook.wants(kind) => (kind, body),
             // Not for webhooks, or not for this one: step over it.
             _ => {
-                store
+                if !store
                     .advance_webhook(&webhook.name, worker, event.id, false)
-                    .await?;
+                    .await?
+                {
+                    return Ok(Some(LEASE / 2));
+                }
                 continue;
             }
         };
         match post(http, webhook, event.id.0, body.0, &body.1).await {
             Ok(()) => {
-                store
+                attempts = 0;
+                if !store
                     .advance_webhook(&webhook.name, worker, event.id, true)
-                    .await?;
+                    .await?
+                {
+                    // Another instance holds the webhook now: it goes on from here.
+                    return Ok(Some(LEASE / 2));
+                }
             }
             Err(why) => {
-                let attempts = cursor.attempts + 1;
+                let attempts = attempts + 1;
                 tracing::warn!(webhook = %webhook.name, event = event.id.0, attempts, error = %why, "webhook delivery failed");
                 if attempts >= MAX_ATTEMPTS {
                     store

@@ -565,6 +565,10 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.leave_email(&account, &thread_key, &email).await })
             .await
     }
+    async fn visitor_emails(&self, contact: ContactId) -> Result<Vec<String>, StoreError> {
+        self.run(move |s| async move { s.visitor_emails(contact).await })
+            .await
+    }
     async fn team_hours(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.run(move |s| async move { s.team_hours().await }).await
     }
