@@ -96,12 +96,7 @@ impl Bot {
             ));
         }
         if let Some(intent) = &m.intent {
-            // The first one stays: what the conversation was about.
-            let change = ConversationChange {
-                intent: Some(intent.clone()),
-                ..ConversationChange::default()
-            };
-            store.update_conversation(id, &change).await?;
+            store.note_intent(id, intent).await?;
         }
         let reply = |text: String| NewReply::from_bot(id, text);
         match (m.action, m.intent.clone(), m.answer.clone()) {

@@ -306,12 +306,21 @@ impl ConversationEngine {
             .unwrap_or_else(BusinessHours::always)
     }
 
-    /// Every team with hours, from the pages or the configuration.
-    pub fn teams_with_hours(&self) -> Vec<String> {
+    /// Whether a team has business hours (from the pages or the configuration);
+    /// without, it works around the clock.
+    pub fn has_hours(&self, team: &str) -> bool {
+        let set = self.hours_set.read().unwrap_or_else(|e| e.into_inner());
+        set.contains_key(team) || self.config.hours.contains_key(team)
+    }
+
+    /// Every team the engine knows: those with hours, the default team and the
+    /// supervisors' team; sorted.
+    pub fn teams(&self) -> Vec<String> {
         let set = self.hours_set.read().unwrap_or_else(|e| e.into_inner());
         let mut teams: Vec<String> = set
             .keys()
             .chain(self.config.hours.keys())
+            .chain([&self.config.default_team, &self.config.supervisor_team])
             .cloned()
             .collect();
         teams.sort();

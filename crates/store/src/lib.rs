@@ -237,8 +237,6 @@ pub struct ConversationChange {
     pub language: Option<String>,
     /// The whole new set of labels.
     pub labels: Option<Vec<String>>,
-    /// The intent the bot recognised; kept only if none is recorded yet.
-    pub intent: Option<String>,
     pub first_response_due: Option<Timestamp>,
     pub resolution_due: Option<Timestamp>,
     /// Change only if the status is still this; else [`StoreError::Changed`]. Timers
@@ -896,6 +894,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         thread_key: &str,
         email: &str,
     ) -> Result<EmailLeft, StoreError>;
+
+    /// The intent the bot recognised in a conversation, for reports: the first one
+    /// stays (what the conversation was about). Bookkeeping, not an event.
+    async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError>;
 
     /// Addresses a website-chat visitor left for replies, oldest first.
     async fn visitor_emails(

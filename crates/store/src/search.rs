@@ -179,8 +179,8 @@ impl crate::SqlStore {
         };
         let messages = match backend {
             crate::Backend::Sqlite => {
-                // The newest 2,000 matches by conversation id, read once and bound
-                // as a list. Fewer: that is all of them, and sorting them is cheap.
+                // The newest 2,000 matches by conversation id. Fewer: that is all of
+                // them, bound as a list, and sorting them is cheap.
                 // All 2,000: a common word. Then walk the conversations newest
                 // activity first (`+c.id` keeps SQLite from sorting every match) and
                 // take those in the list, or older ones (an old conversation active
@@ -200,25 +200,22 @@ impl crate::SqlStore {
                     .iter()
                     .map(|r| r.get::<i64>("rowid"))
                     .collect::<Result<_, _>>()?;
-                let common = newest.len() >= 2000;
-                let oldest = newest.last().copied().unwrap_or(0);
-                let list: Vec<String> = match common {
-                    true => Vec::new(),
-                    false => newest,
-                }
-                .into_iter()
-                .map(|id| {
-                    args.push(id.into());
-                    format!("${}", args.len())
-                })
-                .collect();
-                let among = match list.is_empty() {
-                    true => "c.id IN (NULL)".to_owned(),
-                    false => format!("c.id IN ({})", list.join(", ")),
-                };
-                // (For a common word the list is not bound: SQLite reads the newest
-                // matches again, by rowid range, faster than it parses 2,000 values.)
-                if common {
+                if newest.len() < 2000 {
+                    if newest.is_empty() {
+                        return Ok(format!("({contacts})"));
+                    }
+                    let list: Vec<String> = newest
+                        .into_iter()
+                        .map(|id| {
+                            args.push(id.into());
+                            format!("${}", args.len())
+                        })
+                        .collect();
+                    format!("c.id IN ({})", list.join(", "))
+                } else {
+                    // Not bound as a list: SQLite reads the newest matches again, by
+                    // rowid range, faster than it parses 2,000 values.
+                    let oldest = newest.last().copied().unwrap_or(0);
                     args.push(query.fts5.into());
                     let q = args.len();
                     args.push(oldest.into());
@@ -230,8 +227,6 @@ impl crate::SqlStore {
                              WHERE conversation_search MATCH ${q} AND rowid = c.id)))",
                         o = args.len()
                     )
-                } else {
-                    among
                 }
             }
             crate::Backend::Postgres => {

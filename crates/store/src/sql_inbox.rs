@@ -60,10 +60,8 @@ impl SqlStore {
             ));
         }
         let now = self.now().as_micros();
-        let mut tx = self.begin().await?;
-        let row = tx
-            .q()
-            .fetch_one(
+        let row = self
+            .write_one(
                 Query::new(
                     "INSERT INTO canned_responses (shortcut, title, text, created_by, created_at,
                          updated_at)
@@ -79,17 +77,13 @@ impl SqlStore {
             )
             .await?;
         let canned = canned_from_row(&row)?;
-        tx.commit().await?;
         Ok(canned)
     }
 
     pub(crate) async fn remove_canned(&self, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let n = tx
-            .q()
-            .execute(Query::new("DELETE FROM canned_responses WHERE id = $1").bind(id))
+        let n = self
+            .write(Query::new("DELETE FROM canned_responses WHERE id = $1").bind(id))
             .await?;
-        tx.commit().await?;
         match n {
             0 => Err(StoreError::NotFound("canned response", id)),
             _ => Ok(()),
@@ -102,10 +96,8 @@ impl SqlStore {
         conversation: ConversationId,
     ) -> Result<u64, StoreError> {
         let now = self.now().as_micros();
-        let mut tx = self.begin().await?;
-        let n = tx
-            .q()
-            .execute(
+        let n = self
+            .write(
                 Query::new(
                     "UPDATE mentions SET seen_at = $3
                      WHERE agent_id = $1 AND conversation_id = $2 AND seen_at IS NULL",
@@ -115,7 +107,6 @@ impl SqlStore {
                 .bind(now),
             )
             .await?;
-        tx.commit().await?;
         Ok(n)
     }
 
@@ -196,10 +187,8 @@ impl SqlStore {
     ) -> Result<StoredFile, StoreError> {
         let now = self.now().as_micros();
         let size = data.len() as i64;
-        let mut tx = self.begin().await?;
-        let row = tx
-            .q()
-            .fetch_one(
+        let row = self
+            .write_one(
                 Query::new(
                     "INSERT INTO files (conversation_id, name, content_type, size, sha256, data,
                          created_at)
@@ -216,7 +205,6 @@ impl SqlStore {
             )
             .await?;
         let file = file_from_row(&row)?;
-        tx.commit().await?;
         Ok(file)
     }
 
@@ -294,10 +282,8 @@ impl SqlStore {
 
     pub(crate) async fn revoke_token(&self, agent: AgentId, id: i64) -> Result<(), StoreError> {
         let now = self.now().as_micros();
-        let mut tx = self.begin().await?;
-        let n = tx
-            .q()
-            .execute(
+        let n = self
+            .write(
                 Query::new(
                     "UPDATE api_tokens SET revoked_at = $3
                      WHERE id = $1 AND agent_id = $2 AND revoked_at IS NULL",
@@ -307,7 +293,6 @@ impl SqlStore {
                 .bind(now),
             )
             .await?;
-        tx.commit().await?;
         match n {
             0 => Err(StoreError::NotFound("api token", id)),
             _ => Ok(()),
@@ -413,10 +398,8 @@ impl SqlStore {
         to: frontdesk_core::EventId,
         delivered: bool,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = tx
-            .q()
-            .execute(
+        let n = self
+            .write(
                 Query::new(
                     "UPDATE webhook_cursors SET last_event_id = $3, attempts = 0, due_at = 0,
                          last_error = CASE WHEN $4 = 1 THEN NULL ELSE last_error END,
@@ -430,7 +413,6 @@ impl SqlStore {
                 .bind(self.now().as_micros()),
             )
             .await?;
-        tx.commit().await?;
         Ok(n == 1)
     }
 

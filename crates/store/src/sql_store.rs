@@ -179,6 +179,22 @@ impl SqlStore {
         self.conn().await?.q().fetch_optional(q).await
     }
 
+    /// Runs one write in its own transaction: the rows it changed.
+    pub(crate) async fn write(&self, q: Query) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = tx.q().execute(q).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Runs one write that returns a row (`RETURNING`) in its own transaction.
+    pub(crate) async fn write_one(&self, q: Query) -> Result<Row, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = tx.q().fetch_one(q).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// Starts a write transaction. SQLite's is IMMEDIATE: it takes the write lock at
     /// once, so two writers queue on the busy timeout instead of failing half-way.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
@@ -1244,7 +1260,6 @@ impl Store for SqlStore {
                          language = COALESCE($11, language),
                          first_response_due = COALESCE($12, first_response_due),
                          labels = COALESCE($15, labels),
-                         intent = COALESCE(intent, $16),
                          updated_at = $5
                      WHERE id = $1 AND ($14 IS NULL OR status = $14)",
                 )
@@ -1262,8 +1277,7 @@ impl Store for SqlStore {
                 .bind(change.first_response_due.map(Timestamp::as_micros))
                 .bind(change.resolution_due.map(Timestamp::as_micros))
                 .bind(change.expect_status.map(Status::as_str))
-                .bind(labels.map(|l| to_json(&l)))
-                .bind(change.intent.as_deref()),
+                .bind(labels.map(|l| to_json(&l))),
             )
             .await?;
         if updated == 0 {
@@ -2166,6 +2180,18 @@ impl Store for SqlStore {
         contact: frontdesk_core::ContactId,
     ) -> Result<Vec<String>, StoreError> {
         self.visitor_emails_of(contact).await
+    }
+
+    async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(
+                Query::new("UPDATE conversations SET intent = $2 WHERE id = $1 AND intent IS NULL")
+                    .bind(id.0)
+                    .bind(intent),
+            )
+            .await?;
+        tx.commit().await
     }
 
     async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError> {

@@ -292,19 +292,15 @@ pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
     if let Err(refused) = me.require_admin() {
         return refused.into_response();
     }
-    let config = state.engine.config();
     let agents = match state.store.agents().await {
         Ok(a) => a,
         Err(e) => return store_failed(e),
     };
-    let mut names: Vec<String> = state.engine.teams_with_hours();
-    names.push(config.default_team.clone());
-    names.push(config.supervisor_team.clone());
+    let mut names: Vec<String> = state.engine.teams();
     names.extend(agents.iter().flat_map(|l| l.agent.teams.clone()));
     names.sort();
     names.dedup();
     let now = state.engine.now();
-    let with_hours = state.engine.teams_with_hours();
     let mut teams = Vec::new();
     for name in names {
         let queue = match state.store.sweep(Sweep::QueueOf(name.clone()), 1000).await {
@@ -312,11 +308,10 @@ pub async fn teams(State(state): State<WebState>, me: SignedIn) -> Response {
             Err(e) => return store_failed(e),
         };
         let hours = state.engine.hours(&name);
-        let set = with_hours.contains(&name);
         let form = hours.to_config();
         teams.push(TeamRow {
             open_now: hours.is_open(now),
-            hours: match set {
+            hours: match state.engine.has_hours(&name) {
                 true => hours.summary(),
                 false => "around the clock".into(),
             },

@@ -441,13 +441,10 @@ pub async fn conversation(
         .filter(|l| l.agent.id != me.agent.id)
         .map(|l| (format!("agent:{}", l.agent.id), l.agent.name.clone()))
         .collect();
-    let mut teams: Vec<String> = state.engine.teams_with_hours();
-    teams.push(state.engine.config().default_team.clone());
-    teams.push(state.engine.config().supervisor_team.clone());
-    teams.sort();
-    teams.dedup();
     transfer_targets.extend(
-        teams
+        state
+            .engine
+            .teams()
             .into_iter()
             .map(|t| (format!("team:{t}"), format!("team {t}"))),
     );
@@ -654,13 +651,24 @@ pub async fn reply(
         Ok(None) => return store_failed(frontdesk_store::StoreError::NotFound("conversation", id)),
         Err(e) => return store_failed(e),
     };
-    let (canned, agents) =
-        match tokio::try_join!(state.store.canned_responses(), state.store.agents()) {
-            Ok(both) => both,
+    // Canned responses only for a `/shortcut`, agents only for a note that names one.
+    let text = match form.text.trim_start().starts_with('/') {
+        true => match state.store.canned_responses().await {
+            Ok(canned) => {
+                let contact = conversation.contact_name.clone().unwrap_or_default();
+                expand_canned(&form.text, &canned, &contact)
+            }
             Err(e) => return store_failed(e),
-        };
-    let contact = conversation.contact_name.clone().unwrap_or_default();
-    let text = expand_canned(&form.text, &canned, &contact);
+        },
+        false => form.text,
+    };
+    let mentions = match form.private && text.contains('@') {
+        true => match state.store.agents().await {
+            Ok(agents) => mentioned(&text, &agents),
+            Err(e) => return store_failed(e),
+        },
+        false => Vec::new(),
+    };
     let mut attachments = Vec::new();
     if let Some((name, content_type, bytes)) = form.file {
         let name = clean_file_name(&name);
@@ -689,11 +697,7 @@ pub async fn reply(
             form.key.chars().take(64).collect::<String>()
         )),
         attachments,
-        mentions: if form.private {
-            mentioned(&text, &agents)
-        } else {
-            Vec::new()
-        },
+        mentions,
         ..NewReply::from_agent(cid, me.agent.id, text, form.private)
     };
     match state.store.reply(reply).await {

@@ -565,6 +565,11 @@ impl Store for ElsewhereStore {
         self.run(move |s| async move { s.leave_email(&account, &thread_key, &email).await })
             .await
     }
+    async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError> {
+        let intent = intent.to_owned();
+        self.run(move |s| async move { s.note_intent(id, &intent).await })
+            .await
+    }
     async fn visitor_emails(&self, contact: ContactId) -> Result<Vec<String>, StoreError> {
         self.run(move |s| async move { s.visitor_emails(contact).await })
             .await
