@@ -40,7 +40,8 @@ impl TestApp {
         .await
     }
 
-    /// Starts the app with `adjust` applied to the default configuration.
+    /// Starts the app with `adjust` applied to the default configuration
+    /// (`{address}` in `server.public_url` becomes the address it listens on).
     pub async fn start_with(
         database_url: &str,
         channels: &[Arc<dyn Channel>],
@@ -56,6 +57,10 @@ impl TestApp {
             .await
             .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().unwrap();
+        // A public URL may name the address the app got: `http://{address}`.
+        if let Some(url) = &mut config.server.public_url {
+            *url = url.replace("{address}", &address.to_string());
+        }
         let mut app = App::build(config).await.expect("the app builds");
         for c in channels {
             app = app.with_channel(c.clone());

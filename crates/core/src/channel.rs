@@ -119,9 +119,53 @@ pub enum DeliveryOutcome {
     RetryAfter(Duration),
     /// Something that may pass (network error, 5xx): retry with backoff.
     Transient(String),
-    /// It will never work (blocked by the user, invalid recipient, 5xx SMTP reply):
-    /// stop and show the reason to the agents.
+    /// It will never work (invalid recipient, a message the channel refuses, 5xx SMTP
+    /// reply): stop and show the reason to the agents.
     Permanent(String),
+    /// The recipient cannot be reached on this channel (they blocked the bot, deleted
+    /// their account): a permanent failure, and the contact is marked unreachable there
+    /// until they write again. Normal in a support team's day; not an error.
+    Unreachable(String),
+}
+
+/// A file's name, type and bytes: one an agent attached (read from the store), or one a
+/// customer sent (fetched from the channel).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileBody {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for FileBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The bytes are somebody's document: their size is enough for a log.
+        f.debug_struct("FileBody")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("size", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Why a file could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// No such file, or this channel does not keep files by that reference.
+    #[error("no such file")]
+    NotFound,
+    /// Bigger than the channel lets us fetch (Telegram: 20 MB).
+    #[error("the file is {size} bytes, more than the {max} that can be fetched")]
+    TooBig { size: u64, max: u64 },
+    /// The channel or the store did not answer; try again later.
+    #[error("cannot fetch the file now: {0}")]
+    Unavailable(String),
+}
+
+/// Where adapters read the files agents attach to replies (`file:ID` references).
+#[async_trait::async_trait]
+pub trait Files: Send + Sync + fmt::Debug {
+    async fn read(&self, reference: &str) -> Result<FileBody, FileError>;
 }
 
 /// A channel's own view of whether it works.
@@ -207,6 +251,13 @@ pub trait Channel: Send + Sync + fmt::Debug {
 
     /// Whether the channel can reach its provider now.
     async fn health(&self) -> Health;
+
+    /// A file a customer sent, by its attachment reference (Telegram `telegram:FILE_ID`),
+    /// for an agent to open. Channels that keep no files by reference have none.
+    async fn fetch_file(&self, reference: &str) -> Result<FileBody, FileError> {
+        let _ = reference;
+        Err(FileError::NotFound)
+    }
 }
 
 #[cfg(test)]

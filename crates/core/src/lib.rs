@@ -22,8 +22,8 @@ pub mod ids;
 pub mod model;
 
 pub use channel::{
-    Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, Health, IngestOutcome,
-    Intake, IntakeError,
+    Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, FileBody, FileError,
+    Files, Health, IngestOutcome, Intake, IntakeError,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use envelope::{Attachment, Inbound, InvalidInbound, Outbound, Sender};

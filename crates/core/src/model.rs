@@ -136,6 +136,9 @@ pub struct Identity {
     /// When the contact proved it is theirs (an email address, by a code).
     #[serde(default)]
     pub verified_at: Option<Timestamp>,
+    /// Why replies cannot reach them here (they blocked the bot), until they write again.
+    #[serde(default)]
+    pub unreachable: Option<String>,
 }
 
 /// A customer.

@@ -10,6 +10,8 @@
 //! | `Transient(e)`       | due again after exponential backoff with jitter; failed   |
 //! |                      | for good after `max_attempts`                             |
 //! | `Permanent(reason)`  | failed for good; the reason is shown to the agents        |
+//! | `Unreachable(reason)`| failed for good, and the contact marked unreachable on    |
+//! |                      | that channel until they write again                      |
 //!
 //! A worker that dies mid-send leaves its rows leased; when the lease runs out, any
 //! worker (on any instance) claims them again. On shutdown it stops claiming and
@@ -242,6 +244,16 @@ impl DeliveryWorker {
                     "retry",
                     self.store
                         .mark_retry(out.outbox_id, &self.name, now.plus(wait), error, now)
+                        .await,
+                )
+            }
+            DeliveryOutcome::Unreachable(reason) => {
+                // A customer who blocked the bot: their choice, not our fault.
+                tracing::info!(reason = %reason, "the recipient cannot be reached on this channel");
+                (
+                    "unreachable",
+                    self.store
+                        .mark_unreachable(out.outbox_id, &self.name, reason, now)
                         .await,
                 )
             }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod csat;
 pub mod delivery;
 pub mod engine;
+pub mod files;
 pub mod hours;
 pub mod intake;
 pub mod metrics;
@@ -36,6 +37,7 @@ pub use engine::{
     CodeMailer, ConversationEngine, EngineConfig, Escalation, HandOff, Outcome, SlaState,
     SlaTargets, Transfer, VerificationStep,
 };
+pub use files::StoredFiles;
 pub use hours::BusinessHours;
 pub use intake::Pipeline;
 pub use metrics::Metrics;

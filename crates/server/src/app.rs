@@ -31,6 +31,8 @@ pub struct App {
     engine: Arc<ConversationEngine>,
     metrics: Metrics,
     channels: Vec<Arc<dyn Channel>>,
+    /// Routes channels serve on our own server (the Telegram webhook).
+    channel_routes: axum::Router,
 }
 
 /// How the store is opened in production: the guard and the entity finder on the way
@@ -84,7 +86,6 @@ impl TextFilter for InboundFilter {
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let channels = configured_channels(&config)?;
         let bot = match config.bot.enabled {
             true => {
                 let engine = crate::faq::load_engine(&config)?;
@@ -102,6 +103,7 @@ impl App {
             backend = ?store.backend(),
             "database ready"
         );
+        let (channels, channel_routes) = configured_channels(&config, &store)?;
         let metrics = Metrics::new();
         let mut engine = ConversationEngine::new(
             store.clone(),
@@ -118,6 +120,7 @@ impl App {
             engine: Arc::new(engine),
             metrics,
             channels,
+            channel_routes,
         })
     }
 
@@ -220,6 +223,7 @@ impl App {
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://")),
         });
+        let web = web.merge(self.channel_routes);
         tracing::info!(address = %local, channels = self.channels.len(), "serving");
         let server =
             // The peer's address reaches handlers (the login rate limit per address).
@@ -252,13 +256,14 @@ impl App {
     }
 }
 
-/// The channels the configuration enables and this version can run.
-fn configured_channels(config: &Config) -> anyhow::Result<Vec<Arc<dyn Channel>>> {
+/// The channels the configuration enables and this version can run, with the routes
+/// they serve on our own server.
+fn configured_channels(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<(Vec<Arc<dyn Channel>>, axum::Router)> {
     let c = &config.channels;
     let mut not_built = Vec::new();
-    if c.telegram.enabled {
-        not_built.push("channels.telegram");
-    }
     if c.email.enabled {
         not_built.push("channels.email");
     }
@@ -273,10 +278,54 @@ fn configured_channels(config: &Config) -> anyhow::Result<Vec<Arc<dyn Channel>>>
         );
     }
     let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+    let mut routes = axum::Router::new();
+    if c.telegram.enabled {
+        let telegram = Arc::new(telegram_channel(config, store)?);
+        routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
+        channels.push(telegram);
+    }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
     }
-    Ok(channels)
+    Ok((channels, routes))
+}
+
+/// The Telegram bot from `[channels.telegram]` (checked by the config loader).
+fn telegram_channel(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<frontdesk_telegram::TelegramChannel> {
+    use crate::config::TelegramMode;
+    use frontdesk_core::{ChannelAccount, ChannelKind};
+    let t = &config.channels.telegram;
+    let account = ChannelAccount::default_of(ChannelKind::Telegram);
+    let token = t
+        .token
+        .clone()
+        .context("channels.telegram.token is required")?;
+    let mut settings = frontdesk_telegram::TelegramConfig::new(account.clone(), token, &t.api_url);
+    settings.groups = t.groups;
+    settings.webhook_check = Duration::from_secs(t.webhook_check_seconds);
+    if t.mode == TelegramMode::Webhook {
+        let base = config
+            .server
+            .public_url
+            .as_deref()
+            .context("server.public_url is required for the Telegram webhook")?;
+        settings.mode = frontdesk_telegram::Mode::Webhook {
+            url: format!(
+                "{}{}",
+                base.trim_end_matches('/'),
+                frontdesk_telegram::webhook_path(&account)
+            ),
+            secret: t
+                .webhook_secret
+                .clone()
+                .context("channels.telegram.webhook_secret is required")?,
+        };
+    }
+    let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
+    Ok(frontdesk_telegram::TelegramChannel::new(settings, files)?)
 }
 
 /// Erases expired message texts now and then, per the privacy settings.

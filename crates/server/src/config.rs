@@ -364,6 +364,10 @@ pub struct Telegram {
     pub api_url: String,
     pub mode: TelegramMode,
     pub webhook_secret: Option<SecretString>,
+    /// Take messages from groups where the bot is mentioned or replied to.
+    pub groups: bool,
+    /// How often the webhook's state is read back from Telegram.
+    pub webhook_check_seconds: u64,
 }
 
 impl Default for Telegram {
@@ -374,6 +378,8 @@ impl Default for Telegram {
             api_url: "https://api.telegram.org".into(),
             mode: TelegramMode::Polling,
             webhook_secret: None,
+            groups: false,
+            webhook_check_seconds: 60,
         }
     }
 }
@@ -795,7 +801,22 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                 "required when the Telegram channel is enabled".into(),
             );
         }
+        if t.webhook_check_seconds == 0 {
+            err(
+                "channels.telegram.webhook_check_seconds",
+                "must be at least 1".into(),
+            );
+        }
         if t.mode == TelegramMode::Webhook {
+            if let Some(secret) = &t.webhook_secret
+                && !valid_webhook_secret(secrecy::ExposeSecret::expose_secret(secret))
+            {
+                err(
+                    "channels.telegram.webhook_secret",
+                    "must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-' (Telegram's rule)"
+                        .into(),
+                );
+            }
             if t.webhook_secret.is_none() {
                 err(
                     "channels.telegram.webhook_secret",
@@ -875,6 +896,13 @@ fn validate(c: &Config) -> Vec<(String, String)> {
         }
     }
     errors
+}
+
+/// Telegram's rule for `secret_token`: 1-256 of `A-Z a-z 0-9 _ -`.
+fn valid_webhook_secret(s: &str) -> bool {
+    (1..=256).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn is_http_url(s: &str) -> bool {

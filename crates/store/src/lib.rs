@@ -548,6 +548,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         now: Timestamp,
     ) -> Result<LeaseReport, StoreError>;
 
+    /// Give up because the recipient cannot be reached on the channel (blocked the
+    /// bot): as [`Store::mark_failed`], and the contact's identity on that channel is
+    /// marked unreachable until they write again.
+    async fn mark_unreachable(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError>;
+
     /// When the next queued row of this account is due (leased rows count from the end
     /// of their lease), if any.
     async fn next_due(&self, account: &ChannelAccount) -> Result<Option<Timestamp>, StoreError>;

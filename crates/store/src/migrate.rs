@@ -71,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0010_inbox.sql"),
         include_str!("../../../migrations/postgres/0010_inbox.sql"),
     ),
+    (
+        11,
+        "unreachable",
+        include_str!("../../../migrations/sqlite/0011_unreachable.sql"),
+        include_str!("../../../migrations/postgres/0011_unreachable.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

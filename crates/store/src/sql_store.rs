@@ -110,6 +110,63 @@ impl fmt::Debug for SqlStore {
 const INGEST_ATTEMPTS: usize = 3;
 
 impl SqlStore {
+    /// Fails a leased outbox row for good; with `unreachable`, also marks the contact
+    /// unreachable on the conversation's channel (they blocked the bot).
+    async fn fail(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        reason: &str,
+        unreachable: bool,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let Some((message_id, conversation_id)) = finish_lease(
+            &mut q,
+            Query::new(
+                "UPDATE outbox SET status = 'failed', last_error = $3, updated_at = $4,
+                     lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'
+                 RETURNING message_id, conversation_id",
+            )
+            .bind(id.0)
+            .bind(worker)
+            .bind(reason)
+            .bind(now.as_micros()),
+        )
+        .await?
+        else {
+            return Ok(LeaseReport::LeaseLost);
+        };
+        if unreachable {
+            q.execute(
+                Query::new(
+                    "UPDATE contact_identities SET unreachable = $2, unreachable_at = $3
+                     WHERE (contact_id, channel) IN
+                           (SELECT contact_id, channel FROM conversations WHERE id = $1)",
+                )
+                .bind(conversation_id.0)
+                .bind(reason)
+                .bind(now.as_micros()),
+            )
+            .await?;
+        }
+        let events = self
+            .record(
+                &mut q,
+                EventKind::DeliveryFailed,
+                Some(conversation_id),
+                Some(message_id),
+                serde_json::json!({ "outbox_id": id, "reason": reason, "unreachable": unreachable }),
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        self.publish(events);
+        Ok(LeaseReport::Recorded)
+    }
+
     /// Opens `sqlite://PATH` (created if missing, with its directory), `sqlite::memory:`,
     /// or `postgres://...`. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
@@ -385,11 +442,24 @@ async fn ingest_new(
         ))
         .await?;
     let (conversation_id, message_id, new_conversation) = match into_open {
-        Some(row) => (
-            ConversationId(row.get("conversation_id")?),
-            MessageId(row.get("id")?),
-            false,
-        ),
+        Some(row) => {
+            // Whoever writes can be written to again (an index probe that writes
+            // nothing unless they were marked unreachable).
+            q.execute(
+                Query::new(
+                    "UPDATE contact_identities SET unreachable = NULL, unreachable_at = NULL
+                     WHERE channel = $1 AND external_id = $2 AND unreachable IS NOT NULL",
+                )
+                .bind(account.kind().as_str())
+                .bind(inbound.sender.external_id.as_str()),
+            )
+            .await?;
+            (
+                ConversationId(row.get("conversation_id")?),
+                MessageId(row.get("id")?),
+                false,
+            )
+        }
         // Nothing inserted: a duplicate, or the first message of its thread.
         None => {
             if already_stored(q, account, &inbound.external_id).await? {
@@ -622,7 +692,7 @@ async fn find_or_create_contact(
     let found = q
         .fetch_optional(
             Query::new(
-                "SELECT contact_id, display_name FROM contact_identities
+                "SELECT contact_id, display_name, unreachable FROM contact_identities
                  WHERE channel = $1 AND external_id = $2",
             )
             .bind(channel)
@@ -632,10 +702,15 @@ async fn find_or_create_contact(
     if let Some(row) = found {
         let contact_id = ContactId(row.get("contact_id")?);
         let known: Option<String> = row.get("display_name")?;
-        if sender.display_name.is_some() && sender.display_name != known {
+        let unreachable: Option<String> = row.get("unreachable")?;
+        if (sender.display_name.is_some() && sender.display_name != known) || unreachable.is_some()
+        {
+            // A new name, and whoever writes can be written to again.
             q.execute(
                 Query::new(
-                    "UPDATE contact_identities SET display_name = $3
+                    "UPDATE contact_identities
+                     SET display_name = COALESCE($3, display_name),
+                         unreachable = NULL, unreachable_at = NULL
                      WHERE channel = $1 AND external_id = $2",
                 )
                 .bind(channel)
@@ -1502,38 +1577,17 @@ impl Store for SqlStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<LeaseReport, StoreError> {
-        let mut tx = self.begin().await?;
-        let mut q = tx.q();
-        let Some((message_id, conversation_id)) = finish_lease(
-            &mut q,
-            Query::new(
-                "UPDATE outbox SET status = 'failed', last_error = $3, updated_at = $4,
-                     lease_owner = NULL, lease_until = NULL
-                 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'
-                 RETURNING message_id, conversation_id",
-            )
-            .bind(id.0)
-            .bind(worker)
-            .bind(reason)
-            .bind(now.as_micros()),
-        )
-        .await?
-        else {
-            return Ok(LeaseReport::LeaseLost);
-        };
-        let events = self
-            .record(
-                &mut q,
-                EventKind::DeliveryFailed,
-                Some(conversation_id),
-                Some(message_id),
-                serde_json::json!({ "outbox_id": id, "reason": reason }),
-                now,
-            )
-            .await?;
-        tx.commit().await?;
-        self.publish(events);
-        Ok(LeaseReport::Recorded)
+        self.fail(id, worker, reason, false, now).await
+    }
+
+    async fn mark_unreachable(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        self.fail(id, worker, reason, true, now).await
     }
 
     async fn next_due(&self, account: &ChannelAccount) -> Result<Option<Timestamp>, StoreError> {
@@ -1744,8 +1798,8 @@ impl Store for SqlStore {
         let identities = q
             .fetch_all(
                 Query::new(
-                    "SELECT channel, external_id, display_name, verified_at FROM contact_identities
-                     WHERE contact_id = $1 ORDER BY id",
+                    "SELECT channel, external_id, display_name, verified_at, unreachable
+                     FROM contact_identities WHERE contact_id = $1 ORDER BY id",
                 )
                 .bind(id.0),
             )
@@ -1758,6 +1812,7 @@ impl Store for SqlStore {
                     external_id: r.get("external_id")?,
                     display_name: r.get("display_name")?,
                     verified_at: opt_micros(r, "verified_at")?,
+                    unreachable: r.get("unreachable")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

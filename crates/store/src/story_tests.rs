@@ -328,6 +328,7 @@ on_every_backend!(
     a_repeated_idempotency_key_sends_one_reply,
     conversations_page_by_recent_activity_without_gaps_or_repeats,
     a_permanent_failure_is_shown_on_the_message_and_as_an_event,
+    a_customer_who_blocked_us_is_unreachable_until_they_write_again,
     retention_erases_old_message_bodies_and_keeps_recent_ones,
     a_contact_is_exported_whole_and_then_erased_leaving_only_counts,
 );
@@ -962,6 +963,36 @@ async fn conversations_page_by_recent_activity_without_gaps_or_repeats(store: Sq
             .unwrap()
             .items
             .is_empty()
+    );
+}
+
+async fn a_customer_who_blocked_us_is_unreachable_until_they_write_again(store: SqlStore) {
+    let (conversation_id, _) = stored(store.ingest(&inbound("1", "5", "hi"), None).await.unwrap());
+    store
+        .reply(bot_reply(conversation_id, "hello"))
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let rows = store.claim_outbox(&claim("w", now)).await.unwrap();
+    let reason = "Forbidden: bot was blocked by the user";
+    store
+        .mark_unreachable(rows[0].outbox_id, "w", reason, now)
+        .await
+        .unwrap();
+    let contact_of = |store: SqlStore| async move {
+        let c = store.conversation(conversation_id).await.unwrap().unwrap();
+        store.contact(c.contact_id).await.unwrap().unwrap()
+    };
+    let contact = contact_of(store.clone()).await;
+    assert_eq!(contact.identities[0].unreachable.as_deref(), Some(reason));
+    // Their next message, into the same open conversation, lifts it.
+    store
+        .ingest(&inbound("2", "5", "unblocked"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        contact_of(store.clone()).await.identities[0].unreachable,
+        None
     );
 }
 

@@ -17,7 +17,7 @@
 
 use frontdesk_core::{Attachment, ChannelAccount, Inbound, Sender, Timestamp};
 use serde_json::json;
-use teloxide::types::{Message, Update, UpdateKind, User};
+use teloxide::types::{InlineKeyboardButtonKind, Message, Update, UpdateKind, User};
 
 /// What the mapping needs to know of the bot and its settings.
 #[derive(Debug, Clone)]
@@ -54,12 +54,21 @@ pub fn map_update(update: &Update, account: &ChannelAccount, options: &MapOption
                 return Mapped::Skipped("a button without data");
             };
             let chat_id = message.chat().id.0;
+            // The choice as the customer saw it on the button: long choices travel as
+            // `qr:N` (callback data holds 64 bytes at most).
+            let choice = message
+                .regular_message()
+                .and_then(Message::reply_markup)
+                .into_iter()
+                .flat_map(|k| k.inline_keyboard.iter().flatten())
+                .find(|b| matches!(&b.kind, InlineKeyboardButtonKind::CallbackData(d) if d == data))
+                .map_or(data, |b| b.text.as_str());
             let inbound = Inbound::new(
                 account.clone(),
                 format!("callback:{}", q.id),
                 sender_of(&q.from),
                 chat_id.to_string(),
-                data,
+                choice,
             );
             match inbound {
                 Ok(mut inbound) => {
@@ -72,7 +81,56 @@ pub fn map_update(update: &Update, account: &ChannelAccount, options: &MapOption
                 Err(_) => Mapped::Skipped("a button whose data cannot be stored"),
             }
         }
+        UpdateKind::Error(raw) => map_unreadable(raw, account),
         _ => Mapped::Skipped("not a message"),
+    }
+}
+
+/// An update the client could not read (a field newer than it, a value of another
+/// type): a private message is kept with a placeholder rather than lost, as long as it
+/// says who wrote in which chat.
+pub fn map_unreadable(raw: &serde_json::Value, account: &ChannelAccount) -> Mapped {
+    let (m, edited) = match (raw.get("message"), raw.get("edited_message")) {
+        (Some(m), _) => (m, false),
+        (None, Some(m)) => (m, true),
+        (None, None) => return Mapped::Skipped("not a message"),
+    };
+    let (Some(chat_id), Some(message_id), Some(from)) = (
+        m["chat"]["id"].as_i64(),
+        m["message_id"].as_i64(),
+        m["from"]["id"].as_u64(),
+    ) else {
+        return Mapped::Skipped("not a message");
+    };
+    if m["chat"]["type"] != "private" || m["from"]["is_bot"] == true {
+        return Mapped::Skipped("an unreadable message outside a private chat");
+    }
+    let key = format!("{chat_id}:{message_id}");
+    let written = m["text"].as_str().or(m["caption"].as_str()).unwrap_or("");
+    let text = format!("[a message Frontdesk could not fully read]\n{written}");
+    let sender = Sender {
+        external_id: from.to_string(),
+        display_name: m["from"]["first_name"].as_str().map(str::to_owned),
+        language: m["from"]["language_code"].as_str().and_then(language_hint),
+    };
+    let id = if edited {
+        format!("{key}:edit")
+    } else {
+        key.clone()
+    };
+    match Inbound::new(
+        account.clone(),
+        id,
+        sender,
+        chat_id.to_string(),
+        text.trim_end(),
+    ) {
+        Ok(mut inbound) => {
+            inbound.edit_of = edited.then_some(key);
+            inbound.meta = json!({ "chat_id": chat_id, "message_id": message_id });
+            Mapped::Inbound(Box::new(inbound))
+        }
+        Err(_) => Mapped::Skipped("an unreadable message that cannot be stored"),
     }
 }
 
@@ -399,6 +457,50 @@ mod tests {
         }));
         assert_eq!((i.text.as_str(), i.thread_key.as_str()), ("5", "42"));
         assert_eq!(i.meta["callback_query_id"], "4382bfdwdsb323b2d9");
+    }
+
+    #[test]
+    fn a_long_choice_comes_back_as_the_buttons_text() {
+        let choice = "我的转账一直显示 pending，已经超过两个小时了，怎么办？";
+        let i = inbound(json!({
+            "update_id": 10,
+            "callback_query": {
+                "id": "77", "chat_instance": "-1", "data": "qr:0",
+                "from": { "id": 42, "is_bot": false, "first_name": "芳" },
+                "message": {
+                    "message_id": 17, "date": 1_790_000_100,
+                    "chat": { "id": 42, "type": "private", "first_name": "芳" },
+                    "from": { "id": 7_000_000_001u64, "is_bot": true, "first_name": "Help" },
+                    "text": "您是想问哪一个？",
+                    "reply_markup": { "inline_keyboard": [[
+                        { "text": choice, "callback_data": "qr:0" },
+                        { "text": "别的问题", "callback_data": "别的问题" }
+                    ]] }
+                }
+            }
+        }));
+        assert_eq!(i.text, choice);
+    }
+
+    #[test]
+    fn a_private_message_the_client_cannot_read_is_kept_not_lost() {
+        // `date` as a string: teloxide cannot read the message, but it has an author.
+        let update = json!({
+            "update_id": 13,
+            "message": {
+                "message_id": 20, "date": "soon",
+                "chat": { "id": 42, "type": "private" },
+                "from": { "id": 42, "is_bot": false, "first_name": "芳" },
+                "text": "还在吗"
+            }
+        });
+        assert!(serde_json::from_str::<Update>(&update.to_string()).is_err());
+        let account = ChannelAccount::default_of(ChannelKind::Telegram);
+        let Mapped::Inbound(i) = map_unreadable(&update, &account) else {
+            panic!("lost");
+        };
+        assert_eq!(i.external_id, "42:20");
+        assert!(i.text.ends_with("还在吗"), "{}", i.text);
     }
 
     #[test]

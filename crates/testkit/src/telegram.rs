@@ -8,10 +8,15 @@
 //!   `limit` 1-100; `timeout` waits for the first new update; a second poller ends the
 //!   first with 409, and so does a set webhook.
 //! - `sendMessage`: 1-4096 characters after entities (HTML tags and entities parsed,
-//!   counted in UTF-16 code units as Telegram counts), else 400.
+//!   counted in UTF-16 code units as Telegram counts), else 400; HTML Telegram cannot
+//!   parse (unknown or unclosed tags, a bare `&`) is refused with its description.
 //! - `setWebhook`, `deleteWebhook`, `getWebhookInfo` (pending count, last error);
 //!   `getFile` and the download path `/file/bot<token>/<path>`; `getMe`,
 //!   `answerCallbackQuery`, `sendDocument`, `sendPhoto`.
+//! - Rate limits as the Bot API FAQ states them, enforced on everything sent to a chat
+//!   (`sendMessage`, `sendPhoto`, `sendDocument`): more than 30 messages in a second
+//!   overall, a second message to one chat within 0.9 s, or more than 20 a minute to a
+//!   group get 429 with `retry_after` ([`FakeTelegram::rate_limited`] counts them).
 //! - Scripted answers for the next calls of a method ([`Scripted`]): 429 with
 //!   retry_after, 403 blocked, 400, 409, 500, a slow answer.
 //! - Every request recorded ([`FakeTelegram::requests`]).
@@ -79,6 +84,53 @@ struct Inner {
     files: HashMap<String, (String, Vec<u8>)>,
     /// Bumped by each getUpdates: an older long poll sees it and ends with 409.
     poll_generation: u64,
+    /// When each message of the last minute was sent, and to which chat.
+    recent: VecDeque<(tokio::time::Instant, i64)>,
+    rate_limited: usize,
+}
+
+impl Inner {
+    /// Telegram's limits for a new message to `chat`: the seconds to wait, if any.
+    fn over_limit(&mut self, chat: i64) -> Option<u32> {
+        let now = tokio::time::Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            self.recent.pop_front();
+        }
+        let within = |limit: Duration| {
+            move |(at, _): &&(tokio::time::Instant, i64)| now.duration_since(*at) < limit
+        };
+        let second = Duration::from_secs(1);
+        let overall = self.recent.iter().filter(within(second)).count();
+        let same_chat = self
+            .recent
+            .iter()
+            .filter(|(_, c)| *c == chat)
+            .filter(within(Duration::from_millis(900)))
+            .count();
+        let group_minute = self.recent.iter().filter(|(_, c)| *c == chat).count();
+        let wait = if overall >= 30 || same_chat >= 1 {
+            Some(1)
+        } else if chat < 0 && group_minute >= 20 {
+            let oldest = self
+                .recent
+                .iter()
+                .find(|(_, c)| *c == chat)
+                .map(|(at, _)| *at)?;
+            let left = Duration::from_secs(60).saturating_sub(now.duration_since(oldest));
+            Some(u32::try_from(left.as_secs()).unwrap_or(60).max(1))
+        } else {
+            None
+        };
+        match wait {
+            Some(_) => self.rate_limited += 1,
+            None => self.recent.push_back((now, chat)),
+        }
+        wait
+    }
 }
 
 #[derive(Clone)]
@@ -220,6 +272,11 @@ impl FakeTelegram {
         self.shared.lock().sent.clone()
     }
 
+    /// Messages refused with 429 because they came too fast (not the scripted ones).
+    pub fn rate_limited(&self) -> usize {
+        self.shared.lock().rate_limited
+    }
+
     /// Updates not yet confirmed.
     pub fn pending(&self) -> usize {
         self.shared.lock().updates.len()
@@ -242,6 +299,14 @@ fn error(code: u16, description: &str, retry_after: Option<u32>) -> Response {
     }
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(body)).into_response()
+}
+
+fn too_many(retry_after: u32) -> Response {
+    error(
+        429,
+        &format!("Too Many Requests: retry after {retry_after}"),
+        Some(retry_after),
+    )
 }
 
 /// Parameters from the query, a JSON body, a form body, or a multipart body (its
@@ -326,27 +391,97 @@ fn int(params: &Value, key: &str) -> Option<i64> {
 }
 
 /// The length Telegram checks: the text after HTML is parsed, in UTF-16 code units.
-fn visible_len(text: &str, parse_mode: Option<&str>) -> usize {
-    let shown = match parse_mode.map(str::to_lowercase).as_deref() {
-        Some("html") => {
-            let mut out = String::new();
-            let mut in_tag = false;
-            for ch in text.chars() {
-                match ch {
-                    '<' => in_tag = true,
-                    '>' if in_tag => in_tag = false,
-                    _ if !in_tag => out.push(ch),
-                    _ => {}
+/// In HTML mode, what Telegram cannot parse is refused as it refuses it: an unknown or
+/// unclosed tag, or an `&` that starts no known entity.
+fn visible_len(text: &str, parse_mode: Option<&str>) -> Result<usize, String> {
+    const TAGS: [&str; 15] = [
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "a",
+        "code",
+        "pre",
+        "tg-spoiler",
+        "span",
+        "blockquote",
+    ];
+    let html = parse_mode.is_some_and(|m| m.eq_ignore_ascii_case("html"));
+    if !html {
+        return Ok(text.trim().encode_utf16().count());
+    }
+    let mut shown = String::new();
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(ch) = rest.chars().next() {
+        let at = text.len() - rest.len();
+        match ch {
+            '<' => {
+                let Some(end) = rest.find('>') else {
+                    return Err(format!(
+                        "can't parse entities: unclosed start tag at byte offset {at}"
+                    ));
+                };
+                let inner = &rest[1..end];
+                let (closing, name) = match inner.strip_prefix('/') {
+                    Some(name) => (true, name),
+                    None => (false, inner),
+                };
+                let name = name
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                if !TAGS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "can't parse entities: Unsupported start tag \"{name}\" at byte offset {at}"
+                    ));
                 }
+                if closing {
+                    if open.pop().as_deref() != Some(name.as_str()) {
+                        return Err(format!(
+                            "can't parse entities: Unmatched end tag at byte offset {at}, expected \"</{name}>\""
+                        ));
+                    }
+                } else {
+                    open.push(name);
+                }
+                rest = &rest[end + 1..];
             }
-            out.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&amp;", "&")
+            '&' => {
+                let entity = ["&lt;", "&gt;", "&amp;", "&quot;"]
+                    .into_iter()
+                    .find(|e| rest.starts_with(e));
+                let Some(entity) = entity else {
+                    return Err(format!(
+                        "can't parse entities: Character '&' is reserved and must be escaped at byte offset {at}"
+                    ));
+                };
+                shown.push(match entity {
+                    "&lt;" => '<',
+                    "&gt;" => '>',
+                    "&amp;" => '&',
+                    _ => '"',
+                });
+                rest = &rest[entity.len()..];
+            }
+            _ => {
+                shown.push(ch);
+                rest = &rest[ch.len_utf8()..];
+            }
         }
-        _ => text.to_owned(),
-    };
-    shown.trim().encode_utf16().count()
+    }
+    if let Some(tag) = open.pop() {
+        return Err(format!(
+            "can't parse entities: Can't find end tag corresponding to start tag \"{tag}\""
+        ));
+    }
+    Ok(shown.trim().encode_utf16().count())
 }
 
 async fn download(
@@ -384,13 +519,7 @@ async fn method(
         inner.scripted.get_mut(&name).and_then(VecDeque::pop_front)
     };
     match scripted {
-        Some(Scripted::TooManyRequests { retry_after }) => {
-            return error(
-                429,
-                &format!("Too Many Requests: retry after {retry_after}"),
-                Some(retry_after),
-            );
-        }
+        Some(Scripted::TooManyRequests { retry_after }) => return too_many(retry_after),
         Some(Scripted::Blocked) => {
             return error(403, "Forbidden: bot was blocked by the user", None);
         }
@@ -412,6 +541,7 @@ async fn method(
             "id": 7_000_000_001i64, "is_bot": true, "first_name": "Frontdesk",
             "username": "frontdesk_test_bot", "can_join_groups": true,
             "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false,
         })),
         "getupdates" => get_updates(&shared, &params).await,
         "sendmessage" => send_message(&shared, &params),
@@ -421,6 +551,9 @@ async fn method(
             };
             let message_id = {
                 let mut inner = shared.lock();
+                if let Some(wait) = inner.over_limit(chat_id) {
+                    return too_many(wait);
+                }
                 inner.next_message_id += 1;
                 inner.next_message_id
             };
@@ -540,14 +673,18 @@ fn send_message(shared: &Shared, params: &Value) -> Response {
     let text = params["text"].as_str().unwrap_or_default();
     let parse_mode = params["parse_mode"].as_str();
     match visible_len(text, parse_mode) {
-        0 => return error(400, "Bad Request: message text is empty", None),
-        n if n > 4096 => return error(400, "Bad Request: message is too long", None),
-        _ => {}
+        Err(why) => return error(400, &format!("Bad Request: {why}"), None),
+        Ok(0) => return error(400, "Bad Request: message text is empty", None),
+        Ok(n) if n > 4096 => return error(400, "Bad Request: message is too long", None),
+        Ok(_) => {}
     }
     let reply_to = params["reply_parameters"]["message_id"]
         .as_i64()
         .or_else(|| int(params, "reply_to_message_id"));
     let mut inner = shared.lock();
+    if let Some(wait) = inner.over_limit(chat_id) {
+        return too_many(wait);
+    }
     inner.next_message_id += 1;
     let message_id = inner.next_message_id;
     inner.sent.push(Sent {

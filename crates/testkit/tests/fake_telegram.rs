@@ -141,7 +141,7 @@ async fn send_message_counts_what_is_shown_and_refuses_too_long_or_empty() {
     let (status, _) = call(
         &fake,
         "sendMessage",
-        json!({ "chat_id": 42, "text": html, "parse_mode": "HTML",
+        json!({ "chat_id": 43, "text": html, "parse_mode": "HTML",
                 "reply_parameters": { "message_id": 5 } }),
     )
     .await;
@@ -155,6 +155,62 @@ async fn send_message_counts_what_is_shown_and_refuses_too_long_or_empty() {
     let sent = fake.sent();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].reply_to, Some(5));
+}
+
+#[tokio::test]
+async fn html_telegram_cannot_parse_is_refused_with_its_reason() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    for (chat, text) in [(1, "a <wallet> b"), (2, "fees & gas"), (3, "<b>open")] {
+        let (status, body) = call(
+            &fake,
+            "sendMessage",
+            json!({ "chat_id": chat, "text": text, "parse_mode": "HTML" }),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(
+            body["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Bad Request: can't parse entities"),
+            "{body}"
+        );
+    }
+    let (status, _) = call(
+        &fake,
+        "sendMessage",
+        json!({ "chat_id": 4, "text": "a &lt;wallet&gt; &amp; <b>gas</b>", "parse_mode": "HTML" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.sent()[0].text, "a &lt;wallet&gt; &amp; <b>gas</b>");
+}
+
+#[tokio::test]
+async fn messages_sent_faster_than_telegram_allows_get_429() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let send = |chat: i64| {
+        call(
+            &fake,
+            "sendMessage",
+            json!({ "chat_id": chat, "text": "hi" }),
+        )
+    };
+    assert_eq!(send(1).await.0, 200);
+    // A second message to the same chat within a second.
+    let (status, body) = send(1).await;
+    assert_eq!(
+        (status, body["parameters"]["retry_after"].as_i64()),
+        (429, Some(1))
+    );
+    // Thirty chats in a second are fine; the thirty-first is not.
+    for chat in 2..=30 {
+        assert_eq!(send(chat).await.0, 200, "chat {chat}");
+    }
+    assert_eq!(send(31).await.0, 429);
+    assert_eq!(fake.rate_limited(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(send(1).await.0, 200);
 }
 
 #[tokio::test]

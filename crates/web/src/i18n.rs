@@ -115,6 +115,7 @@ const ZH: &[(&str, &str)] = &[
     ("hours", "小时"),
     ("left in the chat", "聊天中留下"),
     ("not verified", "未验证"),
+    ("unreachable", "无法送达"),
     ("p50", "中位数"),
     ("p90", "90 分位"),
     ("team", "团队"),

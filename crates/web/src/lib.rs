@@ -95,6 +95,10 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/files/{id}", get(pages::file))
         .route(
+            "/conversations/{id}/messages/{message}/files/{index}",
+            get(pages::channel_file),
+        )
+        .route(
             "/contacts/{id}/merge",
             axum::routing::post(pages::merge_contact),
         )

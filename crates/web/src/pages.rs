@@ -324,7 +324,7 @@ struct Shown {
     delivery: Option<String>,
     redacted: bool,
     text: String,
-    /// (link, name) of attached files kept here.
+    /// (link, name) of attached files: kept here, or fetched from the channel.
     files: Vec<(String, String)>,
     entities: Vec<(String, String)>,
 }
@@ -342,6 +342,8 @@ struct IdentityRow {
     channel: String,
     external_id: String,
     verified: bool,
+    /// Why replies cannot reach them on this channel (they blocked the bot).
+    unreachable: Option<String>,
 }
 
 #[derive(Template)]
@@ -395,7 +397,17 @@ fn shown(m: &Message, names: &HashMap<AgentId, String>) -> Shown {
         files: m
             .attachments
             .iter()
-            .filter_map(|a| Some((format!("/files/{}", file_id(&a.reference)?), a.name.clone())))
+            .enumerate()
+            .map(|(i, a)| {
+                let link = match file_id(&a.reference) {
+                    Some(id) => format!("/files/{id}"),
+                    None => format!(
+                        "/conversations/{}/messages/{}/files/{i}",
+                        m.conversation_id, m.id
+                    ),
+                };
+                (link, a.name.clone())
+            })
             .collect(),
         entities: m
             .entities
@@ -468,6 +480,7 @@ pub async fn conversation(
                             channel: i.channel.to_string(),
                             external_id: i.external_id,
                             verified: i.verified_at.is_some(),
+                            unreachable: i.unreachable,
                         })
                         .collect()
                 })
@@ -710,16 +723,89 @@ pub async fn reply(
 /// so a hostile HTML or SVG file cannot run in the inbox's origin.
 pub async fn file(State(state): State<WebState>, _me: SignedIn, Path(id): Path<i64>) -> Response {
     match state.store.file(id).await {
-        Ok(Some((meta, bytes))) => download(&meta, bytes),
+        Ok(Some((meta, bytes))) => download(&meta.name, bytes),
         Ok(None) => store_failed(frontdesk_store::StoreError::NotFound("file", id)),
         Err(e) => store_failed(e),
     }
 }
 
-/// A file as an attachment download.
-pub(crate) fn download(meta: &frontdesk_store::StoredFile, bytes: Vec<u8>) -> Response {
-    let ascii: String = meta
-        .name
+/// GET /conversations/{id}/messages/{message}/files/{index}: a file the customer sent,
+/// fetched from their channel on demand (Telegram's getFile, up to 20 MB; the channel
+/// keeps recent ones in a bounded cache).
+pub async fn channel_file(
+    State(state): State<WebState>,
+    _me: SignedIn,
+    Path((id, message, index)): Path<(i64, i64, usize)>,
+) -> Response {
+    use frontdesk_core::FileError;
+    let conversation = match state.store.conversation(ConversationId(id)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return store_failed(frontdesk_store::StoreError::NotFound("conversation", id)),
+        Err(e) => return store_failed(e),
+    };
+    let found = match state
+        .store
+        .messages(
+            conversation.id,
+            Some(frontdesk_core::MessageId(message - 1)),
+            1,
+        )
+        .await
+    {
+        Ok(found) => found,
+        Err(e) => return store_failed(e),
+    };
+    let Some(attachment) = found
+        .into_iter()
+        .find(|m| m.id.0 == message)
+        .and_then(|m| m.attachments.into_iter().nth(index))
+    else {
+        return store_failed(frontdesk_store::StoreError::NotFound("file", message));
+    };
+    let Some(channel) = state
+        .channels
+        .iter()
+        .find(|c| *c.account() == conversation.account)
+    else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(message_page(
+                "Channel not running",
+                &format!(
+                    "{} is not running here, so its files cannot be fetched.",
+                    conversation.account
+                ),
+            )),
+        )
+            .into_response();
+    };
+    match channel.fetch_file(&attachment.reference).await {
+        Ok(file) => download(&attachment.name, file.bytes),
+        Err(FileError::NotFound) => {
+            store_failed(frontdesk_store::StoreError::NotFound("file", message))
+        }
+        Err(e @ FileError::TooBig { .. }) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Html(message_page(
+                "File too large",
+                &format!("{e}. Ask the customer to send it another way."),
+            )),
+        )
+            .into_response(),
+        Err(e @ FileError::Unavailable(_)) => {
+            tracing::warn!(account = %conversation.account, error = %e, "cannot fetch a customer's file");
+            (
+                StatusCode::BAD_GATEWAY,
+                Html(message_page("Try again", &e.to_string())),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A file as an attachment download (never shown inline: it may be anything).
+pub(crate) fn download(name: &str, bytes: Vec<u8>) -> Response {
+    let ascii: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
@@ -729,8 +815,7 @@ pub(crate) fn download(meta: &frontdesk_store::StoredFile, bytes: Vec<u8>) -> Re
             }
         })
         .collect();
-    let encoded: String = meta
-        .name
+    let encoded: String = name
         .bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),

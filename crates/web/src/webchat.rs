@@ -459,7 +459,7 @@ async fn file(State(state): State<WebState>, Path(token): Path<String>) -> Respo
         return ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response();
     };
     match state.store.file(id).await {
-        Ok(Some((meta, bytes))) => crate::pages::download(&meta, bytes),
+        Ok(Some((meta, bytes))) => crate::pages::download(&meta.name, bytes),
         Ok(None) => ApiError::new(StatusCode::NOT_FOUND, "no such file").into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

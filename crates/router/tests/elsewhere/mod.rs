@@ -159,6 +159,17 @@ impl Store for ElsewhereStore {
         self.run(|s| async move { s.mark_failed(id, &worker, &reason, now).await })
             .await
     }
+    async fn mark_unreachable(
+        &self,
+        id: OutboxId,
+        worker: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<LeaseReport, StoreError> {
+        let (worker, reason) = (worker.to_owned(), reason.to_owned());
+        self.run(|s| async move { s.mark_unreachable(id, &worker, &reason, now).await })
+            .await
+    }
     async fn next_due(&self, account: &ChannelAccount) -> Result<Option<Timestamp>, StoreError> {
         let account = account.clone();
         self.run(|s| async move { s.next_due(&account).await })
