@@ -184,6 +184,15 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// The reply form's idempotency key (`name="key"`) in a conversation page.
+pub fn reply_key_of(page: &str) -> String {
+    let at = page
+        .find("name=\"key\" value=\"")
+        .expect("a reply key field")
+        + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
 /// The value of `<input type="hidden" name="csrf" value="...">` in a page.
 pub fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;

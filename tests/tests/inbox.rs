@@ -153,14 +153,7 @@ async fn an_agent_answers_from_the_inbox_and_the_customer_gets_it(db: TestDataba
         "the address is a chip to copy"
     );
     let csrf = csrf_of(&page);
-    let key = page
-        .split("name=\"key\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let key = frontdesk_e2e::reply_key_of(&page);
     for _ in 0..2 {
         // A double click sends once.
         let sent = http

@@ -738,3 +738,253 @@ async fn the_satisfaction_question_comes_as_buttons_and_a_tap_answers_it() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_from_a_website_link_greets_in_the_customers_language_and_tags_the_source() {
+    let db = TestDatabase::sqlite();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let app = start(&db, &fake, true).await;
+    // The Start button with a deep link, from a customer whose Telegram is in Chinese.
+    let opened = customer_writes(&app, &fake, "/start website_footer").await;
+    let greeting = sent_to(&fake, 42, 1).await;
+    assert!(
+        greeting[0]
+            .text
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "greeted in Chinese: {}",
+        greeting[0].text
+    );
+    let conversation = app
+        .store
+        .conversation(opened.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        conversation
+            .labels
+            .contains(&"source:website_footer".to_owned())
+    );
+    // A greeting, not a question the bot missed or a report to hand off.
+    assert_eq!(conversation.status, frontdesk_core::Status::Bot);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_an_agent_made_joins_the_customers_telegram_to_their_contact_once() {
+    let db = TestDatabase::sqlite();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let app = start_with(&db, &fake, false, |c| c.channels.webchat.enabled = true).await;
+    // A customer on the website chat.
+    let visitor = app.visitor_token().await;
+    let said = reqwest::Client::new()
+        .post(app.url("/chat/api/messages"))
+        .bearer_auth(&visitor)
+        .json(&json!({ "text": "我想在 Telegram 上继续", "client_id": "c-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(said.status().is_success());
+    let web = app.latest_conversation().await;
+    let web_contact = app
+        .store
+        .conversation(web)
+        .await
+        .unwrap()
+        .unwrap()
+        .contact_id;
+    // The agent makes a Telegram link for them.
+    app.agent("amy@desk.example", Role::Agent, "a long passphrase")
+        .await;
+    let http = browser();
+    log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let (_, page) = get(&http, &app, &format!("/conversations/{web}")).await;
+    until("the bot to know its name", || async {
+        let (_, page) = get(&http, &app, &format!("/conversations/{web}")).await;
+        page.contains("id=\"telegram-link\"")
+    })
+    .await;
+    let made = http
+        .post(app.url(&format!("/conversations/{web}/actions")))
+        .form(&[
+            ("csrf", frontdesk_e2e::csrf_of(&page).as_str()),
+            ("action", "telegram_link"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_redirection(), "{}", made.status());
+    let note = app
+        .store
+        .messages(web, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.text.contains("https://t.me/frontdesk_test_bot?start=c_"))
+        .expect("a private note with the link");
+    assert_eq!(note.kind, frontdesk_core::MessageKind::Note);
+    let payload = note.text.split("?start=").nth(1).unwrap().trim().to_owned();
+    // The customer opens it on Telegram.
+    let opened = customer_writes(&app, &fake, &format!("/start {payload}")).await;
+    let telegram = app
+        .store
+        .conversation(opened.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    until("the contacts to be joined", || async {
+        app.store
+            .conversation(opened.conversation_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .contact_id
+            == web_contact
+    })
+    .await;
+    let contact = app.store.contact(web_contact).await.unwrap().unwrap();
+    assert!(
+        contact
+            .identities
+            .iter()
+            .any(|i| i.channel == frontdesk_core::ChannelKind::Telegram && i.external_id == "42")
+    );
+    // One use: somebody else with the same link joins nothing.
+    fake.push_update(json!({ "message": {
+        "message_id": 900, "date": 1_790_000_000,
+        "chat": { "id": 77, "type": "private", "first_name": "Eve" },
+        "from": { "id": 77, "is_bot": false, "first_name": "Eve" },
+        "text": format!("/start {payload}"),
+    }}));
+    until("the second use to be refused", || async {
+        let Some(eve) = inbound_messages(&app)
+            .await
+            .into_iter()
+            .find(|m| m.external_id.as_deref() == Some("77:900"))
+        else {
+            return false;
+        };
+        app.store
+            .messages(eve.conversation_id, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.text.contains("used or expired"))
+    })
+    .await;
+    let contact = app.store.contact(web_contact).await.unwrap().unwrap();
+    assert!(!contact.identities.iter().any(|i| i.external_id == "77"));
+    assert_ne!(telegram.id, web);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_attachments_go_as_a_document_or_a_photo() {
+    let db = TestDatabase::sqlite();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let app = start(&db, &fake, false).await;
+    let conversation = customer_writes(&app, &fake, "请发我收据")
+        .await
+        .conversation_id;
+    app.agent("amy@desk.example", Role::Agent, "a long passphrase")
+        .await;
+    let http = browser();
+    log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let path = format!("/conversations/{conversation}");
+    let reply = |text: &'static str, name: &'static str, kind: &'static str, bytes: Vec<u8>| {
+        let http = http.clone();
+        let url = app.url(&format!("{path}/reply"));
+        let page_url = app.url(&path);
+        async move {
+            let page = http
+                .get(page_url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let key = frontdesk_e2e::reply_key_of(&page);
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", frontdesk_e2e::csrf_of(&page))
+                .text("key", key)
+                .text("text", text)
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(bytes)
+                        .file_name(name)
+                        .mime_str(kind)
+                        .unwrap(),
+                );
+            let sent = http.post(url).multipart(form).send().await.unwrap();
+            assert_eq!(sent.status(), 303);
+        }
+    };
+    reply(
+        "这是收据",
+        "receipt.pdf",
+        "application/pdf",
+        b"%PDF-1.4 receipt".to_vec(),
+    )
+    .await;
+    reply(
+        "",
+        "screenshot.png",
+        "image/png",
+        b"\x89PNG\r\n\x1a\n....".to_vec(),
+    )
+    .await;
+    until("the document and the photo", || async {
+        let methods: Vec<String> = fake.requests().into_iter().map(|r| r.method).collect();
+        methods.contains(&"senddocument".to_owned()) && methods.contains(&"sendphoto".to_owned())
+    })
+    .await;
+    let requests = fake.requests();
+    let document = requests
+        .iter()
+        .find(|r| r.method == "senddocument")
+        .unwrap();
+    assert_eq!(document.params["chat_id"], "42", "{}", document.params);
+    assert_eq!(
+        document.params["document"]["file_name"], "receipt.pdf",
+        "{}",
+        document.params
+    );
+    assert_eq!(document.params["document"]["size"], 16);
+    let photo = requests.iter().find(|r| r.method == "sendphoto").unwrap();
+    assert_eq!(photo.params["photo"]["file_name"], "screenshot.png");
+    // The text went first, then its file.
+    let order: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.method.starts_with("send"))
+        .map(|r| r.method.as_str())
+        .collect();
+    let text_at = order.iter().rposition(|m| *m == "sendmessage").unwrap();
+    let document_at = order.iter().position(|m| *m == "senddocument").unwrap();
+    assert!(text_at < document_at, "{order:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_client_cannot_read_is_kept_and_polling_goes_on() {
+    let db = TestDatabase::sqlite();
+    let fake = FakeTelegram::start(TOKEN).await;
+    let app = start(&db, &fake, false).await;
+    // A field of a type the client does not expect (a newer Bot API, say).
+    fake.push_update(json!({ "message": {
+        "message_id": 31, "date": "soon",
+        "chat": { "id": 42, "type": "private" },
+        "from": { "id": 42, "is_bot": false, "first_name": "Wang" },
+        "text": "还在吗",
+    }}));
+    fake.customer_writes(42, "后面这条也要收到");
+    until("both messages", || async {
+        inbound_messages(&app).await.len() == 2
+    })
+    .await;
+    let kept = inbound_messages(&app).await;
+    assert!(kept.iter().any(|m| m.text.ends_with("还在吗")));
+    until("both confirmed", || async { fake.pending() == 0 }).await;
+    app.stop().await;
+}

@@ -135,20 +135,15 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
     let (_, none) = get(&amy, &app, "/?view=all&status=open&label=other").await;
     assert!(!none.contains(&format!("{path}\"")));
     // A reply that is just /delay goes out as the canned text, with the name.
-    let key = |page: &str| {
-        page.split("name=\"key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
     let (status, _) = post(
         &amy,
         &app,
         &format!("{path}/reply"),
-        &[("csrf", &csrf), ("text", "/delay"), ("key", &key(&page))],
+        &[
+            ("csrf", &csrf),
+            ("text", "/delay"),
+            ("key", &frontdesk_e2e::reply_key_of(&page)),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -166,7 +161,7 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
         &[
             ("csrf", &csrf),
             ("text", "@bob could you check the chain?"),
-            ("key", &key(&page)),
+            ("key", &frontdesk_e2e::reply_key_of(&page)),
             ("private", "1"),
         ],
     )
@@ -185,7 +180,7 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
     let bytes: Vec<u8> = b"<html><script>alert(1)</script></html>".to_vec();
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf.clone())
-        .text("key", key(&page))
+        .text("key", frontdesk_e2e::reply_key_of(&page))
         .text("text", "the receipt")
         .part(
             "file",
@@ -242,7 +237,7 @@ async fn an_agent_labels_answers_with_a_canned_reply_mentions_and_attaches(db: T
             let url = app.url(&format!("{path}/reply"));
             let form = reqwest::multipart::Form::new()
                 .text("csrf", csrf)
-                .text("key", key(&page))
+                .text("key", frontdesk_e2e::reply_key_of(&page))
                 .text("text", "")
                 .part(
                     "file",

@@ -252,6 +252,14 @@ pub trait Channel: Send + Sync + fmt::Debug {
     /// Whether the channel can reach its provider now.
     async fn health(&self) -> Health;
 
+    /// A link that opens a chat with us on this channel carrying `payload` (Telegram's
+    /// `https://t.me/BOT?start=PAYLOAD`), where the channel has such links and knows
+    /// its own name by now.
+    fn invite_link(&self, payload: &str) -> Option<String> {
+        let _ = payload;
+        None
+    }
+
     /// A file a customer sent, by its attachment reference (Telegram `telegram:FILE_ID`),
     /// for an agent to open. Channels that keep no files by reference have none.
     async fn fetch_file(&self, reference: &str) -> Result<FileBody, FileError> {

@@ -143,8 +143,18 @@ impl Engine {
 
     /// Decides what to do with one message.
     pub fn match_text(&self, message: &str) -> Match {
+        self.match_text_in(message, None)
+    }
+
+    /// As [`Engine::match_text`], answering in `known` (the customer's language as the
+    /// channel or earlier messages told it) when the message has no words to tell its
+    /// own language by (`/start`, an emoji).
+    pub fn match_text_in(&self, message: &str, known: Option<Lang>) -> Match {
         let normalized = text::normalize(message);
-        let lang = text::detect_language(message);
+        let lang = match known {
+            Some(known) if !text::has_words(message) => known,
+            _ => text::detect_language(message),
+        };
         let entities = entities::extract(message);
         let probabilities = self.model.probabilities(&normalized);
         let mut ranked: Vec<(usize, f32)> = probabilities

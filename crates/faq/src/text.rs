@@ -39,6 +39,30 @@ pub fn detect_language(text: &str) -> Lang {
     }
 }
 
+/// Whether a message has words of its own to tell its language by: Han characters, or
+/// Latin letters outside a leading bot command (`/start src_site` has none; emoji and
+/// numbers have none).
+pub fn has_words(text: &str) -> bool {
+    let text = text.trim_start();
+    let payload = |w: &&str| {
+        w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let words: Vec<&str> = match text.strip_prefix('/') {
+        // The command, and a deep-link payload after it, are not words.
+        Some(command) => {
+            let mut rest = command.split_whitespace().skip(1).peekable();
+            rest.next_if(payload);
+            rest.collect()
+        }
+        None => vec![text],
+    };
+    words
+        .iter()
+        .flat_map(|w| w.chars())
+        .any(|c| is_han(c) || c.is_ascii_alphabetic())
+}
+
 /// 64-bit FNV-1a: a feature's identity. Collisions among the few thousand features of
 /// one model are vanishingly rare.
 fn fnv(namespace: u8, parts: &[&str]) -> u64 {
@@ -131,6 +155,22 @@ fn word_features(word: &str, out: &mut Vec<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_command_or_an_emoji_has_no_words_to_tell_a_language_by() {
+        for text in [
+            "/start",
+            "/start website_footer",
+            "👍",
+            "12345",
+            "  /start c_0af3 ",
+        ] {
+            assert!(!has_words(text), "{text:?}");
+        }
+        for text in ["hello", "你好", "/start 我想问转账", "0x12ab is my hash"] {
+            assert!(has_words(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn full_width_traditional_and_invisible_characters_fold_away() {

@@ -78,7 +78,13 @@ impl Bot {
         if conversation.status != Status::Bot {
             return Ok(Turn::Silent);
         }
-        let m = self.engine.match_text(text);
+        // The engine has set the conversation's language from the channel's hint where
+        // the message has no words of its own.
+        let known = match frontdesk_faq::text::has_words(text) {
+            true => None,
+            false => crate::engine::lang_of_code(conversation.language.as_deref()),
+        };
+        let m = self.engine.match_text_in(text, known);
         let id = conversation.id;
         let hand_off = |reason: String, priority, team, said| Turn::HandOff {
             reason,

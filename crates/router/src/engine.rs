@@ -364,6 +364,16 @@ impl ConversationEngine {
         Ok(())
     }
 
+    /// The customer's language as the conversation knows it, else as their channel
+    /// told it (Telegram's `language_code`).
+    async fn known_language(&self, conversation: &Conversation) -> Result<Option<Lang>> {
+        if let Some(lang) = lang_of_code(conversation.language.as_deref()) {
+            return Ok(Some(lang));
+        }
+        let contact = self.store.contact(conversation.contact_id).await?;
+        Ok(lang_of_code(contact.and_then(|c| c.language).as_deref()))
+    }
+
     async fn load(&self, id: ConversationId) -> Result<Conversation> {
         self.store
             .conversation(id)
@@ -388,6 +398,55 @@ impl ConversationEngine {
         Ok(())
     }
 
+    /// A customer came through a deep link (Telegram's `/start PAYLOAD`). A link code an
+    /// agent made (`c_CODE`, one use, unexpired) joins this customer to the contact of
+    /// the conversation it was made for, so agents see one person across channels; any
+    /// other payload tags where they came from (`source:PAYLOAD`). What happened is
+    /// written in the conversation's history.
+    pub async fn on_deep_link(&self, id: ConversationId, payload: &str) -> Result<()> {
+        let Some(code) = payload.strip_prefix(crate::deep_link::PREFIX) else {
+            let label = crate::deep_link::source_label(payload);
+            let mut labels = self.load(id).await?.labels;
+            if labels.contains(&label) {
+                return Ok(());
+            }
+            labels.push(label.clone());
+            self.store
+                .update_conversation(
+                    id,
+                    &ConversationChange {
+                        labels: Some(labels),
+                        reason: Some(format!("came through the link {label}")),
+                        ..ConversationChange::default()
+                    },
+                )
+                .await?;
+            return Ok(());
+        };
+        let Some(origin) = self.store.redeem_link_code(code, self.clock.now()).await? else {
+            return self
+                .record(
+                    id,
+                    "The customer opened a link to continue another conversation, but it was \
+                     used or expired; nothing was joined."
+                        .into(),
+                )
+                .await;
+        };
+        let here = self.load(id).await?.contact_id;
+        let there = self.load(origin).await?.contact_id;
+        if here != there {
+            self.store
+                .merge_contacts(there, here, "the customer's link")
+                .await?;
+        }
+        self.record(
+            id,
+            format!("The customer continued conversation #{origin} here through its link; their contacts are joined."),
+        )
+        .await
+    }
+
     /// Everything that follows one stored customer message. `findings` is how many
     /// secrets the guard redacted from it.
     pub async fn on_customer_message(
@@ -398,13 +457,14 @@ impl ConversationEngine {
         findings: usize,
     ) -> Result<Outcome> {
         let mut conversation = self.load(id).await?;
-        // A code or a number says nothing about the language.
-        let worded = text.chars().any(char::is_alphabetic);
-        let lang = match worded {
-            true => frontdesk_faq::text::detect_language(text),
-            false => lang_of(&conversation),
+        // A code, a number or a bare `/start` says nothing about the language: the
+        // conversation's, else the one the channel gave the contact, stands.
+        let known = match frontdesk_faq::text::has_words(text) {
+            true => Some(frontdesk_faq::text::detect_language(text)),
+            false => self.known_language(&conversation).await?,
         };
-        if worded && conversation.language.as_deref() != Some(lang_code(lang)) {
+        let lang = known.unwrap_or_else(|| lang_of(&conversation));
+        if known.is_some() && conversation.language.as_deref() != Some(lang_code(lang)) {
             let change = ConversationChange {
                 language: Some(lang_code(lang).into()),
                 ..ConversationChange::default()
@@ -1505,12 +1565,18 @@ fn lang_code(lang: Lang) -> &'static str {
     }
 }
 
+/// A stored language code as one the bot answers in.
+pub(crate) fn lang_of_code(code: Option<&str>) -> Option<Lang> {
+    match code {
+        Some("zh") => Some(Lang::Zh),
+        Some("en") => Some(Lang::En),
+        _ => None,
+    }
+}
+
 /// The customer's language as last seen; English if unknown.
 fn lang_of(conversation: &Conversation) -> Lang {
-    match conversation.language.as_deref() {
-        Some("zh") => Lang::Zh,
-        _ => Lang::En,
-    }
+    lang_of_code(conversation.language.as_deref()).unwrap_or(Lang::En)
 }
 
 fn survey_team(conversation: &Conversation) -> &str {

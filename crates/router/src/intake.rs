@@ -66,6 +66,12 @@ impl Intake for Pipeline {
             } => {
                 self.metrics.ingested(&inbound.account);
                 tracing::debug!(%conversation_id, %message_id, "stored");
+                if let (Some(engine), Some(payload)) =
+                    (&self.engine, inbound.meta["start_payload"].as_str())
+                    && let Err(e) = engine.on_deep_link(conversation_id, payload).await
+                {
+                    tracing::warn!(%conversation_id, error = %e, "cannot follow a deep link");
+                }
                 // An edit changes a stored message; it is not a new turn, unless it
                 // brought a secret.
                 let turn = inbound.edit_of.is_none() || findings > 0;

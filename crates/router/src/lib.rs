@@ -19,6 +19,7 @@
 pub mod bot;
 pub mod clock;
 pub mod csat;
+pub mod deep_link;
 pub mod delivery;
 pub mod engine;
 pub mod files;

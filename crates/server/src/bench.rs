@@ -301,3 +301,156 @@ pub async fn inbox(conversations: usize, per: usize) -> anyhow::Result<InboxRepo
         rss_kib: rss_kib(),
     })
 }
+
+/// What `bench telegram` measured: customer messages from a fake Bot API through
+/// teloxide's long polling into the store, against the same messages handed straight
+/// to the pipeline.
+#[derive(Debug, Clone)]
+pub struct TelegramReport {
+    pub updates: usize,
+    pub polling: Duration,
+    /// The mean of two direct runs, one before and one after the polling run.
+    pub direct: Duration,
+}
+
+impl std::fmt::Display for TelegramReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |d: Duration| self.updates as f64 / d.as_secs_f64();
+        writeln!(f, "updates: {}", self.updates)?;
+        writeln!(f, "polling_updates_per_second: {:.0}", rate(self.polling))?;
+        writeln!(f, "direct_ingest_per_second: {:.0}", rate(self.direct))?;
+        write!(
+            f,
+            "ratio: {:.3}",
+            self.direct.as_secs_f64() / self.polling.as_secs_f64()
+        )
+    }
+}
+
+/// Counts what the pipeline stores and says when `target` is reached.
+#[derive(Debug)]
+struct Counting {
+    pipeline: Pipeline,
+    stored: std::sync::atomic::AtomicUsize,
+    target: usize,
+    done: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl Intake for Counting {
+    async fn cursor(
+        &self,
+        account: &ChannelAccount,
+    ) -> Result<Option<String>, frontdesk_core::IntakeError> {
+        self.pipeline.cursor(account).await
+    }
+
+    async fn ingest(
+        &self,
+        inbound: Inbound,
+        cursor: Option<String>,
+    ) -> Result<IngestOutcome, frontdesk_core::IntakeError> {
+        let outcome = self.pipeline.ingest(inbound, cursor).await?;
+        if matches!(outcome, IngestOutcome::Stored { .. }) {
+            let n = self
+                .stored
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            if n == self.target {
+                self.done.notify_one();
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// The text of bench message `i`.
+fn bench_text(i: usize) -> String {
+    format!(
+        "Message {i}: my transfer from yesterday is still pending, order {}",
+        100_000 + i
+    )
+}
+
+/// `updates` private messages from 1,000 customers queued in a fake Bot API on
+/// 127.0.0.1 and received by the Telegram channel's long polling (teloxide, offsets
+/// committed with each message) into a fresh SQLite store; the baseline stores the
+/// same messages by calling the pipeline directly.
+pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
+    use frontdesk_core::{Channel, ChannelContext};
+    let token = "7000000001:bench-token";
+    let account = ChannelAccount::default_of(ChannelKind::Telegram);
+    let options = crate::app::store_options(&crate::config::Config::default());
+    let direct = |round: usize| {
+        let (account, options) = (account.clone(), options.clone());
+        async move {
+            let db = TestDatabase::sqlite();
+            let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
+            let pipeline = Pipeline::new(store, Metrics::new());
+            let started = Instant::now();
+            for i in 0..updates {
+                let user = 1000 + (i % CONTACTS) as i64;
+                let sender = Sender {
+                    external_id: user.to_string(),
+                    display_name: Some("Wang".into()),
+                    language: Some("zh".into()),
+                };
+                let message = Inbound::new(
+                    account.clone(),
+                    format!("{user}:{round}{i}"),
+                    sender,
+                    user.to_string(),
+                    bench_text(i),
+                )?;
+                pipeline.ingest(message, Some((i + 1).to_string())).await?;
+            }
+            anyhow::Ok(started.elapsed())
+        }
+    };
+    let before = direct(1).await?;
+
+    let fake = frontdesk_testkit::FakeTelegram::start(token).await;
+    for i in 0..updates {
+        fake.customer_writes(1000 + (i % CONTACTS) as i64, &bench_text(i));
+    }
+    let db = TestDatabase::sqlite();
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options.clone()).await?);
+    let intake = Arc::new(Counting {
+        pipeline: Pipeline::new(store.clone(), Metrics::new()),
+        stored: Default::default(),
+        target: updates,
+        done: tokio::sync::Notify::new(),
+    });
+    let config = frontdesk_telegram::TelegramConfig::new(
+        account.clone(),
+        token.to_owned().into(),
+        fake.api_url(),
+    );
+    let channel = Arc::new(frontdesk_telegram::TelegramChannel::new(
+        config,
+        Arc::new(frontdesk_router::StoredFiles(store)),
+    )?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext {
+        intake: intake.clone(),
+        shutdown: stop.clone(),
+    };
+    let started = Instant::now();
+    let receiving = tokio::spawn({
+        let channel = channel.clone();
+        async move { channel.run(ctx).await }
+    });
+    tokio::time::timeout(Duration::from_secs(600), intake.done.notified())
+        .await
+        .context("the polling run did not store every update within 10 minutes")?;
+    let polling = started.elapsed();
+    stop.cancel();
+    let _ = receiving.await;
+
+    let after = direct(2).await?;
+    Ok(TelegramReport {
+        updates,
+        polling,
+        direct: (before + after) / 2,
+    })
+}

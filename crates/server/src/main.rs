@@ -212,6 +212,12 @@ enum BenchCommand {
         #[arg(long, value_enum, default_value = "sqlite")]
         backend: BenchBackend,
     },
+    /// Telegram updates from a fake Bot API on 127.0.0.1 through long polling into a
+    /// fresh store, against the same messages handed straight to the pipeline.
+    Telegram {
+        #[arg(long, default_value_t = 5_000)]
+        updates: usize,
+    },
     /// Seed a large SQLite inbox and time the inbox's reads (p50, p95) and memory.
     Inbox {
         #[arg(long, default_value_t = 100_000)]
@@ -489,6 +495,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             anyhow::ensure!(messages > 0, "--messages must be at least 1");
             let report = frontdesk::bench::ingest(messages, backend).await?;
+            say(&report.to_string())?;
+        }
+        Command::Bench {
+            command: BenchCommand::Telegram { updates },
+        } => {
+            anyhow::ensure!(updates > 0, "--updates must be at least 1");
+            let report = frontdesk::bench::telegram(updates).await?;
             say(&report.to_string())?;
         }
         Command::Bench {

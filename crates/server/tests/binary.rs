@@ -25,6 +25,8 @@ fn frontdesk(dir: &Path) -> Command {
 struct Server {
     child: Child,
     address: String,
+    /// Every line it has written to stderr so far.
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -42,8 +44,14 @@ impl Server {
         let mut child = cmd.spawn().expect("start frontdesk serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+                drop(kept);
                 let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
                 if let Some(address) = parsed
                     .as_ref()
@@ -62,7 +70,15 @@ impl Server {
             Ok(Err(line)) => panic!("frontdesk serve failed: {line}"),
             Err(e) => panic!("frontdesk serve never said it was serving: {e}"),
         };
-        Server { child, address }
+        Server {
+            child,
+            address,
+            logs,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
     }
 
     fn url(&self, path: &str) -> String {
@@ -371,22 +387,64 @@ fn enabling_a_channel_this_version_lacks_is_refused_clearly() {
     let out = frontdesk(dir.path())
         .arg("serve")
         .env("FRONTDESK_SERVER__LISTEN", "127.0.0.1:0")
-        .env("FRONTDESK_CHANNELS__TELEGRAM__ENABLED", "true")
-        .env(
-            "FRONTDESK_CHANNELS__TELEGRAM__TOKEN",
-            "123:secret-token-value",
-        )
+        .env("FRONTDESK_CHANNELS__X__ENABLED", "true")
+        .env("FRONTDESK_CHANNELS__X__USER_ID", "1234")
+        .env("FRONTDESK_CHANNELS__X__CLIENT_ID", "client")
+        .env("FRONTDESK_CHANNELS__X__REFRESH_TOKEN", "secret-token-value")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("channels.telegram enabled, but this version"),
+        stderr.contains("channels.x enabled, but this version"),
         "{stderr}"
     );
     assert!(
         !stderr.contains("secret-token-value"),
         "the token is never printed"
+    );
+}
+
+#[test]
+fn a_telegram_bot_that_cannot_reach_telegram_says_so_without_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of 127.0.0.1: every call fails at once.
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            ("FRONTDESK_CHANNELS__TELEGRAM__ENABLED", "true"),
+            (
+                "FRONTDESK_CHANNELS__TELEGRAM__TOKEN",
+                "123456:secret-token-value",
+            ),
+            (
+                "FRONTDESK_CHANNELS__TELEGRAM__API_URL",
+                "http://127.0.0.1:9",
+            ),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = get(&server.url("/readyz"));
+        let detail = body["channels"]["telegram:default"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if detail.contains("cannot reach Telegram") {
+            assert_eq!(status, 503);
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!body.to_string().contains("secret-token-value"), "{body}");
+    server.signal("TERM");
+    server.wait(Duration::from_secs(10)).expect("it stops");
+    let logs = server.logs();
+    assert!(logs.contains("cannot reach the Telegram bot"), "{logs}");
+    assert!(
+        !logs.contains("secret-token-value"),
+        "the token is never logged"
     );
 }
 

@@ -906,6 +906,24 @@ pub trait Store: Send + Sync + fmt::Debug {
         email: &str,
     ) -> Result<EmailLeft, StoreError>;
 
+    /// A one-use code that joins a customer's other channel (a Telegram deep link) to
+    /// the contact of `conversation`, until `expires_at`.
+    async fn create_link_code(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Uses a link code: the conversation it was made for, if it is unused and
+    /// unexpired; it cannot be used again.
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConversationId>, StoreError>;
+
     /// The intent the bot recognised in a conversation, for reports: the first one
     /// stays (what the conversation was about). Bookkeeping, not an event.
     async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError>;

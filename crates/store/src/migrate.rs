@@ -73,9 +73,9 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         11,
-        "unreachable",
-        include_str!("../../../migrations/sqlite/0011_unreachable.sql"),
-        include_str!("../../../migrations/postgres/0011_unreachable.sql"),
+        "telegram",
+        include_str!("../../../migrations/sqlite/0011_telegram.sql"),
+        include_str!("../../../migrations/postgres/0011_telegram.sql"),
     ),
 ];
 

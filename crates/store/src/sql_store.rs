@@ -2237,6 +2237,51 @@ impl Store for SqlStore {
         self.visitor_emails_of(contact).await
     }
 
+    async fn create_link_code(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.write(
+            Query::new(
+                "INSERT INTO link_codes (code, conversation_id, created_by, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(code)
+            .bind(conversation.0)
+            .bind(agent.0)
+            .bind(self.now().as_micros())
+            .bind(expires_at.as_micros()),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = tx
+            .q()
+            .fetch_optional(
+                Query::new(
+                    "UPDATE link_codes SET used_at = $2
+                     WHERE code = $1 AND used_at IS NULL AND expires_at > $2
+                     RETURNING conversation_id",
+                )
+                .bind(code)
+                .bind(now.as_micros()),
+            )
+            .await?;
+        tx.commit().await?;
+        row.map(|r| Ok(ConversationId(r.get("conversation_id")?)))
+            .transpose()
+    }
+
     async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         tx.q()

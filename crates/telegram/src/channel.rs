@@ -30,11 +30,11 @@ use std::time::Duration;
 use teloxide::adaptors::Throttle;
 use teloxide::adaptors::throttle::{Limits, Settings};
 use teloxide::net::Download;
-use teloxide::payloads::{GetUpdatesSetters, SendMessageSetters, SetWebhookSetters};
-use teloxide::requests::{Request, Requester};
+use teloxide::payloads::{SendMessageSetters, SetWebhookSetters};
+use teloxide::requests::{JsonRequest, Payload, Request, Requester};
 use teloxide::types::{
     AllowedUpdate, CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
-    MessageId, ParseMode, ReplyParameters, Update,
+    MessageId, ParseMode, ReplyParameters, Update, UpdateKind,
 };
 use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
@@ -256,19 +256,24 @@ impl TelegramChannel {
     }
 
     /// One update as Telegram sent it (JSON text): its id and what it maps to. An
-    /// update teloxide cannot read is mapped from the raw JSON instead of being lost.
+    /// update teloxide cannot read (a field newer than it; teloxide keeps nothing of
+    /// it) is mapped from the raw JSON instead of being lost.
     pub(crate) fn read_update(&self, text: &str, options: &MapOptions) -> Option<(i64, Mapped)> {
+        let unreadable = |why: &dyn std::fmt::Display| {
+            let raw: serde_json::Value = serde_json::from_str(text).ok()?;
+            let id = raw["update_id"].as_i64()?;
+            tracing::warn!(account = %self.account, update_id = id, error = %why, "an update the Telegram client cannot read; keeping what it can");
+            Some((id, map_unreadable(&raw, &self.account)))
+        };
         match serde_json::from_str::<Update>(text) {
+            Ok(update) if matches!(update.kind, UpdateKind::Error(_)) => {
+                unreadable(&"an unknown kind of update")
+            }
             Ok(update) => Some((
                 i64::from(update.id.0),
                 map_update(&update, &self.account, options),
             )),
-            Err(e) => {
-                let raw: serde_json::Value = serde_json::from_str(text).ok()?;
-                let id = raw["update_id"].as_i64()?;
-                tracing::warn!(account = %self.account, update_id = id, error = %e, "an update the Telegram client cannot read; keeping what it can");
-                Some((id, map_unreadable(&raw, &self.account)))
-            }
+            Err(e) => unreadable(&e),
         }
     }
 
@@ -284,28 +289,23 @@ impl TelegramChannel {
         let wait = u32::try_from(self.poll_timeout.as_secs()).unwrap_or(25);
         let mut failures = 0;
         loop {
-            let request = self
-                .bot
-                .get_updates()
-                .offset(offset)
-                .timeout(wait)
-                .allowed_updates(ALLOWED);
+            let request = JsonRequest::new(
+                self.bot.clone(),
+                RawUpdates {
+                    offset,
+                    timeout: wait,
+                    allowed_updates: ALLOWED,
+                },
+            );
             let answer = tokio::select! {
                 _ = stop.cancelled() => return,
                 answer = request.send() => answer,
             };
-            let updates: Vec<(i64, Mapped)> = match answer {
-                Ok(updates) => updates
+            let updates: Option<Vec<(i64, Mapped)>> = match answer {
+                Ok(raw) => raw
                     .iter()
-                    .map(|u| (i64::from(u.id.0), map_update(u, &self.account, options)))
+                    .map(|u| self.read_update(&u.to_string(), options))
                     .collect(),
-                // One update the client cannot read spoils the whole batch for it:
-                // read them one by one.
-                Err(RequestError::InvalidJson { raw, .. })
-                    if let Some(batch) = self.salvage(&raw, options) =>
-                {
-                    batch
-                }
                 Err(e) => {
                     failures += 1;
                     let pause_for = self.polling_failed(&e, failures);
@@ -314,6 +314,18 @@ impl TelegramChannel {
                     }
                     continue;
                 }
+            };
+            let Some(updates) = updates else {
+                // An update without an id cannot be confirmed, so nothing after it can.
+                failures += 1;
+                let why = "Telegram sent an update without an update_id; polling cannot go past it";
+                if self.set_health(Health::failing(why)) {
+                    tracing::error!(account = %self.account, "{why}");
+                }
+                if !pause(stop, backoff(failures)).await {
+                    return;
+                }
+                continue;
             };
             failures = 0;
             if self.set_health(Health::ok("polling")) {
@@ -340,17 +352,6 @@ impl TelegramChannel {
                 }
             }
         }
-    }
-
-    /// The updates of a `getUpdates` answer the client refused, read one by one; `None`
-    /// if one of them has no id to confirm it by.
-    fn salvage(&self, raw: &str, options: &MapOptions) -> Option<Vec<(i64, Mapped)>> {
-        let answer: serde_json::Value = serde_json::from_str(raw).ok()?;
-        answer["result"]
-            .as_array()?
-            .iter()
-            .map(|u| self.read_update(&u.to_string(), options))
-            .collect()
     }
 
     /// The offset to poll from: the one committed with the last stored update.
@@ -544,6 +545,25 @@ impl TelegramChannel {
     }
 }
 
+/// `getUpdates` with the updates left as JSON: teloxide's own `Update` turns what it
+/// cannot read into an empty value, and the message would be lost; this keeps the raw
+/// JSON for [`TelegramChannel::read_update`]. Sent by teloxide like any request.
+#[derive(Debug, Clone, serde::Serialize)]
+struct RawUpdates {
+    offset: i32,
+    timeout: u32,
+    allowed_updates: [AllowedUpdate; 3],
+}
+
+impl Payload for RawUpdates {
+    type Output = Vec<serde_json::Value>;
+    const NAME: &'static str = "GetUpdates";
+
+    fn timeout_hint(&self) -> Option<Duration> {
+        Some(Duration::from_secs(u64::from(self.timeout)))
+    }
+}
+
 /// One message of a reply.
 enum Piece<'a> {
     Text {
@@ -680,6 +700,15 @@ impl Channel for TelegramChannel {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn invite_link(&self, payload: &str) -> Option<String> {
+        let me = self.me.get()?;
+        let valid = (1..=64).contains(&payload.len())
+            && payload
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        valid.then(|| format!("https://t.me/{}?start={payload}", me.bot_username))
     }
 
     async fn fetch_file(&self, reference: &str) -> Result<FileBody, FileError> {
@@ -864,6 +893,37 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct NoFiles;
+
+    #[async_trait::async_trait]
+    impl Files for NoFiles {
+        async fn read(&self, _: &str) -> Result<FileBody, FileError> {
+            Err(FileError::NotFound)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_token_and_the_webhook_secret_never_show_in_debug_output() {
+        let account = ChannelAccount::default_of(frontdesk_core::ChannelKind::Telegram);
+        let mut config = TelegramConfig::new(
+            account,
+            "123456:SECRET-TOKEN".to_owned().into(),
+            "http://127.0.0.1:9",
+        );
+        config.mode = Mode::Webhook {
+            url: "https://desk.example/telegram/default/webhook".into(),
+            secret: "WEBHOOK-SECRET".to_owned().into(),
+        };
+        let shown = format!("{config:?}");
+        let channel = TelegramChannel::new(config, Arc::new(NoFiles)).unwrap();
+        let shown = format!("{shown} {channel:?}");
+        assert!(
+            !shown.contains("SECRET-TOKEN") && !shown.contains("WEBHOOK-SECRET"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_reply_goes_to_the_customers_message_in_the_same_chat_only() {

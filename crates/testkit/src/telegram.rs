@@ -310,7 +310,8 @@ fn too_many(retry_after: u32) -> Response {
 }
 
 /// Parameters from the query, a JSON body, a form body, or a multipart body (its
-/// text fields; a file field is recorded by name and size).
+/// text fields; a file field is recorded by name and size, under the parameter that
+/// names it with `attach://`).
 async fn params(headers: &HeaderMap, query: HashMap<String, String>, body: Bytes) -> Value {
     let mut out = serde_json::Map::new();
     for (k, v) in query {
@@ -343,6 +344,18 @@ async fn params(headers: &HeaderMap, query: HashMap<String, String>, body: Bytes
                 None => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
             };
             out.insert(name, value);
+        }
+        // A file sent as `attach://NAME` is the part called NAME (teloxide sends files so).
+        let attached: Vec<(String, String)> = out
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.clone(), v.as_str()?.strip_prefix("attach://")?.to_owned()))
+            })
+            .collect();
+        for (field, part) in attached {
+            if let Some(file) = out.remove(&part) {
+                out.insert(field, file);
+            }
         }
     }
     Value::Object(out)

@@ -104,6 +104,7 @@ const ZH: &[(&str, &str)] = &[
     ("Status", "状态"),
     ("Team", "团队"),
     ("Teams and hours", "团队与工作时间"),
+    ("Telegram link", "Telegram 链接"),
     ("Text", "内容"),
     ("Title", "标题"),
     ("To", "到"),
@@ -115,10 +116,10 @@ const ZH: &[(&str, &str)] = &[
     ("hours", "小时"),
     ("left in the chat", "聊天中留下"),
     ("not verified", "未验证"),
-    ("unreachable", "无法送达"),
     ("p50", "中位数"),
     ("p90", "90 分位"),
     ("team", "团队"),
+    ("unreachable", "无法送达"),
 ];
 
 #[cfg(test)]

@@ -364,6 +364,17 @@ struct ConversationPage {
     canned: Vec<frontdesk_store::Canned>,
     /// (form value, shown name): `agent:ID` or `team:NAME`.
     transfer_targets: Vec<(String, String)>,
+    /// The Telegram bot runs and this conversation is elsewhere: agents can make a link
+    /// for the customer to continue on Telegram.
+    telegram_invite: bool,
+}
+
+/// The running Telegram channel, if any.
+fn telegram(state: &WebState) -> Option<&std::sync::Arc<dyn frontdesk_core::Channel>> {
+    state
+        .channels
+        .iter()
+        .find(|c| c.account().kind() == frontdesk_core::ChannelKind::Telegram)
 }
 
 /// A kept file's reference in a message's attachments (`file:ID`).
@@ -487,6 +498,8 @@ pub async fn conversation(
                 .unwrap_or_default(),
             emails_left,
         },
+        telegram_invite: c.account.kind() != frontdesk_core::ChannelKind::Telegram
+            && telegram(&state).is_some(),
         channel: c.account.to_string(),
         status: c.status.to_string(),
         priority: c.priority.to_string(),
@@ -933,6 +946,43 @@ pub async fn action(
             .escalate(cid, Escalation::Supervisor, &reason, Some(by))
             .await
             .map(|_| ()),
+        "telegram_link" => {
+            let Some(link) = telegram(&state).and_then(|t| {
+                let code = frontdesk_router::deep_link::new_code();
+                let payload = format!("{}{code}", frontdesk_router::deep_link::PREFIX);
+                Some((t.invite_link(&payload)?, code))
+            }) else {
+                return bad_request(
+                    "Telegram is not ready",
+                    "The Telegram bot is not running yet; try again in a moment.",
+                );
+            };
+            let (link, code) = link;
+            let days = frontdesk_router::deep_link::VALID_DAYS;
+            let expires = state
+                .engine
+                .now()
+                .plus(std::time::Duration::from_secs(days * 86_400));
+            match state
+                .store
+                .create_link_code(cid, me.agent.id, &code, expires)
+                .await
+            {
+                Ok(()) => state
+                    .store
+                    .reply(NewReply::from_agent(
+                        cid,
+                        me.agent.id,
+                        format!(
+                            "Link for this customer to continue on Telegram (one use, {days} days; it joins their Telegram to this contact): {link}"
+                        ),
+                        true,
+                    ))
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            }
+        }
         _ => return bad_request("Bad action", "Unknown action."),
     };
     if let Err(e) = done {

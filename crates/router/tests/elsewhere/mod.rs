@@ -159,6 +159,29 @@ impl Store for ElsewhereStore {
         self.run(|s| async move { s.mark_failed(id, &worker, &reason, now).await })
             .await
     }
+    async fn create_link_code(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        code: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let code = code.to_owned();
+        self.run(|s| async move {
+            s.create_link_code(conversation, agent, &code, expires_at)
+                .await
+        })
+        .await
+    }
+    async fn redeem_link_code(
+        &self,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Option<ConversationId>, StoreError> {
+        let code = code.to_owned();
+        self.run(|s| async move { s.redeem_link_code(&code, now).await })
+            .await
+    }
     async fn mark_unreachable(
         &self,
         id: OutboxId,
