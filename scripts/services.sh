@@ -156,7 +156,7 @@ service auth {
   }
 }
 EOF
-  dovecot -c "$d/dovecot/dovecot.conf"
+  dovecot -c "$d/dovecot/dovecot.conf" </dev/null >/dev/null 2>&1
   STARTED+=("doveadm -c $d/dovecot/dovecot.conf stop")
   chown postfix:postfix "$d/postfix/data"
   cat >"$d/postfix/conf/main.cf" <<EOF
