@@ -93,10 +93,16 @@ ensure_mail() {
   mkdir -p "$d"/{dovecot/run,dovecot/state,mail,ssl,log,postfix/conf,postfix/spool,postfix/data}
   # The dovecot and postfix users must be able to walk to $d.
   chmod 755 "$SVC_DIR" "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$d/ssl/key.pem" -out "$d/ssl/cert.pem" 2>/dev/null
-  chmod 600 "$d/ssl/key.pem"
+  # A test CA and a server certificate it signs (rustls refuses a CA certificate used
+  # as the server's own).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Frontdesk test CA" \
+    -keyout "$d/ssl/ca-key.pem" -out "$d/ssl/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+    -keyout "$d/ssl/key.pem" -out "$d/ssl/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ssl/ext.cnf"
+  openssl x509 -req -in "$d/ssl/server.csr" -CA "$d/ssl/ca.pem" -CAkey "$d/ssl/ca-key.pem" \
+    -CAcreateserial -days 3650 -extfile "$d/ssl/ext.cnf" -out "$d/ssl/cert.pem" 2>/dev/null
+  chmod 600 "$d/ssl/key.pem" "$d/ssl/ca-key.pem"
   chown 65534:65534 "$d/mail"
   cat >"$d/dovecot/dovecot.conf" <<EOF
 base_dir = $d/dovecot/run
@@ -227,7 +233,9 @@ EOF
   export FRONTDESK_TEST_MAIL_IMAPS=imaps://127.0.0.1:$imaps
   export FRONTDESK_TEST_MAIL_SMTP=smtp://127.0.0.1:$smtp
   export FRONTDESK_TEST_MAIL_SUBMISSION=smtp://127.0.0.1:$subm
-  export FRONTDESK_TEST_MAIL_CA=$d/ssl/cert.pem
+  export FRONTDESK_TEST_MAIL_CA=$d/ssl/ca.pem
+  # Mailboxes are Maildirs under $d/mail/example.test/<name>/Maildir.
+  export FRONTDESK_TEST_MAIL_DIR=$d/mail
   log "mail servers up (IMAP $imap, IMAPS $imaps, SMTP $smtp, submission $subm)"
 }
 

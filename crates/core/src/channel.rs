@@ -230,6 +230,12 @@ pub trait Intake: Send + Sync + fmt::Debug {
     ) -> Result<IngestOutcome, IntakeError>;
 }
 
+/// How long a channel waits before it tries its provider again after `failures`
+/// failures in a row: 1, 2, 4 ... 60 seconds.
+pub fn reconnect_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
 /// What `Channel::run` gets: where to push, and when to stop.
 #[derive(Debug, Clone)]
 pub struct ChannelContext {

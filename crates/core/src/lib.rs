@@ -23,7 +23,7 @@ pub mod model;
 
 pub use channel::{
     Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, FileBody, FileError,
-    Files, Health, IngestOutcome, Intake, IntakeError,
+    Files, Health, IngestOutcome, Intake, IntakeError, reconnect_backoff,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use envelope::{Attachment, Inbound, InvalidInbound, Outbound, Sender};

@@ -5,7 +5,13 @@
 //!   apart, a malformed message kept with a warning.
 //! - [`loops`]: which mail must never get an automatic answer.
 //! - [`thread`]: which conversation a mail belongs to, and our replies' headers.
+//! - [`net`]: where the servers are and how to reach them (TLS, STARTTLS).
+//! - [`channel`]: [`EmailChannel`], IMAP intake with IDLE and SMTP replies.
 
+pub mod channel;
 pub mod loops;
+pub mod net;
 pub mod parse;
 pub mod thread;
+
+pub use channel::{EmailChannel, EmailConfig};

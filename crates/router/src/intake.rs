@@ -72,9 +72,11 @@ impl Intake for Pipeline {
                 {
                     tracing::warn!(%conversation_id, error = %e, "cannot follow a deep link");
                 }
-                // An edit changes a stored message; it is not a new turn, unless it
-                // brought a secret.
-                let turn = inbound.edit_of.is_none() || findings > 0;
+                // An edit changes a stored message; it is not a new turn, and nothing
+                // answers an automatic mail (an auto-reply, a bounce: a loop otherwise);
+                // a secret is acted on whatever brought it.
+                let automatic = !inbound.meta["automatic"].is_null();
+                let turn = (inbound.edit_of.is_none() && !automatic) || findings > 0;
                 if let (Some(engine), true) = (&self.engine, turn) {
                     match engine
                         .on_customer_message(conversation_id, message_id, &inbound.text, findings)

@@ -264,9 +264,6 @@ fn configured_channels(
 ) -> anyhow::Result<(Vec<Arc<dyn Channel>>, axum::Router)> {
     let c = &config.channels;
     let mut not_built = Vec::new();
-    if c.email.enabled {
-        not_built.push("channels.email");
-    }
     if c.x.enabled {
         not_built.push("channels.x");
     }
@@ -283,6 +280,9 @@ fn configured_channels(
         let telegram = Arc::new(telegram_channel(config, store)?);
         routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
         channels.push(telegram);
+    }
+    if c.email.enabled {
+        channels.push(Arc::new(email_channel(config, store)?));
     }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
@@ -326,6 +326,41 @@ fn telegram_channel(
     }
     let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
     Ok(frontdesk_telegram::TelegramChannel::new(settings, files)?)
+}
+
+/// The support mailbox from `[channels.email]` (checked by the config loader).
+fn email_channel(
+    config: &Config,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<frontdesk_email::EmailChannel> {
+    use frontdesk_core::{ChannelAccount, ChannelKind};
+    use frontdesk_email::net::{Endpoint, Login};
+    let e = &config.channels.email;
+    let required = |key: &str, v: &Option<String>| {
+        v.clone()
+            .with_context(|| format!("channels.email.{key} is required"))
+    };
+    let settings = frontdesk_email::EmailConfig {
+        account: ChannelAccount::default_of(ChannelKind::Email),
+        imap: Endpoint::parse(&required("imap_url", &e.imap_url)?, e.allow_plain)?,
+        smtp: Endpoint::parse(&required("smtp_url", &e.smtp_url)?, e.allow_plain)?,
+        login: Login {
+            username: required("username", &e.username)?,
+            password: e
+                .password
+                .clone()
+                .context("channels.email.password is required")?,
+        },
+        address: required("address", &e.address)?,
+        ca_file: e.ca_file.clone(),
+        mailbox: e.mailbox.clone(),
+        import_existing: e.import_existing,
+        idle_refresh: Duration::from_secs(25 * 60),
+        poll_every: Duration::from_secs(30),
+        parse: frontdesk_email::parse::ParseOptions::default(),
+    };
+    let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
+    Ok(frontdesk_email::EmailChannel::new(settings, files)?)
 }
 
 /// Erases expired message texts now and then, per the privacy settings.

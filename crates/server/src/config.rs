@@ -384,7 +384,7 @@ impl Default for Telegram {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Email {
     pub enabled: bool,
@@ -396,6 +396,32 @@ pub struct Email {
     pub password: Option<SecretString>,
     /// The support address customers write to.
     pub address: Option<String>,
+    /// The folder to read.
+    pub mailbox: String,
+    /// An extra CA certificate (PEM) to trust: a team's own CA.
+    pub ca_file: Option<String>,
+    /// Allow `imap://` and `smtp://` without STARTTLS (loopback test servers only).
+    pub allow_plain: bool,
+    /// On the very first start, import the mail already in the mailbox (otherwise
+    /// only mail that arrives from then on).
+    pub import_existing: bool,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            imap_url: None,
+            smtp_url: None,
+            username: None,
+            password: None,
+            address: None,
+            mailbox: "INBOX".into(),
+            ca_file: None,
+            allow_plain: false,
+            import_existing: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

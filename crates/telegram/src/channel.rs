@@ -20,7 +20,7 @@ use crate::mapping::{MapOptions, Mapped, map_unreadable, map_update, message_key
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
-    Intake, IntakeError, Outbound, OutboxId,
+    Intake, IntakeError, Outbound, OutboxId, reconnect_backoff,
 };
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -214,7 +214,7 @@ impl TelegramChannel {
                     if self.set_health(Health::failing(why.clone())) {
                         tracing::warn!(account = %self.account, error = %why, "cannot reach the Telegram bot");
                     }
-                    if !pause(stop, backoff(failures)).await {
+                    if !pause(stop, reconnect_backoff(failures)).await {
                         return None;
                     }
                 }
@@ -322,7 +322,7 @@ impl TelegramChannel {
                 if self.set_health(Health::failing(why)) {
                     tracing::error!(account = %self.account, "{why}");
                 }
-                if !pause(stop, backoff(failures)).await {
+                if !pause(stop, reconnect_backoff(failures)).await {
                     return;
                 }
                 continue;
@@ -363,7 +363,7 @@ impl TelegramChannel {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(account = %self.account, error = %e, "cannot read the Telegram offset");
-                    if !pause(&ctx.shutdown, backoff(failures)).await {
+                    if !pause(&ctx.shutdown, reconnect_backoff(failures)).await {
                         return None;
                     }
                 }
@@ -382,9 +382,9 @@ impl TelegramChannel {
                 "409 Conflict: another program is receiving this bot's updates (only one \
                  may poll), or a webhook is set; stop the other one"
                     .to_owned(),
-                backoff(failures).max(Duration::from_secs(5)),
+                reconnect_backoff(failures).max(Duration::from_secs(5)),
             ),
-            e => (describe(e), backoff(failures)),
+            e => (describe(e), reconnect_backoff(failures)),
         };
         if self.set_health(Health::failing(why.clone())) {
             tracing::warn!(account = %self.account, error = %why, "polling Telegram failed");
@@ -417,7 +417,7 @@ impl TelegramChannel {
                     if self.set_health(Health::failing(why.clone())) {
                         tracing::warn!(account = %self.account, error = %why, "Telegram");
                     }
-                    if !pause(stop, backoff(failures)).await {
+                    if !pause(stop, reconnect_backoff(failures)).await {
                         return false;
                     }
                 }
@@ -495,7 +495,7 @@ impl TelegramChannel {
             let wait = if registered {
                 self.webhook_check
             } else {
-                backoff(failures.max(1))
+                reconnect_backoff(failures.max(1))
             };
             if !pause(stop, wait).await {
                 return;
@@ -831,17 +831,11 @@ fn describe(e: &RequestError) -> String {
     }
 }
 
-/// 1, 2, 4 ... 60 seconds.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
-}
-
 /// Sleeps unless stopped first; says whether to go on.
 async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(wait) => true,
-    }
+    stop.run_until_cancelled(tokio::time::sleep(wait))
+        .await
+        .is_some()
 }
 
 fn content_type_of(name: &str) -> &'static str {

@@ -1,0 +1,615 @@
+//! The email channel: one support mailbox, read over IMAP and answered over SMTP.
+//!
+//! Receiving: log in, select the mailbox, take every mail with a UID above the cursor
+//! (`UIDVALIDITY:UID`, committed with each mail), then wait with IDLE (re-issued before
+//! the server's 30-minute limit), or poll where the server has no IDLE. A mail is
+//! known by its Message-ID, so a UIDVALIDITY change re-reads the mailbox without
+//! doubling anything. Any error: reconnect with backoff; the channel never gives up.
+//!
+//! Sending: SMTP submission with AUTH over TLS or STARTTLS; our reply carries
+//! In-Reply-To, the customer's whole References chain, a Message-ID of our domain that
+//! names the thread, and "Re:" with the subject; text and simple HTML, agents' files
+//! attached. A 4xx answer is retried, a 5xx one fails with the server's words.
+
+use crate::net::{Endpoint, Io, Login, Security, secure, tls};
+use crate::parse::{Mail, ParseOptions, parse};
+use crate::thread;
+use async_imap::Session;
+use frontdesk_core::{
+    Attachment, Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError,
+    Files, Health, Inbound, Outbound, Sender, Timestamp, reconnect_backoff,
+};
+use futures_util::TryStreamExt;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+/// Mails fetched per IMAP command.
+const BATCH: usize = 50;
+/// The largest attachment an agent can open.
+const MAX_OPENED: usize = 25 * 1024 * 1024;
+
+/// What the channel needs to run.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub account: ChannelAccount,
+    pub imap: Endpoint,
+    pub smtp: Endpoint,
+    pub login: Login,
+    /// The support address customers write to (our From).
+    pub address: String,
+    /// An extra CA certificate file to trust (a team's own CA, the tests' server).
+    pub ca_file: Option<String>,
+    pub mailbox: String,
+    /// On the very first start, read the mail already in the mailbox too (otherwise
+    /// only what arrives from now on).
+    pub import_existing: bool,
+    /// How long one IDLE lasts before it is issued again (servers end it at 30 min).
+    pub idle_refresh: Duration,
+    /// How often to look without IDLE.
+    pub poll_every: Duration,
+    pub parse: ParseOptions,
+}
+
+/// Why the channel could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+type ImapSession = Session<Box<dyn Io>>;
+
+/// One support mailbox.
+pub struct EmailChannel {
+    config: EmailConfig,
+    tls: TlsConnector,
+    smtp: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    files: Arc<dyn Files>,
+    health: Mutex<Health>,
+}
+
+impl std::fmt::Debug for EmailChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailChannel")
+            .field("account", &self.config.account)
+            .field("address", &self.config.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailChannel {
+    pub fn new(config: EmailConfig, files: Arc<dyn Files>) -> Result<Self, ConfigError> {
+        let tls = tls(config.ca_file.as_deref()).map_err(ConfigError)?;
+        let from: Mailbox = config
+            .address
+            .parse()
+            .map_err(|e| ConfigError(format!("channels.email.address: {e}")))?;
+        let smtp = smtp_transport(&config)?;
+        Ok(Self {
+            config,
+            tls,
+            smtp,
+            from,
+            files,
+            health: Mutex::new(Health::failing("starting")),
+        })
+    }
+
+    fn set_health(&self, now: Health) -> bool {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *health != now;
+        *health = now;
+        changed
+    }
+
+    /// Connects and logs in.
+    async fn connect(&self) -> Result<ImapSession, String> {
+        let Endpoint {
+            host,
+            port,
+            security,
+        } = &self.config.imap;
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::net::TcpStream::connect((host.as_str(), *port)),
+        )
+        .await
+        .map_err(|_| format!("no answer from {host}:{port} within 30 s"))?
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let stream: Box<dyn Io> = match security {
+            Security::Tls => Box::new(
+                secure(&self.tls, host, tcp)
+                    .await
+                    .map_err(|e| format!("TLS with {host}: {e}"))?,
+            ),
+            Security::StartTls => {
+                let mut client = async_imap::Client::new(tcp);
+                greeting(&mut client).await?;
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|e| format!("STARTTLS refused by {host}: {e}"))?;
+                Box::new(
+                    secure(&self.tls, host, client.into_inner())
+                        .await
+                        .map_err(|e| format!("TLS with {host}: {e}"))?,
+                )
+            }
+            Security::Plain => Box::new(tcp),
+        };
+        let mut client = async_imap::Client::new(stream);
+        if *security != Security::StartTls {
+            greeting(&mut client).await?;
+        }
+        client
+            .login(
+                &self.config.login.username,
+                self.config.login.password.expose_secret(),
+            )
+            .await
+            .map_err(|(e, _)| format!("login refused: {e}"))
+    }
+
+    /// One connection's life: read what is new, wait, again; `Ok` only on shutdown.
+    async fn session(&self, ctx: &ChannelContext) -> Result<(), String> {
+        let mut session = self.connect().await?;
+        let mailbox = session
+            .select(&self.config.mailbox)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", self.config.mailbox))?;
+        let validity = mailbox.uid_validity.unwrap_or(0);
+        let idle = session
+            .capabilities()
+            .await
+            .map_err(|e| format!("CAPABILITY failed: {e}"))?
+            .has_str("IDLE");
+        let mode = if idle { "IDLE" } else { "polling" };
+        if self.set_health(Health::ok(format!("connected ({mode})"))) {
+            tracing::info!(account = %self.config.account, mode, "mailbox open");
+        }
+        let mut start = self
+            .start_after(ctx, validity, mailbox.uid_next.unwrap_or(1))
+            .await?;
+        loop {
+            start = self.take_new(&mut session, ctx, validity, start).await?;
+            if idle {
+                let mut handle = session.idle();
+                handle
+                    .init()
+                    .await
+                    .map_err(|e| format!("IDLE refused: {e}"))?;
+                let (wait, _stop) = handle.wait_with_timeout(self.config.idle_refresh);
+                let woke = tokio::select! {
+                    woke = wait => Some(woke),
+                    _ = ctx.shutdown.cancelled() => None,
+                };
+                let Some(woke) = woke else {
+                    return Ok(());
+                };
+                woke.map_err(|e| format!("IDLE failed: {e}"))?;
+                session = handle
+                    .done()
+                    .await
+                    .map_err(|e| format!("ending IDLE failed: {e}"))?;
+            } else {
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.config.poll_every) => {}
+                }
+                session
+                    .noop()
+                    .await
+                    .map_err(|e| format!("NOOP failed: {e}"))?;
+            }
+            if ctx.shutdown.is_cancelled() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// The last UID already taken: from the cursor if it is for this UIDVALIDITY; on a
+    /// change, 0 (everything is read again; Message-IDs keep it from doubling); on the
+    /// very first start, the mailbox's end unless existing mail is imported.
+    async fn start_after(
+        &self,
+        ctx: &ChannelContext,
+        validity: u32,
+        uid_next: u32,
+    ) -> Result<u32, String> {
+        let cursor = ctx
+            .intake
+            .cursor(&self.config.account)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match cursor.as_deref().and_then(parse_cursor) {
+            Some((v, uid)) if v == validity => uid,
+            Some(_) => {
+                tracing::warn!(account = %self.config.account, "UIDVALIDITY changed; reading the mailbox again (nothing is doubled)");
+                0
+            }
+            None if self.config.import_existing => 0,
+            None => uid_next.saturating_sub(1),
+        })
+    }
+
+    /// Takes every mail with a UID above `after`, in order, each committed with its
+    /// UID; returns the last UID taken.
+    async fn take_new(
+        &self,
+        session: &mut ImapSession,
+        ctx: &ChannelContext,
+        validity: u32,
+        mut after: u32,
+    ) -> Result<u32, String> {
+        let mut uids: Vec<u32> = session
+            .uid_search(format!("UID {}:*", after.saturating_add(1)))
+            .await
+            .map_err(|e| format!("SEARCH failed: {e}"))?
+            .into_iter()
+            .filter(|&uid| uid > after)
+            .collect();
+        uids.sort_unstable();
+        for batch in uids.chunks(BATCH) {
+            let set = batch
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut fetched: Vec<(u32, Vec<u8>)> = session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(|e| format!("FETCH failed: {e}"))?
+                .try_filter_map(|f| async move {
+                    Ok(f.uid
+                        .map(|uid| (uid, f.body().unwrap_or_default().to_vec())))
+                })
+                .try_collect()
+                .await
+                .map_err(|e| format!("FETCH failed: {e}"))?;
+            fetched.sort_by_key(|(uid, _)| *uid);
+            for (uid, raw) in fetched {
+                let mail = parse(&raw, self.config.parse);
+                let inbound = self.inbound(&mail, validity, uid);
+                ctx.intake
+                    .ingest(inbound, Some(format!("{validity}:{uid}")))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                after = uid;
+            }
+        }
+        Ok(after)
+    }
+
+    /// A parsed mail as Frontdesk's envelope.
+    pub fn inbound(&self, mail: &Mail, validity: u32, uid: u32) -> Inbound {
+        let from = mail.from.clone();
+        let sender = Sender {
+            external_id: from
+                .as_ref()
+                .map_or_else(|| "unknown-sender".to_owned(), |f| f.address.clone()),
+            display_name: from.as_ref().and_then(|f| f.name.clone()),
+            language: None,
+        };
+        let mut text = mail.new_text.clone();
+        for warning in &mail.warnings {
+            text.push_str(&format!("\n[{warning}]"));
+        }
+        if text.trim().is_empty() {
+            text = if mail.attachments.is_empty() {
+                "[an empty mail]".into()
+            } else {
+                "[attachments only]".into()
+            };
+        }
+        let thread = thread::thread_key(&mail.message_id, &mail.in_reply_to, &mail.references);
+        let build = |text: String| {
+            Inbound::new(
+                self.config.account.clone(),
+                mail.message_id.clone(),
+                sender.clone(),
+                thread.clone(),
+                text,
+            )
+        };
+        let mut inbound = build(text).unwrap_or_else(|e| {
+            // Too long for one message: keep the start and say so.
+            let cut: String = mail.new_text.chars().take(100_000).collect();
+            build(format!("{cut}\n[the rest was cut: {e}]"))
+                .or_else(|_| build("[a mail that could not be stored whole]".into()))
+                .expect("a short text is always accepted")
+        });
+        inbound.sent_at = mail
+            .sent_at
+            .map(|s| Timestamp::from_micros(s.saturating_mul(1_000_000)));
+        inbound.reply_to = mail.in_reply_to.first().cloned();
+        inbound.attachments = mail
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Attachment {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size,
+                reference: format!("email:{validity}:{uid}:{i}"),
+            })
+            .collect();
+        let mut meta = json!({
+            "message_id": mail.message_id,
+            "references": mail.references,
+            "subject": mail.subject,
+            "from": mail.from.as_ref().map(|f| f.address.clone()),
+        });
+        if let Some(why) = &mail.automatic {
+            meta["automatic"] = json!(why);
+        }
+        if !mail.warnings.is_empty() {
+            meta["warnings"] = json!(mail.warnings);
+        }
+        inbound.meta = meta;
+        inbound
+    }
+
+    /// The reply as a MIME message.
+    async fn message(&self, out: &Outbound) -> Result<(Message, String), DeliveryOutcome> {
+        let to: Mailbox = out.recipient.parse().map_err(|e| {
+            DeliveryOutcome::Permanent(format!("{:?} is not an email address: {e}", out.recipient))
+        })?;
+        let domain = self
+            .config
+            .address
+            .rsplit('@')
+            .next()
+            .unwrap_or("frontdesk.invalid");
+        let id = thread::our_message_id(&out.thread_key, domain);
+        let subject = thread::reply_subject(out.meta["subject"].as_str().unwrap_or_default());
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{id}>")));
+        if let Some(theirs) = out.meta["message_id"].as_str() {
+            let references: Vec<String> = out.meta["references"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let chain = thread::references_for_reply(&references, theirs)
+                .iter()
+                .map(|r| format!("<{r}>"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            builder = builder.in_reply_to(format!("<{theirs}>")).references(chain);
+        }
+        let body = MultiPart::alternative_plain_html(out.text.clone(), html_of(&out.text));
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for attachment in &out.attachments {
+            let file = self
+                .files
+                .read(&attachment.reference)
+                .await
+                .map_err(|e| match e {
+                    frontdesk_core::FileError::Unavailable(e) => DeliveryOutcome::Transient(e),
+                    e => DeliveryOutcome::Permanent(format!(
+                        "the attachment {} cannot be read: {e}",
+                        attachment.name
+                    )),
+                })?;
+            let kind = ContentType::parse(&file.content_type).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").expect("a valid type")
+            });
+            mixed = mixed
+                .singlepart(lettre::message::Attachment::new(file.name).body(file.bytes, kind));
+        }
+        let message = builder
+            .multipart(mixed)
+            .map_err(|e| DeliveryOutcome::Permanent(format!("cannot build the mail: {e}")))?;
+        Ok((message, id))
+    }
+}
+
+/// The reply as simple HTML: escaped text with line breaks.
+fn html_of(text: &str) -> String {
+    let mut out = String::from("<div>");
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("<br>\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("</div>");
+    out
+}
+
+async fn greeting<T: Io>(client: &mut async_imap::Client<T>) -> Result<(), String> {
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the server closed the connection before its greeting".into()),
+        Err(e) => Err(format!("no greeting: {e}")),
+    }
+}
+
+fn parse_cursor(cursor: &str) -> Option<(u32, u32)> {
+    let (validity, uid) = cursor.split_once(':')?;
+    Some((validity.parse().ok()?, uid.parse().ok()?))
+}
+
+fn smtp_transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConfigError> {
+    let Endpoint {
+        host,
+        port,
+        security,
+    } = &config.smtp;
+    let parameters = || {
+        let mut builder = TlsParameters::builder(host.clone());
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| ConfigError(format!("cannot read the CA file {path}: {e}")))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| ConfigError(format!("the CA file {path}: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| ConfigError(format!("TLS for {host}: {e}")))
+    };
+    let tls = match security {
+        Security::Tls => Tls::Wrapper(parameters()?),
+        Security::StartTls => Tls::Required(parameters()?),
+        Security::Plain => Tls::None,
+    };
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+            .port(*port)
+            .tls(tls)
+            .credentials(Credentials::new(
+                config.login.username.clone(),
+                config.login.password.expose_secret().to_owned(),
+            ))
+            .timeout(Some(Duration::from_secs(60)))
+            .build(),
+    )
+}
+
+/// Sleeps unless stopped first; says whether to go on.
+async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
+    stop.run_until_cancelled(tokio::time::sleep(wait))
+        .await
+        .is_some()
+}
+
+#[async_trait::async_trait]
+impl Channel for EmailChannel {
+    fn account(&self) -> &ChannelAccount {
+        &self.config.account
+    }
+
+    async fn run(&self, ctx: ChannelContext) -> Result<(), String> {
+        let mut failures = 0;
+        loop {
+            match self.session(&ctx).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    failures += 1;
+                    if self.set_health(Health::failing(e.clone())) {
+                        tracing::warn!(account = %self.config.account, error = %e, "the mailbox connection failed; reconnecting");
+                    }
+                    if !pause(&ctx.shutdown, reconnect_backoff(failures.min(7))).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, out: &Outbound) -> DeliveryOutcome {
+        let (message, id) = match self.message(out).await {
+            Ok(built) => built,
+            Err(outcome) => return outcome,
+        };
+        match self.smtp.send(message).await {
+            Ok(_) => DeliveryOutcome::Sent {
+                external_id: Some(id),
+            },
+            Err(e) if e.is_permanent() => {
+                DeliveryOutcome::Permanent(format!("the mail server refused it: {e}"))
+            }
+            Err(e) => DeliveryOutcome::Transient(format!("SMTP: {e}")),
+        }
+    }
+
+    async fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    /// A customer's attachment (`email:UIDVALIDITY:UID:INDEX`), read again from the
+    /// mailbox when an agent opens it.
+    async fn fetch_file(&self, reference: &str) -> Result<FileBody, FileError> {
+        let mut parts = reference
+            .strip_prefix("email:")
+            .ok_or(FileError::NotFound)?
+            .split(':')
+            .map(str::parse::<u64>);
+        let (Some(Ok(validity)), Some(Ok(uid)), Some(Ok(index)), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(FileError::NotFound);
+        };
+        let mut session = self.connect().await.map_err(FileError::Unavailable)?;
+        let mailbox = session
+            .examine(&self.config.mailbox)
+            .await
+            .map_err(|e| FileError::Unavailable(e.to_string()))?;
+        if u64::from(mailbox.uid_validity.unwrap_or(0)) != validity {
+            return Err(FileError::NotFound);
+        }
+        let raw: Vec<Vec<u8>> = session
+            .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+            .await
+            .map_err(|e| FileError::Unavailable(e.to_string()))?
+            .try_filter_map(|f| async move { Ok(f.body().map(<[u8]>::to_vec)) })
+            .try_collect()
+            .await
+            .map_err(|e| FileError::Unavailable(e.to_string()))?;
+        let _ = session.logout().await;
+        let raw = raw.into_iter().next().ok_or(FileError::NotFound)?;
+        let mail = parse(
+            &raw,
+            ParseOptions {
+                max_attachment: MAX_OPENED,
+            },
+        );
+        let attachment = mail
+            .attachments
+            .into_iter()
+            .nth(usize::try_from(index).map_err(|_| FileError::NotFound)?)
+            .ok_or(FileError::NotFound)?;
+        let size = attachment.size;
+        let bytes = attachment.bytes.ok_or(FileError::TooBig {
+            size,
+            max: MAX_OPENED as u64,
+        })?;
+        Ok(FileBody {
+            name: attachment.name,
+            content_type: attachment.content_type,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_name_the_uidvalidity_and_the_uid() {
+        assert_eq!(parse_cursor("1700000000:42"), Some((1_700_000_000, 42)));
+        assert_eq!(parse_cursor("42"), None);
+        assert_eq!(parse_cursor("a:b"), None);
+    }
+
+    #[test]
+    fn the_html_part_is_the_text_escaped() {
+        assert_eq!(
+            html_of("a < b & \"c\"\nnext"),
+            "<div>a &lt; b &amp; &quot;c&quot;<br>\nnext</div>"
+        );
+    }
+}
