@@ -332,3 +332,300 @@ async fn a_customers_attachment_in_big5_opens_from_the_inbox() {
     assert_eq!(file.bytes().await.unwrap().as_ref(), b"%PDF-1.4 receipt");
     app.stop().await;
 }
+
+/// All customer messages, once there are `n`.
+async fn stored(app: &TestApp, n: usize) -> Vec<Message> {
+    until(
+        &format!("{n} mails stored"),
+        Duration::from_secs(30),
+        || async { inbound(app).await.len() >= n },
+    )
+    .await;
+    inbound(app).await
+}
+
+fn plain_mail(from: &str, to: &str, id: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_with_only_the_ticket_token_joins_its_conversation() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start(&db, &servers, &support, false).await;
+    let first = format!("t1-{customer}");
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(&customer, &support, &first, "Withdrawal", "Where is it?"),
+    )
+    .await;
+    let conversation = stored(&app, 1).await[0].conversation_id;
+    // A new mail (no In-Reply-To, no References) whose subject names the ticket.
+    let token = frontdesk_email::thread::token_for(conversation.0);
+    let second = format!("t2-{customer}");
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(
+            &customer,
+            &support,
+            &second,
+            &format!("About [#{token}]"),
+            "Any news?",
+        ),
+    )
+    .await;
+    // And one that answers their own first mail.
+    let third = format!("t3-{customer}");
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &format!(
+            "From: <{customer}>\r\nTo: {support}\r\nSubject: hello again\r\nMessage-ID: <{third}>\r\n\
+             In-Reply-To: <{second}>\r\n\r\nStill waiting.\r\n"
+        ),
+    )
+    .await;
+    let all = stored(&app, 3).await;
+    assert!(
+        all.iter().all(|m| m.conversation_id == conversation),
+        "{all:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_and_a_uidvalidity_reset_lose_and_double_nothing() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let send = |i: usize| {
+        let (support, customer) = (support.clone(), customer.clone());
+        let servers = &servers;
+        async move {
+            let id = format!("r{i}-{customer}");
+            customer_sends(
+                servers,
+                &customer,
+                &support,
+                &plain_mail(&customer, &support, &id, "order", &format!("mail {i}")),
+            )
+            .await;
+        }
+    };
+    let app = start(&db, &servers, &support, false).await;
+    for i in 0..3 {
+        send(i).await;
+    }
+    stored(&app, 3).await;
+    app.stop().await;
+    // Mail arrives while Frontdesk is down.
+    for i in 3..6 {
+        send(i).await;
+    }
+    let app = start(&db, &servers, &support, false).await;
+    stored(&app, 6).await;
+    app.stop().await;
+    // The server renumbers the mailbox (a new UIDVALIDITY), as after a restore.
+    let local = support.split('@').next().unwrap();
+    let uidlist = servers
+        .maildirs
+        .join("example.test")
+        .join(local)
+        .join("Maildir/dovecot-uidlist");
+    std::fs::remove_file(&uidlist).expect("the mailbox's UID list");
+    let app = start(&db, &servers, &support, false).await;
+    send(6).await;
+    let all = stored(&app, 7).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut texts: Vec<String> = inbound(&app).await.into_iter().map(|m| m.text).collect();
+    texts.sort();
+    assert_eq!(texts.len(), 7, "{texts:?}");
+    texts.dedup();
+    assert_eq!(texts.len(), 7, "a mail was stored twice");
+    assert_eq!(all.len(), 7);
+    app.stop().await;
+}
+
+/// A TCP relay to a server that can be switched off: when off, connections are
+/// accepted and closed at once (as when the server is down).
+struct Switch {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Switch {
+    async fn to(port: u16) -> Switch {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let on = up.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !on.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Switch {
+            port: local,
+            up,
+            task,
+        }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_smtp_down_and_back_up_the_answer_is_delivered_once() {
+    let Some(servers) = servers() else { return };
+    let submission: u16 = servers
+        .submission
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let switch = Switch::to(submission).await;
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let servers_down = Servers {
+        submission: format!("smtp://127.0.0.1:{}", switch.port),
+        ..servers
+    };
+    let app = start(&db, &servers_down, &support, true).await;
+    customer_sends(
+        &servers_down,
+        &customer,
+        &support,
+        &plain_mail(
+            &customer,
+            &support,
+            &format!("d-{customer}"),
+            "transfer",
+            "转账一直pending怎么办",
+        ),
+    )
+    .await;
+    let asked = stored(&app, 1).await.remove(0);
+    // The answer waits, with the reason shown.
+    until("a failed attempt", Duration::from_secs(20), || async {
+        app.store
+            .messages(asked.conversation_id, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.direction == Direction::Out)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(mailbox(&servers_down, &customer).is_empty());
+    switch.set(true);
+    until(
+        "the answer after SMTP is back",
+        Duration::from_secs(60),
+        || async { !mailbox(&servers_down, &customer).is_empty() },
+    )
+    .await;
+    // The bot answers this question with two messages: each arrives, once.
+    let answers = app
+        .store
+        .messages(asked.conversation_id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.direction == Direction::Out)
+        .count();
+    until("every answer", Duration::from_secs(60), || async {
+        mailbox(&servers_down, &customer).len() >= answers
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let delivered = mailbox(&servers_down, &customer);
+    let mut ids: Vec<&str> = delivered
+        .iter()
+        .filter_map(|m| header(m, "Message-ID"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        (delivered.len(), ids.len()),
+        (answers, answers),
+        "each delivered once"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_25_mb_mail_and_a_malformed_mail_are_kept() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start(&db, &servers, &support, false).await;
+    // 25 MB of attachment, base64 in 76-character lines as mailers write it.
+    let line = "A".repeat(76);
+    let lines = 25 * 1024 * 1024 / 57;
+    let mut big = format!(
+        "From: <{customer}>\r\nTo: {support}\r\nSubject: logs\r\nMessage-ID: <big-{customer}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nThe logs you asked for.\r\n\
+         --B\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename=logs.zip\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n"
+    );
+    big.reserve(lines * 78 + 16);
+    for _ in 0..lines {
+        big.push_str(&line);
+        big.push_str("\r\n");
+    }
+    big.push_str("--B--\r\n");
+    customer_sends(&servers, &customer, &support, &big).await;
+    // An unknown charset, a bogus encoded word, and a part whose base64 is broken.
+    let broken = format!(
+        "From: <{customer}>\r\nTo: {support}\r\nSubject: =?bogus?Q?x?=\r\nMessage-ID: <bad-{customer}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n\
+         --B\r\nContent-Type: text/plain; charset=no-such-charset\r\n\r\nhello world\r\n\
+         --B\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         @@@@ this is not base64 @@@@\r\n--B--\r\n"
+    );
+    customer_sends(&servers, &customer, &support, &broken).await;
+    let all = stored(&app, 2).await;
+    let big = all
+        .iter()
+        .find(|m| m.text.contains("logs you asked"))
+        .expect("the big mail");
+    assert_eq!(big.attachments[0].name, "logs.zip");
+    assert!(big.attachments[0].size > 20 * 1024 * 1024);
+    assert!(big.text.contains("over the"), "{}", big.text);
+    let bad = all
+        .iter()
+        .find(|m| m.text.contains("hello"))
+        .expect("the malformed mail");
+    assert!(bad.text.contains("could not be fully read"), "{}", bad.text);
+    app.stop().await;
+}

@@ -228,6 +228,29 @@ pub trait Intake: Send + Sync + fmt::Debug {
         inbound: Inbound,
         cursor: Option<String>,
     ) -> Result<IngestOutcome, IntakeError>;
+
+    /// The thread key of the conversation that holds a customer message with one of
+    /// these external ids on `account` (the newest such message), for channels whose
+    /// replies name earlier messages (email's In-Reply-To and References).
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, IntakeError> {
+        let _ = (account, external_ids);
+        Ok(None)
+    }
+
+    /// The thread key of conversation `id`, if it is on `account` (a ticket token in an
+    /// email subject names a conversation).
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: ConversationId,
+    ) -> Result<Option<String>, IntakeError> {
+        let _ = (account, id);
+        Ok(None)
+    }
 }
 
 /// How long a channel waits before it tries its provider again after `failures`

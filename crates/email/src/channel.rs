@@ -17,7 +17,7 @@ use crate::thread;
 use async_imap::Session;
 use frontdesk_core::{
     Attachment, Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError,
-    Files, Health, Inbound, Outbound, Sender, Timestamp, reconnect_backoff,
+    Files, Health, Inbound, Intake, Outbound, Sender, Timestamp, reconnect_backoff,
 };
 use futures_util::TryStreamExt;
 use lettre::message::header::ContentType;
@@ -278,7 +278,8 @@ impl EmailChannel {
             fetched.sort_by_key(|(uid, _)| *uid);
             for (uid, raw) in fetched {
                 let mail = parse(&raw, self.config.parse);
-                let inbound = self.inbound(&mail, validity, uid);
+                let thread = self.thread_of(&*ctx.intake, &mail).await?;
+                let inbound = self.inbound(&mail, &thread, validity, uid);
                 ctx.intake
                     .ingest(inbound, Some(format!("{validity}:{uid}")))
                     .await
@@ -289,8 +290,37 @@ impl EmailChannel {
         Ok(after)
     }
 
-    /// A parsed mail as Frontdesk's envelope.
-    pub fn inbound(&self, mail: &Mail, validity: u32, uid: u32) -> Inbound {
+    /// The conversation thread a mail belongs to (see [`crate::thread`]).
+    async fn thread_of(&self, intake: &dyn Intake, mail: &Mail) -> Result<String, String> {
+        if let Some(ours) = thread::our_thread(&mail.in_reply_to, &mail.references) {
+            return Ok(ours);
+        }
+        let account = &self.config.account;
+        let named = thread::ids_to_look_up(&mail.in_reply_to, &mail.references);
+        if let Some(found) = intake
+            .thread_of_messages(account, &named)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(found);
+        }
+        if let Some(conversation) = thread::token_in(&mail.subject)
+            && let Some(found) = intake
+                .thread_of_conversation(account, frontdesk_core::ConversationId(conversation))
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            return Ok(found);
+        }
+        Ok(thread::fallback_thread(
+            &mail.message_id,
+            &mail.in_reply_to,
+            &mail.references,
+        ))
+    }
+
+    /// A parsed mail as Frontdesk's envelope, in `thread`.
+    pub fn inbound(&self, mail: &Mail, thread: &str, validity: u32, uid: u32) -> Inbound {
         let from = mail.from.clone();
         let sender = Sender {
             external_id: from
@@ -310,13 +340,12 @@ impl EmailChannel {
                 "[attachments only]".into()
             };
         }
-        let thread = thread::thread_key(&mail.message_id, &mail.in_reply_to, &mail.references);
         let build = |text: String| {
             Inbound::new(
                 self.config.account.clone(),
                 mail.message_id.clone(),
                 sender.clone(),
-                thread.clone(),
+                thread.to_owned(),
                 text,
             )
         };
@@ -370,7 +399,10 @@ impl EmailChannel {
             .next()
             .unwrap_or("frontdesk.invalid");
         let id = thread::our_message_id(&out.thread_key, domain);
-        let subject = thread::reply_subject(out.meta["subject"].as_str().unwrap_or_default());
+        let subject = thread::reply_subject(
+            out.meta["subject"].as_str().unwrap_or_default(),
+            out.conversation_id.0,
+        );
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)

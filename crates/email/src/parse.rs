@@ -429,6 +429,25 @@ PNGPNGPNGPNGPNGPNGPNGPNGPNGPNG\r\n\
     }
 
     #[test]
+    fn a_part_that_cannot_be_decoded_is_named_in_a_warning() {
+        let m = mail(
+            b"From: a@b.example\r\nMessage-ID: <bad@b>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=B\r\n\r\n\
+--B\r\nContent-Type: text/plain; charset=no-such-charset\r\n\r\nhello world\r\n\
+--B\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+@@@@ this is not base64 @@@@\r\n--B--\r\n",
+        );
+        assert_eq!(m.text.trim(), "hello world");
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.contains("could not be fully read")),
+            "{:?}",
+            m.warnings
+        );
+    }
+
+    #[test]
     fn a_mail_that_is_not_a_message_is_kept_with_a_warning() {
         for raw in [
             &b"\xff\xfe\x00garbage without headers"[..],

@@ -1,22 +1,86 @@
 //! Threading: which conversation a mail belongs to, and the headers that keep our
 //! replies in the customer's thread.
 //!
-//! A conversation's thread key is the Message-ID of the mail that started it. Our
-//! replies' Message-IDs carry that key (`fd.<hex of the key>.<random>@our.domain`),
-//! so a reply to one of our mails finds its thread even when the customer's mailer
-//! kept only In-Reply-To (Outlook does). Otherwise the first Message-ID of References,
-//! the root of the chain, is the thread; else In-Reply-To; else the mail starts its
-//! own.
+//! A conversation's thread key is the Message-ID of the mail that started it. A mail
+//! finds its thread, in this order:
+//!
+//! 1. one of our Message-IDs in In-Reply-To or References: ours carry the thread
+//!    (`fd.<hex of the key>.<random>@our.domain`), so even a mailer that keeps only
+//!    In-Reply-To (Outlook) lands in the right place;
+//! 2. a customer mail we stored, named by In-Reply-To, then by any Message-ID of
+//!    References (the channel asks the store);
+//! 3. the ticket token in the subject (`[#K7Q2]`, the conversation's number);
+//! 4. the root of References, else In-Reply-To, else the mail's own Message-ID.
 
-/// The thread a mail belongs to, from its own id, In-Reply-To and References.
+/// The thread by the mail's headers alone (steps 1 and 4 above).
 pub fn thread_key(message_id: &str, in_reply_to: &[String], references: &[String]) -> String {
     let ours = in_reply_to
         .iter()
         .chain(references.iter().rev())
         .find_map(|id| thread_in_our_id(id));
-    ours.or_else(|| references.first().cloned())
+    ours.unwrap_or_else(|| fallback_thread(message_id, in_reply_to, references))
+}
+
+/// One of our threads named by the ids, if any (step 1).
+pub fn our_thread(in_reply_to: &[String], references: &[String]) -> Option<String> {
+    in_reply_to
+        .iter()
+        .chain(references.iter().rev())
+        .find_map(|id| thread_in_our_id(id))
+}
+
+/// The ids to look up in the store, most telling first (step 2).
+pub fn ids_to_look_up(in_reply_to: &[String], references: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = in_reply_to.to_vec();
+    for r in references.iter().rev() {
+        if !ids.contains(r) {
+            ids.push(r.clone());
+        }
+    }
+    ids
+}
+
+/// Step 4: the root of References, else In-Reply-To, else the mail itself.
+pub fn fallback_thread(message_id: &str, in_reply_to: &[String], references: &[String]) -> String {
+    references
+        .first()
+        .cloned()
         .or_else(|| in_reply_to.first().cloned())
         .unwrap_or_else(|| message_id.to_owned())
+}
+
+const TOKEN_DIGITS: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A conversation's ticket token: its number in Crockford's base 32 (`#1` is `1`,
+/// `#123456` is `3R0G`).
+pub fn token_for(conversation: i64) -> String {
+    let mut n = conversation.max(0) as u64;
+    let mut out = Vec::new();
+    loop {
+        out.push(TOKEN_DIGITS[(n % 32) as usize]);
+        n /= 32;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The conversation named by a `[#TOKEN]` in a subject (step 3).
+pub fn token_in(subject: &str) -> Option<i64> {
+    let start = subject.rfind("[#")? + 2;
+    let end = start + subject[start..].find(']')?;
+    let token = &subject[start..end];
+    if token.is_empty() || token.len() > 12 {
+        return None;
+    }
+    token.bytes().try_fold(0i64, |n, b| {
+        let digit = TOKEN_DIGITS
+            .iter()
+            .position(|&d| d == b.to_ascii_uppercase())?;
+        n.checked_mul(32)?.checked_add(digit as i64)
+    })
 }
 
 /// A Message-ID for one of our replies in `thread`, at `domain`.
@@ -47,8 +111,19 @@ pub fn references_for_reply(references: &[String], message_id: &str) -> Vec<Stri
     chain
 }
 
-/// "Re: " and the subject without its own reply prefixes (Re, RE, Fwd, 回复, 答复).
-pub fn reply_subject(subject: &str) -> String {
+/// "Re: ", the subject without its own reply prefixes (Re, RE, Fwd, 回复, 答复), and the
+/// conversation's ticket token unless it is there already.
+pub fn reply_subject(subject: &str, conversation: i64) -> String {
+    let token = format!("[#{}]", token_for(conversation));
+    let base = reply_subject_without_token(subject);
+    if token_in(&base) == Some(conversation) {
+        base
+    } else {
+        format!("{base} {token}")
+    }
+}
+
+fn reply_subject_without_token(subject: &str) -> String {
     let mut rest = subject.trim();
     loop {
         let lower = rest.to_lowercase();
@@ -154,9 +229,35 @@ mod tests {
             references_for_reply(&ids(&["a@x", "b@x"]), "c@x"),
             ids(&["a@x", "b@x", "c@x"])
         );
-        assert_eq!(reply_subject("Re: RE: 提现没到账"), "Re: 提现没到账");
-        assert_eq!(reply_subject("回复：提现没到账"), "Re: 提现没到账");
-        assert_eq!(reply_subject("Withdrawal"), "Re: Withdrawal");
-        assert_eq!(reply_subject("  "), "Re: your message");
+        assert_eq!(
+            reply_subject("Re: RE: 提现没到账", 42),
+            "Re: 提现没到账 [#1A]"
+        );
+        assert_eq!(
+            reply_subject("回复：提现没到账 [#1A]", 42),
+            "Re: 提现没到账 [#1A]"
+        );
+        assert_eq!(reply_subject("Withdrawal", 1), "Re: Withdrawal [#1]");
+        assert_eq!(reply_subject("  ", 1), "Re: your message [#1]");
+    }
+
+    #[test]
+    fn a_ticket_token_names_its_conversation() {
+        for n in [1, 31, 32, 42, 123_456, 9_999_999_999] {
+            assert_eq!(token_in(&format!("Re: x [#{}]", token_for(n))), Some(n));
+        }
+        assert_eq!(token_for(123_456), "3R0G");
+        assert_eq!(token_in("Re: x [#3r0g]"), Some(123_456));
+        assert_eq!(token_in("Re: [#] x"), None);
+        assert_eq!(token_in("Re: [#UUUU] x"), None);
+        assert_eq!(token_in("[#ZZZZZZZZZZZZZZ]"), None);
+    }
+
+    #[test]
+    fn the_store_is_asked_about_in_reply_to_first_then_the_chain_newest_first() {
+        assert_eq!(
+            ids_to_look_up(&ids(&["c@x"]), &ids(&["a@x", "b@x", "c@x"])),
+            ids(&["c@x", "b@x", "a@x"])
+        );
     }
 }

@@ -43,6 +43,28 @@ impl Intake for Pipeline {
             .map_err(|e| IntakeError(e.to_string()))
     }
 
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, IntakeError> {
+        self.store
+            .thread_of_messages(account, external_ids)
+            .await
+            .map_err(|e| IntakeError(e.to_string()))
+    }
+
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: frontdesk_core::ConversationId,
+    ) -> Result<Option<String>, IntakeError> {
+        self.store
+            .thread_of_conversation(account, id)
+            .await
+            .map_err(|e| IntakeError(e.to_string()))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
     async fn ingest(
         &self,

@@ -507,6 +507,21 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The cursor stored by the last ingest of this account.
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError>;
 
+    /// The thread key of the conversation holding the newest customer message of
+    /// `account` with one of `external_ids` (at most 100 are looked at).
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, StoreError>;
+
+    /// The thread key of conversation `id` if it is on `account`.
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: ConversationId,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Adds a reply or note; a reply's outbox row is written in the same transaction.
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError>;
 

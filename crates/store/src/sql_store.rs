@@ -1137,6 +1137,52 @@ impl Store for SqlStore {
         row.map(|r| r.get("value")).transpose()
     }
 
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, StoreError> {
+        let ids = &external_ids[..external_ids.len().min(100)];
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT c.thread_key FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.channel = $1 AND m.account = $2 AND m.direction = 'in'
+               AND m.external_id IN ({})
+             ORDER BY m.id DESC LIMIT 1",
+            placeholders.join(", ")
+        );
+        let mut query = Query::assembled(sql)
+            .bind(account.kind().as_str())
+            .bind(account.name());
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let row = self.read_optional(query).await?;
+        row.map(|r| r.get("thread_key")).transpose()
+    }
+
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: ConversationId,
+    ) -> Result<Option<String>, StoreError> {
+        let row = self
+            .read_optional(
+                Query::new(
+                    "SELECT thread_key FROM conversations
+                     WHERE id = $1 AND channel = $2 AND account = $3",
+                )
+                .bind(id.0)
+                .bind(account.kind().as_str())
+                .bind(account.name()),
+            )
+            .await?;
+        row.map(|r| r.get("thread_key")).transpose()
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %reply.conversation_id))]
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         if reply.author == Author::Contact {

@@ -329,6 +329,7 @@ on_every_backend!(
     conversations_page_by_recent_activity_without_gaps_or_repeats,
     a_permanent_failure_is_shown_on_the_message_and_as_an_event,
     a_customer_who_blocked_us_is_unreachable_until_they_write_again,
+    a_thread_is_found_by_a_message_it_holds_or_by_its_number,
     retention_erases_old_message_bodies_and_keeps_recent_ones,
     a_contact_is_exported_whole_and_then_erased_leaving_only_counts,
 );
@@ -963,6 +964,57 @@ async fn conversations_page_by_recent_activity_without_gaps_or_repeats(store: Sq
             .unwrap()
             .items
             .is_empty()
+    );
+}
+
+async fn a_thread_is_found_by_a_message_it_holds_or_by_its_number(store: SqlStore) {
+    let (conversation_id, _) = stored(
+        store
+            .ingest(&inbound("m-1", "5", "hi"), None)
+            .await
+            .unwrap(),
+    );
+    let account = telegram();
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .thread_of_messages(&account, &ids(&["nope", "m-1"]))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("chat-5")
+    );
+    assert_eq!(
+        store
+            .thread_of_messages(&account, &ids(&["nope"]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.thread_of_messages(&account, &[]).await.unwrap(), None);
+    // Another account does not see it.
+    let other = ChannelAccount::new(ChannelKind::Telegram, "other").unwrap();
+    assert_eq!(
+        store
+            .thread_of_messages(&other, &ids(&["m-1"]))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .thread_of_conversation(&account, conversation_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("chat-5")
+    );
+    assert_eq!(
+        store
+            .thread_of_conversation(&other, conversation_id)
+            .await
+            .unwrap(),
+        None
     );
 }
 

@@ -273,7 +273,7 @@ impl TelegramChannel {
                 i64::from(update.id.0),
                 map_update(&update, &self.account, options),
             )),
-            Err(e) => unreadable(&e),
+            Err(e) => unreadable(&json_error(&e)),
         }
     }
 
@@ -824,11 +824,23 @@ fn describe(e: &RequestError) -> String {
                 .into()
         }
         RequestError::Network(e) => format!("cannot reach Telegram: {e}"),
-        RequestError::InvalidJson { source, .. } => {
-            format!("Telegram answered with something that is not the Bot API's JSON: {source}")
-        }
+        RequestError::InvalidJson { source, .. } => format!(
+            "Telegram answered with something that is not the Bot API's JSON ({})",
+            json_error(source)
+        ),
         e => e.to_string().replace("A Telegram's error: ", ""),
     }
+}
+
+/// Where JSON could not be read, without the value itself: serde's message quotes the
+/// offending value, which may be a customer's text.
+fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
 }
 
 /// Sleeps unless stopped first; says whether to go on.
@@ -917,6 +929,14 @@ mod tests {
             !shown.contains("SECRET-TOKEN") && !shown.contains("WEBHOOK-SECRET"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_json_error_names_the_place_not_the_value() {
+        let e = serde_json::from_str::<u32>("\"abandon ability able\"").unwrap_err();
+        let shown = json_error(&e);
+        assert!(!shown.contains("abandon"), "{shown}");
+        assert!(shown.contains("line 1"), "{shown}");
     }
 
     #[test]

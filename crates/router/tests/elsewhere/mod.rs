@@ -159,6 +159,24 @@ impl Store for ElsewhereStore {
         self.run(|s| async move { s.mark_failed(id, &worker, &reason, now).await })
             .await
     }
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, StoreError> {
+        let (account, ids) = (account.clone(), external_ids.to_vec());
+        self.run(|s| async move { s.thread_of_messages(&account, &ids).await })
+            .await
+    }
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: ConversationId,
+    ) -> Result<Option<String>, StoreError> {
+        let account = account.clone();
+        self.run(|s| async move { s.thread_of_conversation(&account, id).await })
+            .await
+    }
     async fn create_link_code(
         &self,
         conversation: ConversationId,
