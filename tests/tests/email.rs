@@ -629,3 +629,24 @@ async fn a_25_mb_mail_and_a_malformed_mail_are_kept() {
     assert!(bad.text.contains("could not be fully read"), "{}", bad.text);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_benchmark_reads_a_mailbox_and_times_idle() {
+    let Some(_servers) = servers() else { return };
+    let report = frontdesk::bench::email(60, 3)
+        .await
+        .expect("the benchmark runs");
+    assert_eq!(report.messages, 60);
+    assert_eq!(report.latencies.len(), 3);
+    assert!(
+        report
+            .latencies
+            .iter()
+            .all(|l| *l < Duration::from_secs(30))
+    );
+    let shown = report.to_string();
+    assert!(
+        shown.contains("imap_mails_per_second") && shown.contains("p99"),
+        "{shown}"
+    );
+}

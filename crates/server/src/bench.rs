@@ -345,6 +345,24 @@ impl Intake for Counting {
         self.pipeline.cursor(account).await
     }
 
+    async fn thread_of_messages(
+        &self,
+        account: &ChannelAccount,
+        external_ids: &[String],
+    ) -> Result<Option<String>, frontdesk_core::IntakeError> {
+        self.pipeline
+            .thread_of_messages(account, external_ids)
+            .await
+    }
+
+    async fn thread_of_conversation(
+        &self,
+        account: &ChannelAccount,
+        id: frontdesk_core::ConversationId,
+    ) -> Result<Option<String>, frontdesk_core::IntakeError> {
+        self.pipeline.thread_of_conversation(account, id).await
+    }
+
     async fn ingest(
         &self,
         inbound: Inbound,
@@ -452,5 +470,232 @@ pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
         updates,
         polling,
         direct: (before + after) / 2,
+    })
+}
+
+/// What `bench email` measured.
+#[derive(Debug, Clone)]
+pub struct EmailReport {
+    pub messages: usize,
+    /// Reading the whole mailbox over IMAP (search, fetch, parse, thread, ingest).
+    pub imap: Duration,
+    /// Parsing and ingesting the same raw mails directly.
+    pub direct: Duration,
+    /// From handing a mail to Postfix to its message being stored, through IDLE.
+    pub latencies: Vec<Duration>,
+}
+
+impl std::fmt::Display for EmailReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rate = |d: Duration| self.messages as f64 / d.as_secs_f64();
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = |p: f64| {
+            sorted
+                .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        writeln!(f, "messages: {}", self.messages)?;
+        writeln!(f, "imap_mails_per_second: {:.0}", rate(self.imap))?;
+        writeln!(f, "direct_mails_per_second: {:.0}", rate(self.direct))?;
+        writeln!(
+            f,
+            "ratio: {:.3}",
+            self.direct.as_secs_f64() / self.imap.as_secs_f64()
+        )?;
+        write!(
+            f,
+            "idle_latency_ms ({} mails): p50 {:.0} p99 {:.0}",
+            sorted.len(),
+            at(0.50),
+            at(0.99)
+        )
+    }
+}
+
+/// A bench mail: a plain question in Chinese and English, its own Message-ID.
+fn bench_mail(i: usize, from: &str, to: &str) -> String {
+    format!(
+        "From: Customer {i} <{from}>\r\nTo: {to}\r\nSubject: order {}\r\n\
+         Message-ID: <bench-{i}-{from}>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0800\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n\r\n\
+         On Sunday Support wrote:\r\n> What is the transaction hash?\r\n",
+        100_000 + i,
+        bench_text(i)
+    )
+}
+
+/// Reads the test mail servers' settings (`ensure_mail` in scripts/services.sh).
+fn mail_servers() -> anyhow::Result<(String, String, u16, String, std::path::PathBuf)> {
+    let var = |k: &str| {
+        std::env::var(k).with_context(|| {
+            format!("{k} is not set: start the test mail servers (ensure_mail in scripts/services.sh) and export its variables")
+        })
+    };
+    let smtp = var("FRONTDESK_TEST_MAIL_SMTP")?;
+    let port = smtp
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("FRONTDESK_TEST_MAIL_SMTP has no port")?;
+    Ok((
+        var("FRONTDESK_TEST_MAIL_IMAP")?,
+        var("FRONTDESK_TEST_MAIL_SUBMISSION")?,
+        port,
+        var("FRONTDESK_TEST_MAIL_CA")?,
+        var("FRONTDESK_TEST_MAIL_DIR")?.into(),
+    ))
+}
+
+/// `messages` mails put straight into a fresh mailbox of the test Dovecot (Maildir
+/// files), read by the email channel over IMAP (STARTTLS) into a fresh SQLite store;
+/// the baseline parses and ingests the same raw mails directly. Then `latency_mails`
+/// mails go through Postfix one at a time, each timed until it is stored (IDLE).
+pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<EmailReport> {
+    use frontdesk_core::{Channel, ChannelContext};
+    let (imap, submission, smtp_port, ca, maildirs) = mail_servers()?;
+    let n: u64 = rand::random();
+    let (support, customer) = (
+        format!("bench-{n:x}@example.test"),
+        format!("customer-{n:x}@example.test"),
+    );
+    let raws: Vec<String> = (0..messages)
+        .map(|i| bench_mail(i, &customer, &support))
+        .collect();
+    // The mailbox, as Dovecot keeps it: one file per mail in Maildir/new.
+    let maildir = maildirs
+        .join("example.test")
+        .join(format!("bench-{n:x}"))
+        .join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub))?;
+    }
+    for (i, raw) in raws.iter().enumerate() {
+        std::fs::write(
+            maildir.join("new").join(format!("1795312800.M{i}P1.bench")),
+            raw,
+        )?;
+    }
+    // Dovecot runs as nobody (65534).
+    for dir in [
+        &maildirs.join("example.test").join(format!("bench-{n:x}")),
+        &maildir,
+    ] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534))?;
+    }
+    for sub in ["new", "cur", "tmp"] {
+        std::os::unix::fs::chown(maildir.join(sub), Some(65534), Some(65534))?;
+        for entry in std::fs::read_dir(maildir.join(sub))? {
+            std::os::unix::fs::chown(entry?.path(), Some(65534), Some(65534))?;
+        }
+    }
+
+    let account = ChannelAccount::default_of(ChannelKind::Email);
+    let options = crate::app::store_options(&crate::config::Config::default());
+
+    // Baseline: the same mails parsed and ingested without IMAP.
+    let db = TestDatabase::sqlite();
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options.clone()).await?);
+    let pipeline = Pipeline::new(store.clone(), Metrics::new());
+    let started = Instant::now();
+    for (i, raw) in raws.iter().enumerate() {
+        let mail = frontdesk_email::parse::parse(raw.as_bytes(), Default::default());
+        let thread = frontdesk_email::thread::thread_key(
+            &mail.message_id,
+            &mail.in_reply_to,
+            &mail.references,
+        );
+        let sender = Sender {
+            external_id: customer.clone(),
+            display_name: None,
+            language: None,
+        };
+        let inbound = Inbound::new(
+            account.clone(),
+            mail.message_id,
+            sender,
+            thread,
+            mail.new_text,
+        )?;
+        pipeline
+            .ingest(inbound, Some(format!("1:{}", i + 1)))
+            .await?;
+    }
+    let direct = started.elapsed();
+
+    // The channel reads the mailbox.
+    let db = TestDatabase::sqlite();
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
+    let intake = Arc::new(Counting {
+        pipeline: Pipeline::new(store.clone(), Metrics::new()),
+        stored: Default::default(),
+        target: messages,
+        done: tokio::sync::Notify::new(),
+    });
+    let config = frontdesk_email::EmailConfig {
+        account: account.clone(),
+        imap: frontdesk_email::net::Endpoint::parse(&imap, false)?,
+        smtp: frontdesk_email::net::Endpoint::parse(&submission, false)?,
+        login: frontdesk_email::net::Login {
+            username: support.clone(),
+            password: "password".to_owned().into(),
+        },
+        address: support.clone(),
+        ca_file: Some(ca),
+        mailbox: "INBOX".into(),
+        import_existing: true,
+        idle_refresh: Duration::from_secs(25 * 60),
+        poll_every: Duration::from_secs(30),
+        parse: Default::default(),
+    };
+    let channel = Arc::new(frontdesk_email::EmailChannel::new(
+        config,
+        Arc::new(frontdesk_router::StoredFiles(store)),
+    )?);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext {
+        intake: intake.clone(),
+        shutdown: stop.clone(),
+    };
+    let started = Instant::now();
+    let receiving = tokio::spawn({
+        let channel = channel.clone();
+        async move { channel.run(ctx).await }
+    });
+    tokio::time::timeout(Duration::from_secs(1800), intake.done.notified())
+        .await
+        .context("the mailbox was not read within 30 minutes")?;
+    let imap_time = started.elapsed();
+
+    // Latency through Postfix and IDLE, one mail at a time.
+    use lettre::AsyncTransport;
+    let smtp = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(smtp_port)
+        .build();
+    let envelope = lettre::address::Envelope::new(Some(customer.parse()?), vec![support.parse()?])?;
+    let mut latencies = Vec::with_capacity(latency_mails);
+    for i in 0..latency_mails {
+        let before = intake.stored.load(std::sync::atomic::Ordering::SeqCst);
+        let raw = bench_mail(messages + i, &customer, &support);
+        let sent = Instant::now();
+        smtp.send_raw(&envelope, raw.as_bytes()).await?;
+        let deadline = sent + Duration::from_secs(30);
+        while intake.stored.load(std::sync::atomic::Ordering::SeqCst) == before {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "mail {i} was not stored within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(sent.elapsed());
+    }
+    stop.cancel();
+    let _ = receiving.await;
+    let _ = std::fs::remove_dir_all(maildirs.join("example.test").join(format!("bench-{n:x}")));
+    Ok(EmailReport {
+        messages,
+        imap: imap_time,
+        direct,
+        latencies,
     })
 }

@@ -218,6 +218,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5_000)]
         updates: usize,
     },
+    /// Read a mailbox of N mails over IMAP (the test Dovecot, see scripts/services.sh)
+    /// against parsing and ingesting them directly; then IDLE latency through Postfix.
+    Email {
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 100)]
+        latency_mails: usize,
+    },
     /// Seed a large SQLite inbox and time the inbox's reads (p50, p95) and memory.
     Inbox {
         #[arg(long, default_value_t = 100_000)]
@@ -495,6 +503,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             anyhow::ensure!(messages > 0, "--messages must be at least 1");
             let report = frontdesk::bench::ingest(messages, backend).await?;
+            say(&report.to_string())?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Email {
+                    messages,
+                    latency_mails,
+                },
+        } => {
+            anyhow::ensure!(
+                messages > 0 && latency_mails > 0,
+                "--messages and --latency-mails must be at least 1"
+            );
+            let report = frontdesk::bench::email(messages, latency_mails).await?;
             say(&report.to_string())?;
         }
         Command::Bench {
