@@ -57,7 +57,13 @@ fn addresses() -> (String, String) {
     )
 }
 
-async fn start_app(db: &TestDatabase, servers: &Servers, support: &str, bot: bool) -> TestApp {
+async fn start_app(
+    db: &TestDatabase,
+    servers: &Servers,
+    support: &str,
+    bot: bool,
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> TestApp {
     let (imap, submission, ca) = (
         servers.imap.clone(),
         servers.submission.clone(),
@@ -79,13 +85,25 @@ async fn start_app(db: &TestDatabase, servers: &Servers, support: &str, bot: boo
         } else {
             c.bot.enabled = false;
         }
+        adjust(c);
     })
     .await
 }
 
 /// The app with the mailbox open (IDLE waiting), so mail sent now is the test's.
 async fn start(db: &TestDatabase, servers: &Servers, support: &str, bot: bool) -> TestApp {
-    let app = start_app(db, servers, support, bot).await;
+    start_with(db, servers, support, bot, |_| {}).await
+}
+
+/// As [`start`], with `adjust` applied to the configuration.
+async fn start_with(
+    db: &TestDatabase,
+    servers: &Servers,
+    support: &str,
+    bot: bool,
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> TestApp {
+    let app = start_app(db, servers, support, bot, adjust).await;
     until("the mailbox to open", Duration::from_secs(20), || async {
         let ready: serde_json::Value = reqwest::get(app.url("/readyz"))
             .await
@@ -232,6 +250,8 @@ async fn a_customers_mail_arrives_by_idle_and_the_answer_lands_threaded() {
         "{answer}"
     );
     assert!(header(&answer, "From").is_some_and(|f| f.contains(&support)));
+    // The bot's mail says it is automatic, so other robots do not answer it.
+    assert_eq!(header(&answer, "Auto-Submitted"), Some("auto-replied"));
     let ours = header(&answer, "Message-ID").unwrap().to_owned();
     assert!(ours.ends_with("@example.test>"), "{ours}");
     // The customer answers from a mailer that keeps only References.
@@ -649,4 +669,40 @@ async fn the_email_benchmark_reads_a_mailbox_and_times_idle() {
         shown.contains("imap_mails_per_second") && shown.contains("p99"),
         "{shown}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_mail_is_flagged_seen_only_when_the_team_asks() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start_with(&db, &servers, &support, false, |c| {
+        c.channels.email.mark_seen = true
+    })
+    .await;
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(&customer, &support, &format!("s-{customer}"), "hi", "seen?"),
+    )
+    .await;
+    stored(&app, 1).await;
+    let local = support.split('@').next().unwrap();
+    let cur = servers
+        .maildirs
+        .join("example.test")
+        .join(local)
+        .join("Maildir/cur");
+    until("the mail flagged seen", Duration::from_secs(10), || async {
+        std::fs::read_dir(&cur)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains(":2,S"))
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    app.stop().await;
 }

@@ -156,6 +156,10 @@ pub struct Outbound {
     /// Answers the customer can tap, where the channel has buttons (Telegram's inline
     /// keyboard); channels without them have the choices in the text already.
     pub quick_replies: Vec<String>,
+    /// Written by the bot or the system, not a person: email marks it
+    /// `Auto-Submitted: auto-replied` and sends a sender only a few an hour.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! names the thread, and "Re:" with the subject; text and simple HTML, agents' files
 //! attached. A 4xx answer is retried, a 5xx one fails with the server's words.
 
+use crate::loops::AnswerBudget;
 use crate::net::{Endpoint, Io, Login, Security, secure, tls};
 use crate::parse::{Mail, ParseOptions, parse};
 use crate::thread;
@@ -32,6 +33,28 @@ use std::time::Duration;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
+/// Automatic answers (the bot's, notices) one address gets in an hour at most.
+const AUTOMATIC_PER_HOUR: usize = 5;
+
+/// `Auto-Submitted: auto-replied` (RFC 3834) on the bot's and the system's mails, so
+/// that other robots do not answer them.
+#[derive(Debug, Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-replied".into())
+    }
+}
+
 /// Mails fetched per IMAP command.
 const BATCH: usize = 50;
 /// The largest attachment an agent can open.
@@ -52,6 +75,10 @@ pub struct EmailConfig {
     /// On the very first start, read the mail already in the mailbox too (otherwise
     /// only what arrives from now on).
     pub import_existing: bool,
+    /// Flag each stored mail `\Seen` (off by default: the mailbox is left as it is).
+    pub mark_seen: bool,
+    /// Move each stored mail to this folder (IMAP MOVE); never deleted otherwise.
+    pub move_to: Option<String>,
     /// How long one IDLE lasts before it is issued again (servers end it at 30 min).
     pub idle_refresh: Duration,
     /// How often to look without IDLE.
@@ -74,6 +101,9 @@ pub struct EmailChannel {
     from: Mailbox,
     files: Arc<dyn Files>,
     health: Mutex<Health>,
+    /// Automatic answers per address in the last hour: a loop with a robot that slips
+    /// past the header checks stops here.
+    budget: Mutex<AnswerBudget>,
 }
 
 impl std::fmt::Debug for EmailChannel {
@@ -100,6 +130,7 @@ impl EmailChannel {
             from,
             files,
             health: Mutex::new(Health::failing("starting")),
+            budget: Mutex::new(AnswerBudget::new(AUTOMATIC_PER_HOUR)),
         })
     }
 
@@ -285,9 +316,30 @@ impl EmailChannel {
                     .await
                     .map_err(|e| e.to_string())?;
                 after = uid;
+                self.file_away(session, uid).await?;
             }
         }
         Ok(after)
+    }
+
+    /// What the team asked to be done with a stored mail: flag it seen, move it.
+    async fn file_away(&self, session: &mut ImapSession, uid: u32) -> Result<(), String> {
+        if self.config.mark_seen {
+            let _: Vec<_> = session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Seen)")
+                .await
+                .map_err(|e| format!("cannot flag a mail seen: {e}"))?
+                .try_collect()
+                .await
+                .map_err(|e| format!("cannot flag a mail seen: {e}"))?;
+        }
+        if let Some(folder) = &self.config.move_to {
+            session
+                .uid_mv(uid.to_string(), folder)
+                .await
+                .map_err(|e| format!("cannot move a mail to {folder}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The conversation thread a mail belongs to (see [`crate::thread`]).
@@ -408,6 +460,9 @@ impl EmailChannel {
             .to(to)
             .subject(subject)
             .message_id(Some(format!("<{id}>")));
+        if out.automatic {
+            builder = builder.header(AutoSubmitted);
+        }
         if let Some(theirs) = out.meta["message_id"].as_str() {
             let references: Vec<String> = out.meta["references"]
                 .as_array()
@@ -550,14 +605,36 @@ impl Channel for EmailChannel {
     }
 
     async fn deliver(&self, out: &Outbound) -> DeliveryOutcome {
+        let now = u64::try_from(Timestamp::now().as_micros() / 1_000_000).unwrap_or(0);
+        if out.automatic {
+            let room = self
+                .budget
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .has_room(&out.recipient, now);
+            if !room {
+                return DeliveryOutcome::Permanent(format!(
+                    "not sent: {} has had {AUTOMATIC_PER_HOUR} automatic answers in the last hour (a guard against mail loops)",
+                    out.recipient
+                ));
+            }
+        }
         let (message, id) = match self.message(out).await {
             Ok(built) => built,
             Err(outcome) => return outcome,
         };
         match self.smtp.send(message).await {
-            Ok(_) => DeliveryOutcome::Sent {
-                external_id: Some(id),
-            },
+            Ok(_) => {
+                if out.automatic {
+                    self.budget
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .spend(&out.recipient, now);
+                }
+                DeliveryOutcome::Sent {
+                    external_id: Some(id),
+                }
+            }
             Err(e) if e.is_permanent() => {
                 DeliveryOutcome::Permanent(format!("the mail server refused it: {e}"))
             }

@@ -79,9 +79,19 @@ impl AnswerBudget {
         }
     }
 
-    /// Whether one more automatic answer may go to `address` at `now` (seconds); if so
-    /// it is counted.
-    pub fn allow(&mut self, address: &str, now: u64) -> bool {
+    /// Whether one more automatic answer may go to `address` at `now` (seconds).
+    pub fn has_room(&mut self, address: &str, now: u64) -> bool {
+        self.recent(address, now).len() < self.per_hour
+    }
+
+    /// Counts an automatic answer sent to `address` at `now` (only what was sent
+    /// counts, not a failed attempt).
+    pub fn spend(&mut self, address: &str, now: u64) {
+        self.recent(address, now).push(now);
+    }
+
+    /// The answers to `address` in the hour before `now`.
+    fn recent(&mut self, address: &str, now: u64) -> &mut Vec<u64> {
         let hour = Duration::from_secs(3600).as_secs();
         // Keep the map small: forget addresses with nothing in the last hour.
         if self.sent.len() > 10_000 {
@@ -90,11 +100,7 @@ impl AnswerBudget {
         }
         let times = self.sent.entry(address.to_lowercase()).or_default();
         times.retain(|&t| now.saturating_sub(t) < hour);
-        if times.len() >= self.per_hour {
-            return false;
-        }
-        times.push(now);
-        true
+        times
     }
 }
 
@@ -176,9 +182,13 @@ mod tests {
     fn a_sender_gets_a_few_automatic_answers_an_hour_at_most() {
         let mut budget = AnswerBudget::new(3);
         let t = 1_000_000;
-        assert!((0..3).all(|i| budget.allow("Wang@x.example", t + i)));
-        assert!(!budget.allow("wang@x.example", t + 10));
-        assert!(budget.allow("li@x.example", t + 10));
-        assert!(budget.allow("wang@x.example", t + 3600));
+        for i in 0..3 {
+            assert!(budget.has_room("Wang@x.example", t + i));
+            budget.spend("Wang@x.example", t + i);
+        }
+        assert!(!budget.has_room("wang@x.example", t + 10));
+        assert!(budget.has_room("li@x.example", t + 10));
+        // An hour after the first, there is room again.
+        assert!(budget.has_room("wang@x.example", t + 3600));
     }
 }

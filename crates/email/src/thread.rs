@@ -52,7 +52,7 @@ pub fn fallback_thread(message_id: &str, in_reply_to: &[String], references: &[S
 const TOKEN_DIGITS: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// A conversation's ticket token: its number in Crockford's base 32 (`#1` is `1`,
-/// `#123456` is `3R0G`).
+/// `#123456` is `3RJ0`).
 pub fn token_for(conversation: i64) -> String {
     let mut n = conversation.max(0) as u64;
     let mut out = Vec::new();
@@ -246,8 +246,8 @@ mod tests {
         for n in [1, 31, 32, 42, 123_456, 9_999_999_999] {
             assert_eq!(token_in(&format!("Re: x [#{}]", token_for(n))), Some(n));
         }
-        assert_eq!(token_for(123_456), "3R0G");
-        assert_eq!(token_in("Re: x [#3r0g]"), Some(123_456));
+        assert_eq!(token_for(123_456), "3RJ0");
+        assert_eq!(token_in("Re: x [#3rj0]"), Some(123_456));
         assert_eq!(token_in("Re: [#] x"), None);
         assert_eq!(token_in("Re: [#UUUU] x"), None);
         assert_eq!(token_in("[#ZZZZZZZZZZZZZZ]"), None);

@@ -355,6 +355,8 @@ fn email_channel(
         ca_file: e.ca_file.clone(),
         mailbox: e.mailbox.clone(),
         import_existing: e.import_existing,
+        mark_seen: e.mark_seen,
+        move_to: e.move_to.clone(),
         idle_refresh: Duration::from_secs(25 * 60),
         poll_every: Duration::from_secs(30),
         parse: frontdesk_email::parse::ParseOptions::default(),

@@ -644,6 +644,8 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
         ca_file: Some(ca),
         mailbox: "INBOX".into(),
         import_existing: true,
+        mark_seen: false,
+        move_to: None,
         idle_refresh: Duration::from_secs(25 * 60),
         poll_every: Duration::from_secs(30),
         parse: Default::default(),

@@ -405,6 +405,10 @@ pub struct Email {
     /// On the very first start, import the mail already in the mailbox (otherwise
     /// only mail that arrives from then on).
     pub import_existing: bool,
+    /// Flag each stored mail \Seen.
+    pub mark_seen: bool,
+    /// Move each stored mail to this folder (never deleted otherwise).
+    pub move_to: Option<String>,
 }
 
 impl Default for Email {
@@ -420,6 +424,8 @@ impl Default for Email {
             ca_file: None,
             allow_plain: false,
             import_existing: false,
+            mark_seen: false,
+            move_to: None,
         }
     }
 }

@@ -1489,7 +1489,7 @@ impl Store for SqlStore {
                 .fetch_one(
                     Query::new(
                         "SELECT o.id, o.attempts, o.message_id, o.conversation_id, m.text,
-                                m.attachments, m.meta AS own_meta, c.thread_key,
+                                m.attachments, m.meta AS own_meta, m.author, c.thread_key,
                                 i.external_id AS reply_to,
                                 i.sender_id, i.meta,
                                 (SELECT ci.external_id FROM contact_identities ci
@@ -1514,8 +1514,10 @@ impl Store for SqlStore {
                 None => r.get::<Option<String>>("identity")?.unwrap_or_default(),
             };
             let quick_replies = quick_replies_of(&r.get::<String>("own_meta")?)?;
+            let author: String = r.get("author")?;
             out.push(Outbound {
                 quick_replies,
+                automatic: author == Author::Bot.as_str() || author == Author::System.as_str(),
                 outbox_id: OutboxId(id),
                 attempt: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
                 account: req.account.clone(),
