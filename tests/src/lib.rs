@@ -21,6 +21,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
+    /// The conversation engine, for what agents do that has no page yet.
+    pub engine: Arc<frontdesk_router::ConversationEngine>,
     shutdown: CancellationToken,
     running: JoinHandle<anyhow::Result<()>>,
 }
@@ -65,13 +67,14 @@ impl TestApp {
         for c in channels {
             app = app.with_channel(c.clone());
         }
-        let (store, metrics) = (app.store(), app.metrics());
+        let (store, metrics, engine) = (app.store(), app.metrics(), app.engine());
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(app.run(listener, shutdown.clone()));
         TestApp {
             address,
             store,
             metrics,
+            engine,
             shutdown,
             running,
         }

@@ -706,3 +706,67 @@ async fn stored_mail_is_flagged_seen_only_when_the_team_asks() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_customer_verifies_their_email_with_a_code_sent_by_mail() {
+    use frontdesk_testkit::telegram::FakeTelegram;
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let fake = FakeTelegram::start("7000000001:AAE-test-token").await;
+    let api_url = fake.api_url().to_owned();
+    let app = start_with(&db, &servers, &support, true, move |c| {
+        let t = &mut c.channels.telegram;
+        t.enabled = true;
+        t.token = Some("7000000001:AAE-test-token".into());
+        t.api_url = api_url;
+    })
+    .await;
+    let said_to_42 = || {
+        fake.sent()
+            .into_iter()
+            .filter(|s| s.chat_id == 42)
+            .map(|s| s.text)
+            .collect::<Vec<_>>()
+    };
+    fake.customer_writes(42, "I can't log in to my account");
+    until("the bot's answer", Duration::from_secs(20), || async {
+        !said_to_42().is_empty()
+    })
+    .await;
+    // An agent asks them to prove an address (the engine's verification step; no page
+    // has the button yet).
+    let conversation = app.latest_conversation().await;
+    app.engine
+        .request_verification(conversation, None, None)
+        .await
+        .unwrap();
+    until(
+        "the request for an address",
+        Duration::from_secs(20),
+        || async { said_to_42().iter().any(|t| t.contains("email")) },
+    )
+    .await;
+    fake.customer_writes(42, &customer);
+    until(
+        "the code in the customer's mailbox",
+        Duration::from_secs(20),
+        || async { !mailbox(&servers, &customer).is_empty() },
+    )
+    .await;
+    let raw = mailbox(&servers, &customer).remove(0);
+    assert_eq!(header(&raw, "Auto-Submitted"), Some("auto-replied"));
+    let mail = frontdesk_email::parse::parse(raw.as_bytes(), Default::default());
+    let code: String = mail
+        .text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() >= 6)
+        .expect("a code in the mail")
+        .to_owned();
+    fake.customer_writes(42, &code);
+    until("the verification", Duration::from_secs(20), || async {
+        said_to_42().iter().any(|t| t.contains("verified"))
+    })
+    .await;
+    app.stop().await;
+}

@@ -439,6 +439,35 @@ impl EmailChannel {
         inbound
     }
 
+    /// Sends a short automatic mail that is not a reply in a conversation (a
+    /// verification code): from the support address, text only, `Auto-Submitted`.
+    pub async fn send_notice(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| format!("{to:?} is not an email address: {e}"))?;
+        let domain = self
+            .config
+            .address
+            .rsplit('@')
+            .next()
+            .unwrap_or("frontdesk.invalid");
+        let id = thread::our_message_id("notice", domain);
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{id}>")))
+            .header(AutoSubmitted)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body.to_owned())
+            .map_err(|e| format!("cannot build the mail: {e}"))?;
+        self.smtp
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SMTP: {e}"))
+    }
+
     /// The reply as a MIME message.
     async fn message(&self, out: &Outbound) -> Result<(Message, String), DeliveryOutcome> {
         let to: Mailbox = out.recipient.parse().map_err(|e| {

@@ -103,7 +103,11 @@ impl App {
             backend = ?store.backend(),
             "database ready"
         );
-        let (channels, channel_routes) = configured_channels(&config, &store)?;
+        let Configured {
+            channels,
+            routes: channel_routes,
+            mailbox,
+        } = configured_channels(&config, &store)?;
         let metrics = Metrics::new();
         let mut engine = ConversationEngine::new(
             store.clone(),
@@ -113,6 +117,10 @@ impl App {
         );
         if let Some(bot) = bot {
             engine = engine.with_bot(bot);
+        }
+        if let Some(mailbox) = mailbox {
+            // Verification codes go out through the support mailbox.
+            engine = engine.with_mailer(Arc::new(MailedCodes(mailbox)));
         }
         Ok(Self {
             config,
@@ -256,12 +264,29 @@ impl App {
     }
 }
 
+/// What the configuration's channels give the app.
+struct Configured {
+    channels: Vec<Arc<dyn Channel>>,
+    /// Routes channels serve on our own server (the Telegram webhook).
+    routes: axum::Router,
+    /// The support mailbox, which also mails verification codes.
+    mailbox: Option<Arc<frontdesk_email::EmailChannel>>,
+}
+
+/// Verification codes by mail, through the email channel.
+#[derive(Debug)]
+struct MailedCodes(Arc<frontdesk_email::EmailChannel>);
+
+#[async_trait::async_trait]
+impl frontdesk_router::CodeMailer for MailedCodes {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        self.0.send_notice(to, subject, body).await
+    }
+}
+
 /// The channels the configuration enables and this version can run, with the routes
 /// they serve on our own server.
-fn configured_channels(
-    config: &Config,
-    store: &Arc<dyn Store>,
-) -> anyhow::Result<(Vec<Arc<dyn Channel>>, axum::Router)> {
+fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Configured> {
     let c = &config.channels;
     let mut not_built = Vec::new();
     if c.x.enabled {
@@ -281,13 +306,20 @@ fn configured_channels(
         routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
         channels.push(telegram);
     }
+    let mut mailbox = None;
     if c.email.enabled {
-        channels.push(Arc::new(email_channel(config, store)?));
+        let email = Arc::new(email_channel(config, store)?);
+        mailbox = Some(email.clone());
+        channels.push(email);
     }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
     }
-    Ok((channels, routes))
+    Ok(Configured {
+        channels,
+        routes,
+        mailbox,
+    })
 }
 
 /// The Telegram bot from `[channels.telegram]` (checked by the config loader).
