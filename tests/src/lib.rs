@@ -227,6 +227,14 @@ pub async fn log_in(
         .unwrap()
 }
 
+/// A browser signed in as a new agent with this address and `role`.
+pub async fn signed_in(app: &TestApp, email: &str, role: Role) -> reqwest::Client {
+    app.agent(email, role, "a long passphrase").await;
+    let http = browser();
+    log_in(app, &http, email, "a long passphrase").await;
+    http
+}
+
 /// GET a page as this browser: its status and text.
 pub async fn get(
     http: &reqwest::Client,

@@ -335,14 +335,8 @@ async fn a_customers_attachment_in_big5_opens_from_the_inbox() {
     let mail = inbound(&app).await.remove(0);
     assert_eq!(mail.text, "提現沒到帳");
     assert_eq!(mail.attachments[0].name, "收据.pdf");
-    app.agent(
-        "amy@desk.example",
-        frontdesk_core::Role::Agent,
-        "a long passphrase",
-    )
-    .await;
-    let http = frontdesk_e2e::browser();
-    frontdesk_e2e::log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let http =
+        frontdesk_e2e::signed_in(&app, "amy@desk.example", frontdesk_core::Role::Agent).await;
     let link = format!(
         "/conversations/{}/messages/{}/files/0",
         mail.conversation_id, mail.id
@@ -769,4 +763,66 @@ async fn a_telegram_customer_verifies_their_email_with_a_code_sent_by_mail() {
     })
     .await;
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_mail_opens_sandboxed_and_keeps_no_secret() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start(&db, &servers, &support, false).await;
+    let entropy: Vec<u8> = (0..16u8)
+        .map(|i| i.wrapping_mul(41).wrapping_add(3))
+        .collect();
+    let phrase = bip39::Mnemonic::from_entropy(&entropy).unwrap().to_string();
+    let raw = format!(
+        "From: <{customer}>\r\nTo: {support}\r\nSubject: help\r\nMessage-ID: <o-{customer}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=A\r\n\r\n\
+         --A\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Did you get it?\r\n\r\nOn Sunday I wrote:\r\n> my words are {phrase}\r\n\
+         --A\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <p>Did you get it?</p><blockquote>my words are {phrase}</blockquote>\
+         <img src=\"https://tracker.example/pixel.gif\"><script>alert(1)</script>\r\n--A--\r\n"
+    );
+    customer_sends(&servers, &customer, &support, &raw).await;
+    let mail = stored(&app, 1).await.remove(0);
+    assert_eq!(mail.text, "Did you get it?");
+    let http =
+        frontdesk_e2e::signed_in(&app, "amy@desk.example", frontdesk_core::Role::Agent).await;
+    let (_, page) = frontdesk_e2e::get(
+        &http,
+        &app,
+        &format!("/conversations/{}", mail.conversation_id),
+    )
+    .await;
+    let link = format!(
+        "/conversations/{}/messages/{}/original",
+        mail.conversation_id, mail.id
+    );
+    assert!(page.contains(&link), "a link to the original");
+    let original = http.get(app.url(&link)).send().await.unwrap();
+    let csp = original.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("sandbox") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let html = original.text().await.unwrap();
+    assert!(html.contains("Did you get it?"));
+    assert!(html.contains("[redacted"), "{html}");
+    let words: Vec<&str> = phrase.split(' ').collect();
+    assert!(!html.contains(&words[..3].join(" ")), "{html}");
+    app.stop().await;
+    // Nowhere in the database file either.
+    let path = db.url().strip_prefix("sqlite://").unwrap().to_owned();
+    for file in [path.clone(), format!("{path}-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            let text = String::from_utf8_lossy(&bytes);
+            for run in words.windows(3) {
+                assert!(!text.contains(&run.join(" ")), "{run:?} in {file}");
+            }
+        }
+    }
 }

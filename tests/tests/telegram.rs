@@ -3,7 +3,7 @@
 
 use frontdesk::config::{Config, TelegramMode};
 use frontdesk_core::{Delivery, Direction, Role};
-use frontdesk_e2e::{TestApp, browser, get, log_in};
+use frontdesk_e2e::{TestApp, get};
 use frontdesk_store::ConversationQuery;
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_testkit::telegram::{FakeTelegram, Scripted, Sent};
@@ -390,10 +390,7 @@ async fn a_customer_who_blocked_the_bot_is_unreachable_until_they_write_again() 
             .is_some_and(|r| r.contains("blocked"))
     );
     // Agents see it on the conversation.
-    app.agent("lead@desk.example", Role::Admin, "a long passphrase")
-        .await;
-    let http = browser();
-    log_in(&app, &http, "lead@desk.example", "a long passphrase").await;
+    let http = frontdesk_e2e::signed_in(&app, "lead@desk.example", Role::Admin).await;
     let (_, page) = get(&http, &app, &format!("/conversations/{conversation}")).await;
     assert!(page.contains("class=\"unreachable\""), "{page}");
     // They unblock and write: reachable again.
@@ -637,10 +634,7 @@ async fn agents_open_a_customers_photo_through_the_inbox() {
     })
     .await;
     let conversation = inbound_messages(&app).await[0].conversation_id;
-    app.agent("amy@desk.example", Role::Agent, "a long passphrase")
-        .await;
-    let http = browser();
-    log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let http = frontdesk_e2e::signed_in(&app, "amy@desk.example", Role::Agent).await;
     let (_, page) = get(&http, &app, &format!("/conversations/{conversation}")).await;
     assert!(page.contains("[photo]"), "{page}");
     let link = page
@@ -795,10 +789,7 @@ async fn a_link_an_agent_made_joins_the_customers_telegram_to_their_contact_once
         .unwrap()
         .contact_id;
     // The agent makes a Telegram link for them.
-    app.agent("amy@desk.example", Role::Agent, "a long passphrase")
-        .await;
-    let http = browser();
-    log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let http = frontdesk_e2e::signed_in(&app, "amy@desk.example", Role::Agent).await;
     let (_, page) = get(&http, &app, &format!("/conversations/{web}")).await;
     until("the bot to know its name", || async {
         let (_, page) = get(&http, &app, &format!("/conversations/{web}")).await;
@@ -887,10 +878,7 @@ async fn an_agents_attachments_go_as_a_document_or_a_photo() {
     let conversation = customer_writes(&app, &fake, "请发我收据")
         .await
         .conversation_id;
-    app.agent("amy@desk.example", Role::Agent, "a long passphrase")
-        .await;
-    let http = browser();
-    log_in(&app, &http, "amy@desk.example", "a long passphrase").await;
+    let http = frontdesk_e2e::signed_in(&app, "amy@desk.example", Role::Agent).await;
     let path = format!("/conversations/{conversation}");
     let reply = |text: &'static str, name: &'static str, kind: &'static str, bytes: Vec<u8>| {
         let http = http.clone();

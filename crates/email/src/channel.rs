@@ -57,6 +57,8 @@ impl lettre::message::header::Header for AutoSubmitted {
 
 /// Mails fetched per IMAP command.
 const BATCH: usize = 50;
+/// The most of a mail's full text or HTML kept for the original view (bytes).
+const MAX_KEPT: usize = 512 * 1024;
 /// The largest attachment an agent can open.
 const MAX_OPENED: usize = 25 * 1024 * 1024;
 
@@ -435,6 +437,14 @@ impl EmailChannel {
         if !mail.warnings.is_empty() {
             meta["warnings"] = json!(mail.warnings);
         }
+        // The whole mail for the "original" view: the text with its quoted history, and
+        // the HTML as sent. The store passes both through the guard like the text.
+        if mail.text.trim() != mail.new_text.trim() {
+            meta["full_text"] = json!(cut(&mail.text, MAX_KEPT));
+        }
+        if let Some(html) = &mail.html {
+            meta["html"] = json!(cut(html, MAX_KEPT));
+        }
         inbound.meta = meta;
         inbound
     }
@@ -533,6 +543,18 @@ impl EmailChannel {
             .map_err(|e| DeliveryOutcome::Permanent(format!("cannot build the mail: {e}")))?;
         Ok((message, id))
     }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The reply as simple HTML: escaped text with line breaks.

@@ -515,6 +515,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         external_ids: &[String],
     ) -> Result<Option<String>, StoreError>;
 
+    /// What the channel kept with a message (`meta`), already through the guard.
+    async fn message_meta(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+
     /// The thread key of conversation `id` if it is on `account`.
     async fn thread_of_conversation(
         &self,

@@ -682,6 +682,48 @@ async fn recently_resolved(
     row.map(|r| Ok(ConversationId(r.get("id")?))).transpose()
 }
 
+/// `meta` with every string that could hold a secret passed through the inbound
+/// filter; `None` when the filter changed nothing (the common case: no copy).
+fn redact_strings(
+    meta: &serde_json::Value,
+    filter: &dyn frontdesk_core::TextFilter,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    // Ids, numbers and short words cannot hold a recovery phrase or a key.
+    const SHORTEST_SECRET: usize = 16;
+    match meta {
+        Value::String(text) if text.len() >= SHORTEST_SECRET => {
+            let filtered = filter.filter(text);
+            (!filtered.findings.is_empty()).then_some(Value::String(filtered.text))
+        }
+        Value::Array(items) => {
+            let changed: Vec<Option<Value>> =
+                items.iter().map(|v| redact_strings(v, filter)).collect();
+            changed.iter().any(Option::is_some).then(|| {
+                Value::Array(
+                    items
+                        .iter()
+                        .zip(changed)
+                        .map(|(old, new)| new.unwrap_or_else(|| old.clone()))
+                        .collect(),
+                )
+            })
+        }
+        Value::Object(map) => {
+            let changed: Vec<(String, Value)> = map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), redact_strings(v, filter)?)))
+                .collect();
+            (!changed.is_empty()).then(|| {
+                let mut out = map.clone();
+                out.extend(changed);
+                Value::Object(out)
+            })
+        }
+        _ => None,
+    }
+}
+
 async fn find_or_create_contact(
     q: &mut Exec<'_>,
     inbound: &Inbound,
@@ -1109,8 +1151,22 @@ impl Store for SqlStore {
         inbound: &Inbound,
         cursor: Option<&str>,
     ) -> Result<IngestOutcome, StoreError> {
-        // The inbound filter step: nothing below this line sees the unfiltered text.
+        // The inbound filter step: nothing below this line sees the unfiltered text,
+        // nor the unfiltered texts an adapter keeps in `meta` (an email's full text and
+        // HTML, a subject).
         let filtered = self.inner.filter.filter(&inbound.text);
+        let redacted_meta = redact_strings(&inbound.meta, &*self.inner.filter);
+        let with_meta;
+        let inbound = match redacted_meta {
+            Some(meta) => {
+                with_meta = Inbound {
+                    meta,
+                    ..inbound.clone()
+                };
+                &with_meta
+            }
+            None => inbound,
+        };
         let mut attempt = 1;
         loop {
             match self.ingest_once(inbound, &filtered, cursor).await {
@@ -1162,6 +1218,27 @@ impl Store for SqlStore {
         }
         let row = self.read_optional(query).await?;
         row.map(|r| r.get("thread_key")).transpose()
+    }
+
+    async fn message_meta(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = self
+            .read_optional(
+                Query::new("SELECT meta FROM messages WHERE id = $1 AND conversation_id = $2")
+                    .bind(message.0)
+                    .bind(conversation.0),
+            )
+            .await?;
+        match row {
+            Some(r) => {
+                let meta: Option<String> = r.get("meta")?;
+                meta.map(|m| from_json("messages.meta", &m)).transpose()
+            }
+            None => Ok(None),
+        }
     }
 
     async fn thread_of_conversation(

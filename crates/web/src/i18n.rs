@@ -84,6 +84,7 @@ const ZH: &[(&str, &str)] = &[
     ("Name", "名称"),
     ("Nothing here.", "这里没有内容。"),
     ("Older", "更早"),
+    ("Original mail", "原始邮件"),
     ("Pending", "待客户回复"),
     ("Priority", "优先级"),
     ("Private note", "内部备注"),

@@ -99,6 +99,10 @@ pub fn router(state: WebState) -> Router {
             get(pages::channel_file),
         )
         .route(
+            "/conversations/{id}/messages/{message}/original",
+            get(pages::original),
+        )
+        .route(
             "/contacts/{id}/merge",
             axum::routing::post(pages::merge_contact),
         )

@@ -326,6 +326,8 @@ struct Shown {
     text: String,
     /// (link, name) of attached files: kept here, or fetched from the channel.
     files: Vec<(String, String)>,
+    /// A customer's mail as it came (full text with quotes, or its HTML, sandboxed).
+    original: Option<String>,
     entities: Vec<(String, String)>,
 }
 
@@ -382,9 +384,15 @@ pub(crate) fn file_id(reference: &str) -> Option<i64> {
     reference.strip_prefix("file:")?.parse().ok()
 }
 
-fn shown(m: &Message, names: &HashMap<AgentId, String>) -> Shown {
+fn shown(m: &Message, names: &HashMap<AgentId, String>, email: bool) -> Shown {
     let agent = m.agent_id.and_then(|a| names.get(&a));
     Shown {
+        original: (email && m.direction == frontdesk_core::Direction::In).then(|| {
+            format!(
+                "/conversations/{}/messages/{}/original",
+                m.conversation_id, m.id
+            )
+        }),
         // Also the CSS class: contact, bot, agent, system.
         author: m.author.to_string(),
         kind: m.kind.to_string(),
@@ -510,7 +518,16 @@ pub async fn conversation(
             .unwrap_or_else(|| "-".into()),
         labels: c.labels.clone(),
         sla: sla_word(&state, &c),
-        messages: messages.iter().map(|m| shown(m, &names)).collect(),
+        messages: messages
+            .iter()
+            .map(|m| {
+                shown(
+                    m,
+                    &names,
+                    c.account.kind() == frontdesk_core::ChannelKind::Email,
+                )
+            })
+            .collect(),
         reply_key: crate::api::hex(&reply_key),
         canned,
         transfer_targets,
@@ -814,6 +831,81 @@ pub async fn channel_file(
                 .into_response()
         }
     }
+}
+
+/// GET /conversations/{id}/messages/{message}/original: a customer's mail as it came.
+/// Its HTML is served in a sandbox (no scripts, no same origin, nothing loaded from
+/// elsewhere, so no tracking pixels); without HTML, the full text with its quotes.
+/// Both passed the guard before they were stored.
+pub async fn original(
+    State(state): State<WebState>,
+    _me: SignedIn,
+    Path((id, message)): Path<(i64, i64)>,
+) -> Response {
+    let meta = match state
+        .store
+        .message_meta(ConversationId(id), frontdesk_core::MessageId(message))
+        .await
+    {
+        Ok(Some(meta)) => meta,
+        Ok(None) => return store_failed(frontdesk_store::StoreError::NotFound("message", message)),
+        Err(e) => return store_failed(e),
+    };
+    let common = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    if let Some(html) = meta["html"].as_str() {
+        return (
+            common,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'",
+                ),
+            ],
+            html.to_owned(),
+        )
+            .into_response();
+    }
+    let text = match meta["full_text"].as_str() {
+        Some(text) => text.to_owned(),
+        None => {
+            // Nothing more than what the conversation shows: show that.
+            let shown = state
+                .store
+                .messages(
+                    ConversationId(id),
+                    Some(frontdesk_core::MessageId(message - 1)),
+                    1,
+                )
+                .await;
+            match shown {
+                Ok(found) => match found.into_iter().find(|m| m.id.0 == message) {
+                    Some(m) => m.text,
+                    None => {
+                        return store_failed(frontdesk_store::StoreError::NotFound(
+                            "message", message,
+                        ));
+                    }
+                },
+                Err(e) => return store_failed(e),
+            }
+        }
+    };
+    (
+        common,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'",
+            ),
+        ],
+        text,
+    )
+        .into_response()
 }
 
 /// A file as an attachment download (never shown inline: it may be anything).

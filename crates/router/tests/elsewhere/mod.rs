@@ -168,6 +168,14 @@ impl Store for ElsewhereStore {
         self.run(|s| async move { s.thread_of_messages(&account, &ids).await })
             .await
     }
+    async fn message_meta(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.run(|s| async move { s.message_meta(conversation, message).await })
+            .await
+    }
     async fn thread_of_conversation(
         &self,
         account: &ChannelAccount,
