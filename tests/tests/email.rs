@@ -826,3 +826,54 @@ async fn the_original_mail_opens_sandboxed_and_keeps_no_secret() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_each_reply_lands_in_the_sent_folder_when_asked() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start_with(&db, &servers, &support, true, |c| {
+        c.channels.email.sent_folder = Some("Sent".into())
+    })
+    .await;
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(
+            &customer,
+            &support,
+            &format!("c-{customer}"),
+            "transfer",
+            "转账一直pending怎么办",
+        ),
+    )
+    .await;
+    until("the answer", Duration::from_secs(20), || async {
+        !mailbox(&servers, &customer).is_empty()
+    })
+    .await;
+    let local = support.split('@').next().unwrap();
+    let sent = servers
+        .maildirs
+        .join("example.test")
+        .join(local)
+        .join("Maildir/.Sent");
+    let copies = || {
+        ["cur", "new"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(sent.join(d)).ok())
+            .flat_map(|entries| entries.flatten())
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    until("a copy in Sent", Duration::from_secs(20), || async {
+        !copies().is_empty()
+    })
+    .await;
+    assert!(
+        copies()[0].contains(&format!("<c-{customer}>")),
+        "the copy is the reply"
+    );
+    app.stop().await;
+}

@@ -81,6 +81,9 @@ pub struct EmailConfig {
     pub mark_seen: bool,
     /// Move each stored mail to this folder (IMAP MOVE); never deleted otherwise.
     pub move_to: Option<String>,
+    /// Keep a copy of every mail we send in this folder (IMAP APPEND), so the team's
+    /// mail client shows the replies too.
+    pub sent_folder: Option<String>,
     /// How long one IDLE lasts before it is issued again (servers end it at 30 min).
     pub idle_refresh: Duration,
     /// How often to look without IDLE.
@@ -322,6 +325,28 @@ impl EmailChannel {
             }
         }
         Ok(after)
+    }
+
+    /// Appends a sent mail to `folder` (created if missing), flagged seen.
+    async fn keep_copy(&self, folder: &str, raw: &[u8]) -> Result<(), String> {
+        let mut session = self.connect().await?;
+        if session
+            .append(folder, Some("(\\Seen)"), None, raw)
+            .await
+            .is_err()
+        {
+            // Most likely the folder does not exist yet (TRYCREATE).
+            session
+                .create(folder)
+                .await
+                .map_err(|e| format!("cannot create {folder}: {e}"))?;
+            session
+                .append(folder, Some("(\\Seen)"), None, raw)
+                .await
+                .map_err(|e| format!("cannot append to {folder}: {e}"))?;
+        }
+        let _ = session.logout().await;
+        Ok(())
     }
 
     /// What the team asked to be done with a stored mail: flag it seen, move it.
@@ -674,6 +699,11 @@ impl Channel for EmailChannel {
             Ok(built) => built,
             Err(outcome) => return outcome,
         };
+        let copy = self
+            .config
+            .sent_folder
+            .as_ref()
+            .map(|_| message.formatted());
         match self.smtp.send(message).await {
             Ok(_) => {
                 if out.automatic {
@@ -681,6 +711,12 @@ impl Channel for EmailChannel {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .spend(&out.recipient, now);
+                }
+                if let (Some(folder), Some(copy)) = (&self.config.sent_folder, copy) {
+                    // The mail went out; a missing copy is worth a warning, not a retry.
+                    if let Err(e) = self.keep_copy(folder, &copy).await {
+                        tracing::warn!(account = %self.config.account, error = %e, "sent, but no copy in the Sent folder");
+                    }
                 }
                 DeliveryOutcome::Sent {
                     external_id: Some(id),

@@ -389,6 +389,7 @@ fn email_channel(
         import_existing: e.import_existing,
         mark_seen: e.mark_seen,
         move_to: e.move_to.clone(),
+        sent_folder: e.sent_folder.clone(),
         idle_refresh: Duration::from_secs(25 * 60),
         poll_every: Duration::from_secs(30),
         parse: frontdesk_email::parse::ParseOptions::default(),

@@ -646,6 +646,7 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
         import_existing: true,
         mark_seen: false,
         move_to: None,
+        sent_folder: None,
         idle_refresh: Duration::from_secs(25 * 60),
         poll_every: Duration::from_secs(30),
         parse: Default::default(),

@@ -409,6 +409,8 @@ pub struct Email {
     pub mark_seen: bool,
     /// Move each stored mail to this folder (never deleted otherwise).
     pub move_to: Option<String>,
+    /// Keep a copy of every mail sent in this folder.
+    pub sent_folder: Option<String>,
 }
 
 impl Default for Email {
@@ -426,6 +428,7 @@ impl Default for Email {
             import_existing: false,
             mark_seen: false,
             move_to: None,
+            sent_folder: None,
         }
     }
 }
