@@ -877,3 +877,73 @@ async fn a_copy_of_each_reply_lands_in_the_sent_folder_when_asked() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mailbox_answers_from_its_own_address() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let sales = support.replace("support-", "sales-");
+    let (imap, submission, ca, sales_address) = (
+        servers.imap.clone(),
+        servers.submission.clone(),
+        servers.ca.clone(),
+        sales.clone(),
+    );
+    let app = start_with(&db, &servers, &support, true, move |c| {
+        let mut second = c.channels.email.clone();
+        second.mailboxes.clear();
+        second.imap_url = Some(imap);
+        second.smtp_url = Some(submission);
+        second.ca_file = Some(ca);
+        second.username = Some(sales_address.clone());
+        second.address = Some(sales_address);
+        c.channels.email.mailboxes.insert("sales".into(), second);
+    })
+    .await;
+    until(
+        "the second mailbox to open",
+        Duration::from_secs(20),
+        || async {
+            let ready: serde_json::Value = reqwest::get(app.url("/readyz"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ready["channels"]["email:sales"]["ok"] == true
+        },
+    )
+    .await;
+    customer_sends(
+        &servers,
+        &customer,
+        &sales,
+        &plain_mail(
+            &customer,
+            &sales,
+            &format!("m-{customer}"),
+            "transfer",
+            "转账一直pending怎么办",
+        ),
+    )
+    .await;
+    let asked = stored(&app, 1).await.remove(0);
+    let conversation = app
+        .store
+        .conversation(asked.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.account.to_string(), "email:sales");
+    until("the answer", Duration::from_secs(20), || async {
+        !mailbox(&servers, &customer).is_empty()
+    })
+    .await;
+    let answer = mailbox(&servers, &customer).remove(0);
+    assert!(
+        header(&answer, "From").is_some_and(|f| f.contains(&sales)),
+        "{answer}"
+    );
+    app.stop().await;
+}

@@ -306,10 +306,11 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
         routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
         channels.push(telegram);
     }
+    // The first mailbox (the main one, if enabled) also mails verification codes.
     let mut mailbox = None;
-    if c.email.enabled {
-        let email = Arc::new(email_channel(config, store)?);
-        mailbox = Some(email.clone());
+    for (name, prefix, settings) in c.email.enabled_mailboxes() {
+        let email = Arc::new(email_channel(&name, &prefix, settings, store)?);
+        mailbox.get_or_insert_with(|| email.clone());
         channels.push(email);
     }
     if c.webchat.enabled {
@@ -360,20 +361,22 @@ fn telegram_channel(
     Ok(frontdesk_telegram::TelegramChannel::new(settings, files)?)
 }
 
-/// The support mailbox from `[channels.email]` (checked by the config loader).
+/// One support mailbox (`[channels.email]` or `[channels.email.mailboxes.NAME]`,
+/// checked by the config loader) as the channel account `email:NAME`.
 fn email_channel(
-    config: &Config,
+    name: &str,
+    prefix: &str,
+    e: &crate::config::Email,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<frontdesk_email::EmailChannel> {
     use frontdesk_core::{ChannelAccount, ChannelKind};
     use frontdesk_email::net::{Endpoint, Login};
-    let e = &config.channels.email;
     let required = |key: &str, v: &Option<String>| {
         v.clone()
-            .with_context(|| format!("channels.email.{key} is required"))
+            .with_context(|| format!("{prefix}.{key} is required"))
     };
     let settings = frontdesk_email::EmailConfig {
-        account: ChannelAccount::default_of(ChannelKind::Email),
+        account: ChannelAccount::new(ChannelKind::Email, name)?,
         imap: Endpoint::parse(&required("imap_url", &e.imap_url)?, e.allow_plain)?,
         smtp: Endpoint::parse(&required("smtp_url", &e.smtp_url)?, e.allow_plain)?,
         login: Login {
@@ -381,7 +384,7 @@ fn email_channel(
             password: e
                 .password
                 .clone()
-                .context("channels.email.password is required")?,
+                .with_context(|| format!("{prefix}.password is required"))?,
         },
         address: required("address", &e.address)?,
         ca_file: e.ca_file.clone(),

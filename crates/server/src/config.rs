@@ -411,6 +411,30 @@ pub struct Email {
     pub move_to: Option<String>,
     /// Keep a copy of every mail sent in this folder.
     pub sent_folder: Option<String>,
+    /// More support mailboxes, by name (`[channels.email.mailboxes.sales]`), with the
+    /// same keys; each is the channel account `email:NAME` and needs `enabled = true`.
+    pub mailboxes: std::collections::BTreeMap<String, Email>,
+}
+
+impl Email {
+    /// Every enabled mailbox with its account name and its key prefix: this one as
+    /// `default`, then the named ones.
+    pub fn enabled_mailboxes(&self) -> Vec<(String, String, &Email)> {
+        let mut all = Vec::new();
+        if self.enabled {
+            all.push(("default".to_owned(), "channels.email".to_owned(), self));
+        }
+        for (name, mailbox) in &self.mailboxes {
+            if mailbox.enabled {
+                all.push((
+                    name.clone(),
+                    format!("channels.email.mailboxes.{name}"),
+                    mailbox,
+                ));
+            }
+        }
+        all
+    }
 }
 
 impl Default for Email {
@@ -429,6 +453,7 @@ impl Default for Email {
             mark_seen: false,
             move_to: None,
             sent_folder: None,
+            mailboxes: Default::default(),
         }
     }
 }
@@ -866,40 +891,57 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             }
         }
     }
-    let e = &c.channels.email;
-    if e.enabled {
+    for (name, prefix, e) in c.channels.email.enabled_mailboxes() {
+        if frontdesk_core::ChannelAccount::new(frontdesk_core::ChannelKind::Email, &name).is_err() {
+            err(
+                &prefix,
+                "a mailbox name is 1-64 characters of a-z, 0-9, '-' or '_'".into(),
+            );
+        }
+        if name == "default" && prefix != "channels.email" {
+            err(&prefix, "the name default is the main mailbox's".into());
+        }
+        if !e.mailboxes.is_empty() && prefix != "channels.email" {
+            err(
+                &format!("{prefix}.mailboxes"),
+                "mailboxes do not nest".into(),
+            );
+        }
         for (key, v) in [
-            ("channels.email.imap_url", &e.imap_url),
-            ("channels.email.smtp_url", &e.smtp_url),
-            ("channels.email.username", &e.username),
-            ("channels.email.address", &e.address),
+            ("imap_url", &e.imap_url),
+            ("smtp_url", &e.smtp_url),
+            ("username", &e.username),
+            ("address", &e.address),
         ] {
             if v.is_none() {
-                err(key, "required when the email channel is enabled".into());
+                err(
+                    &format!("{prefix}.{key}"),
+                    "required when the mailbox is enabled".into(),
+                );
             }
         }
         if e.password.is_none() {
             err(
-                "channels.email.password",
-                "required when the email channel is enabled".into(),
+                &format!("{prefix}.password"),
+                "required when the mailbox is enabled".into(),
             );
         }
-    }
-    if let Some(url) = &e.imap_url
-        && !(url.starts_with("imaps://") || url.starts_with("imap://"))
-    {
-        err(
-            "channels.email.imap_url",
-            format!("{url:?}: expected imaps://HOST:PORT or imap://HOST:PORT"),
-        );
-    }
-    if let Some(url) = &e.smtp_url
-        && !(url.starts_with("smtps://") || url.starts_with("smtp://"))
-    {
-        err(
-            "channels.email.smtp_url",
-            format!("{url:?}: expected smtps://HOST:PORT or smtp://HOST:PORT"),
-        );
+        if let Some(url) = &e.imap_url
+            && !(url.starts_with("imaps://") || url.starts_with("imap://"))
+        {
+            err(
+                &format!("{prefix}.imap_url"),
+                format!("{url:?}: expected imaps://HOST:PORT or imap://HOST:PORT"),
+            );
+        }
+        if let Some(url) = &e.smtp_url
+            && !(url.starts_with("smtps://") || url.starts_with("smtp://"))
+        {
+            err(
+                &format!("{prefix}.smtp_url"),
+                format!("{url:?}: expected smtps://HOST:PORT or smtp://HOST:PORT"),
+            );
+        }
     }
     let x = &c.channels.x;
     if !is_http_url(&x.api_url) {
@@ -1239,6 +1281,23 @@ mod tests {
             errors.starts_with("frontdesk.toml:1: key `channels.telegram.token`: required"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn every_enabled_mailbox_is_checked_under_its_own_keys() {
+        let text = "[channels.email]\nenabled = false\n\n[channels.email.mailboxes.sales]\nenabled = true\nimap_url = \"pop3://x\"\n";
+        let errors = parse_str(text, &[]).unwrap_err().to_string();
+        assert!(
+            errors.contains("`channels.email.mailboxes.sales.imap_url`"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("`channels.email.mailboxes.sales.password`: required"),
+            "{errors}"
+        );
+        let bad_name = "[channels.email.mailboxes.Sales]\nenabled = true\n";
+        let errors = parse_str(bad_name, &[]).unwrap_err().to_string();
+        assert!(errors.contains("mailbox name"), "{errors}");
     }
 
     #[test]
