@@ -947,3 +947,131 @@ async fn each_mailbox_answers_from_its_own_address() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gbk_and_utf16_mails_keep_every_character_through_the_servers() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start(&db, &servers, &support, false).await;
+    // "提现没到账" in GBK and "转账到账了吗" in UTF-16 with a byte order mark, both base64.
+    for (n, charset, body) in [
+        (1, "gbk", "zOHP1sO7tb3Vyw=="),
+        (2, "utf-16", "//5sjyaNMFImjYZOF1Q="),
+    ] {
+        customer_sends(
+            &servers,
+            &customer,
+            &support,
+            &format!(
+                "From: <{customer}>\r\nTo: {support}\r\nSubject: =?gbk?B?zOHP1g==?=\r\n\
+                 Message-ID: <cs{n}-{customer}>\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}\r\n"
+            ),
+        )
+        .await;
+    }
+    let mut texts: Vec<String> = stored(&app, 2).await.into_iter().map(|m| m.text).collect();
+    texts.sort();
+    assert_eq!(texts, ["提现没到账", "转账到账了吗"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_reply_goes_out_with_the_file_attached() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start(&db, &servers, &support, false).await;
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(
+            &customer,
+            &support,
+            &format!("f-{customer}"),
+            "receipt",
+            "请发我收据",
+        ),
+    )
+    .await;
+    let asked = stored(&app, 1).await.remove(0);
+    let http =
+        frontdesk_e2e::signed_in(&app, "amy@desk.example", frontdesk_core::Role::Agent).await;
+    let path = format!("/conversations/{}", asked.conversation_id);
+    let (_, page) = frontdesk_e2e::get(&http, &app, &path).await;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", frontdesk_e2e::csrf_of(&page))
+        .text("key", frontdesk_e2e::reply_key_of(&page))
+        .text("text", "这是您的收据。")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"%PDF-1.4 receipt".to_vec())
+                .file_name("收据.pdf")
+                .mime_str("application/pdf")
+                .unwrap(),
+        );
+    let sent = http
+        .post(app.url(&format!("{path}/reply")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    until(
+        "the reply in the customer's mailbox",
+        Duration::from_secs(20),
+        || async { !mailbox(&servers, &customer).is_empty() },
+    )
+    .await;
+    let raw = mailbox(&servers, &customer).remove(0);
+    let mail = frontdesk_email::parse::parse(raw.as_bytes(), Default::default());
+    assert!(mail.text.contains("这是您的收据。"), "{}", mail.text);
+    assert_eq!(mail.attachments.len(), 1);
+    assert_eq!(mail.attachments[0].name, "收据.pdf");
+    assert_eq!(
+        mail.attachments[0].bytes.as_deref(),
+        Some(&b"%PDF-1.4 receipt"[..])
+    );
+    // A person wrote it: not marked automatic.
+    assert_eq!(header(&raw, "Auto-Submitted"), None);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_idle_the_mailbox_is_polled() {
+    let Some(servers) = servers() else { return };
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let app = start_with(&db, &servers, &support, false, |c| {
+        c.channels.email.idle = false;
+        c.channels.email.poll_seconds = 1;
+    })
+    .await;
+    let ready: serde_json::Value = reqwest::get(app.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["channels"]["email:default"]["detail"],
+        "connected (polling)"
+    );
+    customer_sends(
+        &servers,
+        &customer,
+        &support,
+        &plain_mail(
+            &customer,
+            &support,
+            &format!("p-{customer}"),
+            "hi",
+            "polled",
+        ),
+    )
+    .await;
+    assert_eq!(stored(&app, 1).await[0].text, "polled");
+    app.stop().await;
+}

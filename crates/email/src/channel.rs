@@ -88,6 +88,8 @@ pub struct EmailConfig {
     pub idle_refresh: Duration,
     /// How often to look without IDLE.
     pub poll_every: Duration,
+    /// Use IDLE where the server has it (off: poll, for servers whose IDLE misbehaves).
+    pub use_idle: bool,
     pub parse: ParseOptions,
 }
 
@@ -202,11 +204,12 @@ impl EmailChannel {
             .await
             .map_err(|e| format!("cannot open {}: {e}", self.config.mailbox))?;
         let validity = mailbox.uid_validity.unwrap_or(0);
-        let idle = session
-            .capabilities()
-            .await
-            .map_err(|e| format!("CAPABILITY failed: {e}"))?
-            .has_str("IDLE");
+        let idle = self.config.use_idle
+            && session
+                .capabilities()
+                .await
+                .map_err(|e| format!("CAPABILITY failed: {e}"))?
+                .has_str("IDLE");
         let mode = if idle { "IDLE" } else { "polling" };
         if self.set_health(Health::ok(format!("connected ({mode})"))) {
             tracing::info!(account = %self.config.account, mode, "mailbox open");

@@ -394,7 +394,8 @@ fn email_channel(
         move_to: e.move_to.clone(),
         sent_folder: e.sent_folder.clone(),
         idle_refresh: Duration::from_secs(25 * 60),
-        poll_every: Duration::from_secs(30),
+        poll_every: Duration::from_secs(e.poll_seconds),
+        use_idle: e.idle,
         parse: frontdesk_email::parse::ParseOptions::default(),
     };
     let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));

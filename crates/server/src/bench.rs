@@ -649,6 +649,7 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
         sent_folder: None,
         idle_refresh: Duration::from_secs(25 * 60),
         poll_every: Duration::from_secs(30),
+        use_idle: true,
         parse: Default::default(),
     };
     let channel = Arc::new(frontdesk_email::EmailChannel::new(

@@ -411,6 +411,10 @@ pub struct Email {
     pub move_to: Option<String>,
     /// Keep a copy of every mail sent in this folder.
     pub sent_folder: Option<String>,
+    /// Wait with IDLE where the server has it; otherwise (or when off) poll.
+    pub idle: bool,
+    /// How often to look for new mail when polling.
+    pub poll_seconds: u64,
     /// More support mailboxes, by name (`[channels.email.mailboxes.sales]`), with the
     /// same keys; each is the channel account `email:NAME` and needs `enabled = true`.
     pub mailboxes: std::collections::BTreeMap<String, Email>,
@@ -453,6 +457,8 @@ impl Default for Email {
             mark_seen: false,
             move_to: None,
             sent_folder: None,
+            idle: true,
+            poll_seconds: 30,
             mailboxes: Default::default(),
         }
     }
@@ -919,6 +925,12 @@ fn validate(c: &Config) -> Vec<(String, String)> {
                     "required when the mailbox is enabled".into(),
                 );
             }
+        }
+        if e.poll_seconds == 0 {
+            err(
+                &format!("{prefix}.poll_seconds"),
+                "must be at least 1".into(),
+            );
         }
         if e.password.is_none() {
             err(
