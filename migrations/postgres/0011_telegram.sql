@@ -1,7 +1,8 @@
 -- Telegram's first needs; both are channel-neutral.
 
 -- A way of reaching a contact that stopped working (a Telegram user who blocked the bot,
--- a deleted account): why, and since when. Cleared when they write again.
+-- a deleted account): why, and since when. It stops counting once they write again
+-- (a later inbound message; see the contact read in sql_store.rs).
 ALTER TABLE contact_identities ADD COLUMN unreachable TEXT;
 ALTER TABLE contact_identities ADD COLUMN unreachable_at BIGINT;
 

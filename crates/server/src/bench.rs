@@ -327,6 +327,25 @@ impl std::fmt::Display for TelegramReport {
     }
 }
 
+/// Runs `channel`'s receiving side into `intake` until the returned token is cancelled.
+fn receive(
+    channel: Arc<dyn frontdesk_core::Channel>,
+    intake: Arc<Counting>,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = frontdesk_core::ChannelContext {
+        intake,
+        shutdown: stop.clone(),
+    };
+    (
+        stop.clone(),
+        tokio::spawn(async move { channel.run(ctx).await }),
+    )
+}
+
 /// Counts what the pipeline stores and says when `target` is reached.
 #[derive(Debug)]
 struct Counting {
@@ -334,6 +353,17 @@ struct Counting {
     stored: std::sync::atomic::AtomicUsize,
     target: usize,
     done: tokio::sync::Notify,
+}
+
+impl Counting {
+    fn new(store: Arc<dyn Store>, target: usize) -> Self {
+        Self {
+            pipeline: Pipeline::new(store, Metrics::new()),
+            stored: Default::default(),
+            target,
+            done: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -395,7 +425,6 @@ fn bench_text(i: usize) -> String {
 /// committed with each message) into a fresh SQLite store; the baseline stores the
 /// same messages by calling the pipeline directly.
 pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
-    use frontdesk_core::{Channel, ChannelContext};
     let token = "7000000001:bench-token";
     let account = ChannelAccount::default_of(ChannelKind::Telegram);
     let options = crate::app::store_options(&crate::config::Config::default());
@@ -433,12 +462,7 @@ pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
     }
     let db = TestDatabase::sqlite();
     let store: Arc<dyn Store> = Arc::new(db.store_with(options.clone()).await?);
-    let intake = Arc::new(Counting {
-        pipeline: Pipeline::new(store.clone(), Metrics::new()),
-        stored: Default::default(),
-        target: updates,
-        done: tokio::sync::Notify::new(),
-    });
+    let intake = Arc::new(Counting::new(store.clone(), updates));
     let config = frontdesk_telegram::TelegramConfig::new(
         account.clone(),
         token.to_owned().into(),
@@ -448,16 +472,8 @@ pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
         config,
         Arc::new(frontdesk_router::StoredFiles(store)),
     )?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let ctx = ChannelContext {
-        intake: intake.clone(),
-        shutdown: stop.clone(),
-    };
     let started = Instant::now();
-    let receiving = tokio::spawn({
-        let channel = channel.clone();
-        async move { channel.run(ctx).await }
-    });
+    let (stop, receiving) = receive(channel.clone(), intake.clone());
     tokio::time::timeout(Duration::from_secs(600), intake.done.notified())
         .await
         .context("the polling run did not store every update within 10 minutes")?;
@@ -552,7 +568,6 @@ fn mail_servers() -> anyhow::Result<(String, String, u16, String, std::path::Pat
 /// the baseline parses and ingests the same raw mails directly. Then `latency_mails`
 /// mails go through Postfix one at a time, each timed until it is stored (IDLE).
 pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<EmailReport> {
-    use frontdesk_core::{Channel, ChannelContext};
     let (imap, submission, smtp_port, ca, maildirs) = mail_servers()?;
     let n: u64 = rand::random();
     let (support, customer) = (
@@ -626,12 +641,7 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
     // The channel reads the mailbox.
     let db = TestDatabase::sqlite();
     let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
-    let intake = Arc::new(Counting {
-        pipeline: Pipeline::new(store.clone(), Metrics::new()),
-        stored: Default::default(),
-        target: messages,
-        done: tokio::sync::Notify::new(),
-    });
+    let intake = Arc::new(Counting::new(store.clone(), messages));
     let config = frontdesk_email::EmailConfig {
         account: account.clone(),
         imap: frontdesk_email::net::Endpoint::parse(&imap, false)?,
@@ -656,16 +666,8 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
         config,
         Arc::new(frontdesk_router::StoredFiles(store)),
     )?);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let ctx = ChannelContext {
-        intake: intake.clone(),
-        shutdown: stop.clone(),
-    };
     let started = Instant::now();
-    let receiving = tokio::spawn({
-        let channel = channel.clone();
-        async move { channel.run(ctx).await }
-    });
+    let (stop, receiving) = receive(channel.clone(), intake.clone());
     tokio::time::timeout(Duration::from_secs(1800), intake.done.notified())
         .await
         .context("the mailbox was not read within 30 minutes")?;

@@ -442,24 +442,11 @@ async fn ingest_new(
         ))
         .await?;
     let (conversation_id, message_id, new_conversation) = match into_open {
-        Some(row) => {
-            // Whoever writes can be written to again (an index probe that writes
-            // nothing unless they were marked unreachable).
-            q.execute(
-                Query::new(
-                    "UPDATE contact_identities SET unreachable = NULL, unreachable_at = NULL
-                     WHERE channel = $1 AND external_id = $2 AND unreachable IS NOT NULL",
-                )
-                .bind(account.kind().as_str())
-                .bind(inbound.sender.external_id.as_str()),
-            )
-            .await?;
-            (
-                ConversationId(row.get("conversation_id")?),
-                MessageId(row.get("id")?),
-                false,
-            )
-        }
+        Some(row) => (
+            ConversationId(row.get("conversation_id")?),
+            MessageId(row.get("id")?),
+            false,
+        ),
         // Nothing inserted: a duplicate, or the first message of its thread.
         None => {
             if already_stored(q, account, &inbound.external_id).await? {
@@ -734,7 +721,7 @@ async fn find_or_create_contact(
     let found = q
         .fetch_optional(
             Query::new(
-                "SELECT contact_id, display_name, unreachable FROM contact_identities
+                "SELECT contact_id, display_name FROM contact_identities
                  WHERE channel = $1 AND external_id = $2",
             )
             .bind(channel)
@@ -744,15 +731,10 @@ async fn find_or_create_contact(
     if let Some(row) = found {
         let contact_id = ContactId(row.get("contact_id")?);
         let known: Option<String> = row.get("display_name")?;
-        let unreachable: Option<String> = row.get("unreachable")?;
-        if (sender.display_name.is_some() && sender.display_name != known) || unreachable.is_some()
-        {
-            // A new name, and whoever writes can be written to again.
+        if sender.display_name.is_some() && sender.display_name != known {
             q.execute(
                 Query::new(
-                    "UPDATE contact_identities
-                     SET display_name = COALESCE($3, display_name),
-                         unreachable = NULL, unreachable_at = NULL
+                    "UPDATE contact_identities SET display_name = $3
                      WHERE channel = $1 AND external_id = $2",
                 )
                 .bind(channel)
@@ -1923,8 +1905,16 @@ impl Store for SqlStore {
         let identities = q
             .fetch_all(
                 Query::new(
-                    "SELECT channel, external_id, display_name, verified_at, unreachable
-                     FROM contact_identities WHERE contact_id = $1 ORDER BY id",
+                    // Unreachable only until they write again on that channel: derived
+                    // here, so ingest writes nothing for it.
+                    "SELECT ci.channel, ci.external_id, ci.display_name, ci.verified_at,
+                            CASE WHEN ci.unreachable_at > COALESCE(
+                                (SELECT max(m.created_at) FROM messages m
+                                 JOIN conversations c ON c.id = m.conversation_id
+                                 WHERE c.contact_id = ci.contact_id AND c.channel = ci.channel
+                                   AND m.direction = 'in'), 0)
+                                 THEN ci.unreachable END AS unreachable
+                     FROM contact_identities ci WHERE ci.contact_id = $1 ORDER BY ci.id",
                 )
                 .bind(id.0),
             )
