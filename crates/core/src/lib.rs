@@ -11,7 +11,8 @@
 //!   it pushes into;
 //! - [`event`]: what happened, for the inbox and other instances;
 //! - [`filter`]: the seam where inbound text is filtered before it is stored;
-//! - [`clock`]: timestamps and the clock that tests can pause.
+//! - [`clock`]: timestamps and the clock that tests can pause;
+//! - [`split`]: long replies cut where a reader would cut them, for every channel.
 
 pub mod channel;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod event;
 pub mod filter;
 pub mod ids;
 pub mod model;
+pub mod split;
 
 pub use channel::{
     Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, FileBody, FileError,

@@ -4,70 +4,28 @@
 //!
 //! Replies are plain text. The text is split first and each piece escaped afterwards,
 //! so a cut never falls inside an escape (`&amp;`) or a tag, and every piece is valid
-//! HTML on its own. Cuts prefer a paragraph break, then a line break, then the end of a
-//! sentence (Chinese or Latin), then a space; a piece is cut mid-word only when it has
-//! no such place in its second half, and never inside a character.
+//! HTML on its own. Where a piece ends is core's choice
+//! ([`frontdesk_core::split`]); how much fits is Telegram's.
 
 /// The most Telegram shows in one message.
 pub const MAX_UNITS: usize = 4096;
 
 /// Splits `text` into pieces of at most `max` UTF-16 code units, trimmed, none empty.
 pub fn split(text: &str, max: usize) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        let fits = prefix_within(rest, max);
-        if fits == rest.len() {
-            pieces.push(rest);
-            break;
-        }
-        let cut = best_cut(&rest[..fits]).unwrap_or(fits);
-        let piece = rest[..cut].trim_end();
-        if !piece.is_empty() {
-            pieces.push(piece);
-        }
-        rest = rest[cut..].trim_start();
-    }
-    pieces
+    frontdesk_core::split::split_within(text, |rest| prefix_within(rest, max))
 }
 
 /// The longest prefix of `s` (in bytes, on a character boundary) that is at most `max`
-/// UTF-16 code units; at least one character, so that splitting always moves on.
+/// UTF-16 code units.
 fn prefix_within(s: &str, max: usize) -> usize {
     let mut units = 0;
     for (at, ch) in s.char_indices() {
         units += ch.len_utf16();
         if units > max {
-            return if at == 0 { ch.len_utf8() } else { at };
+            return at;
         }
     }
     s.len()
-}
-
-/// Where to end a piece within `window`: the latest good break in its second half.
-fn best_cut(window: &str) -> Option<usize> {
-    let half = window.len() / 2;
-    let after = |pattern: &str| {
-        window
-            .rfind(pattern)
-            .map(|at| at + pattern.len())
-            .filter(|&at| at > half)
-    };
-    after("\n\n")
-        .or_else(|| after("\n"))
-        .or_else(|| {
-            ["。", "！", "？", ". ", "! ", "? "]
-                .iter()
-                .filter_map(|p| after(p))
-                .max()
-        })
-        .or_else(|| {
-            window
-                .char_indices()
-                .rev()
-                .find(|&(at, c)| c.is_whitespace() && at > half)
-                .map(|(at, _)| at)
-        })
 }
 
 /// Escapes text for Telegram's HTML parse mode (the three characters it requires).
