@@ -229,6 +229,14 @@ pub trait Intake: Send + Sync + fmt::Debug {
         cursor: Option<String>,
     ) -> Result<IngestOutcome, IntakeError>;
 
+    /// Stores `cursor` as the account's cursor with no message: where a first run
+    /// starts reading, so that a restart before the first message goes on from there.
+    async fn move_cursor(
+        &self,
+        account: &ChannelAccount,
+        cursor: String,
+    ) -> Result<(), IntakeError>;
+
     /// The thread key of the conversation that holds a customer message with one of
     /// these external ids on `account` (the newest such message), for channels whose
     /// replies name earlier messages (email's In-Reply-To and References).

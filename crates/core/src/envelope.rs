@@ -11,6 +11,16 @@ pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
 /// The longest id, thread key or sender id accepted (bytes).
 pub const MAX_ID_BYTES: usize = 512;
 
+/// Thread keys that begin with this are threads everybody can read (replies to a post
+/// on X). Nothing there may ask for or show account details: the bot does not ask for
+/// an email address in one, and the channel refuses a public reply that carries them.
+pub const PUBLIC_THREAD: &str = "public:";
+
+/// Whether a conversation with this thread key is read by the public.
+pub fn is_public_thread(thread_key: &str) -> bool {
+    thread_key.starts_with(PUBLIC_THREAD)
+}
+
 /// Metadata of a file that came with or goes with a message. The bytes stay with the
 /// channel (fetched on demand) or in the attachment store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -794,7 +794,11 @@ impl ConversationEngine {
     /// Whether the bot should ask for a verified email before people of `team` talk
     /// about the customer's account.
     async fn needs_verification(&self, conversation: &Conversation, team: &str) -> Result<bool> {
-        if self.mailer.is_none() || !self.config.verify_teams.iter().any(|t| t == team) {
+        // Nobody is asked for an email address where everybody can read the answer.
+        if self.mailer.is_none()
+            || !self.config.verify_teams.iter().any(|t| t == team)
+            || frontdesk_core::envelope::is_public_thread(&conversation.thread_key)
+        {
             return Ok(false);
         }
         let verified = self

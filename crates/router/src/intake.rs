@@ -43,6 +43,17 @@ impl Intake for Pipeline {
             .map_err(|e| IntakeError(e.to_string()))
     }
 
+    async fn move_cursor(
+        &self,
+        account: &ChannelAccount,
+        cursor: String,
+    ) -> Result<(), IntakeError> {
+        self.store
+            .put_cursor(account, &cursor)
+            .await
+            .map_err(|e| IntakeError(e.to_string()))
+    }
+
     async fn thread_of_messages(
         &self,
         account: &ChannelAccount,

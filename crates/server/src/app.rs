@@ -288,17 +288,6 @@ impl frontdesk_router::CodeMailer for MailedCodes {
 /// they serve on our own server.
 fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Configured> {
     let c = &config.channels;
-    let mut not_built = Vec::new();
-    if c.x.enabled {
-        not_built.push("channels.x");
-    }
-    if !not_built.is_empty() {
-        anyhow::bail!(
-            "{} enabled, but this version of Frontdesk does not include that channel yet \
-             (see \"Not built yet\" in the README); disable it to start",
-            not_built.join(", ")
-        );
-    }
     let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
     let mut routes = axum::Router::new();
     if c.telegram.enabled {
@@ -312,6 +301,9 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
         let email = Arc::new(email_channel(&name, &prefix, settings, store)?);
         mailbox.get_or_insert_with(|| email.clone());
         channels.push(email);
+    }
+    if c.x.enabled {
+        channels.push(Arc::new(x_channel(&c.x, store)?));
     }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
@@ -400,6 +392,80 @@ fn email_channel(
     };
     let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
     Ok(frontdesk_email::EmailChannel::new(settings, files)?)
+}
+
+/// The X account from `[channels.x]` (checked by the config loader).
+fn x_channel(
+    x: &crate::config::X,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<frontdesk_x::XChannel> {
+    use frontdesk_core::{ChannelAccount, ChannelKind};
+    let account = ChannelAccount::default_of(ChannelKind::X);
+    let user_id = x
+        .user_id
+        .clone()
+        .context("channels.x.user_id is required")?;
+    let auth = match (
+        &x.consumer_key,
+        &x.consumer_secret,
+        &x.access_token,
+        &x.access_token_secret,
+    ) {
+        (Some(ck), Some(cs), Some(at), Some(ats)) => frontdesk_x::Auth::OAuth1 {
+            consumer_key: ck.clone(),
+            consumer_secret: cs.clone(),
+            access_token: at.clone(),
+            access_token_secret: ats.clone(),
+        },
+        _ => frontdesk_x::Auth::OAuth2 {
+            client_id: x
+                .client_id
+                .clone()
+                .context("channels.x.client_id is required")?,
+            client_secret: x.client_secret.clone(),
+            refresh_token: x
+                .refresh_token
+                .clone()
+                .context("channels.x.refresh_token is required")?,
+        },
+    };
+    let mut settings = frontdesk_x::XConfig::new(account.clone(), &x.api_url, &user_id, auth);
+    settings.mentions = x.mentions;
+    settings.dms = x.dms;
+    settings.poll_every = Duration::from_secs(x.poll_seconds);
+    settings.dm_invite = x.dm_invite;
+    settings.import_existing = x.import_existing;
+    let keeper = Arc::new(KeptRefreshToken {
+        store: store.clone(),
+        key: format!("{account}.refresh_token"),
+    });
+    frontdesk_x::XChannel::new(settings, Arc::new(InboundFilter), Some(keeper))
+        .map_err(anyhow::Error::msg)
+}
+
+/// X's rotated OAuth 2.0 refresh token, kept in the database (shared by every
+/// instance), so a restart does not go back to the configured one X no longer takes.
+#[derive(Debug)]
+struct KeptRefreshToken {
+    store: Arc<dyn Store>,
+    key: String,
+}
+
+#[async_trait::async_trait]
+impl frontdesk_x::TokenKeeper for KeptRefreshToken {
+    async fn load(&self) -> Result<Option<String>, String> {
+        self.store
+            .setting(&self.key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn save(&self, refresh_token: &str) -> Result<(), String> {
+        self.store
+            .put_setting(&self.key, refresh_token)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Erases expired message texts now and then, per the privacy settings.

@@ -375,6 +375,14 @@ impl Intake for Counting {
         self.pipeline.cursor(account).await
     }
 
+    async fn move_cursor(
+        &self,
+        account: &ChannelAccount,
+        cursor: String,
+    ) -> Result<(), frontdesk_core::IntakeError> {
+        self.pipeline.move_cursor(account, cursor).await
+    }
+
     async fn thread_of_messages(
         &self,
         account: &ChannelAccount,

@@ -476,7 +476,21 @@ pub struct X {
     pub access_token: Option<SecretString>,
     pub access_token_secret: Option<SecretString>,
     pub client_id: Option<String>,
+    /// For confidential OAuth 2.0 clients only.
+    pub client_secret: Option<SecretString>,
     pub refresh_token: Option<SecretString>,
+    /// Read the mentions timeline.
+    pub mentions: bool,
+    /// Read direct messages.
+    pub dms: bool,
+    /// The shortest time between two polls of one endpoint; X's rate-limit headers
+    /// slow it down further when the window is tight.
+    pub poll_seconds: u64,
+    /// End the bot's public answers with an invitation to go on by DM.
+    pub dm_invite: bool,
+    /// On the very first start, import the mentions and DMs X still lists (otherwise
+    /// only those that arrive from then on).
+    pub import_existing: bool,
 }
 
 impl Default for X {
@@ -490,7 +504,13 @@ impl Default for X {
             access_token: None,
             access_token_secret: None,
             client_id: None,
+            client_secret: None,
             refresh_token: None,
+            mentions: true,
+            dms: true,
+            poll_seconds: 15,
+            dm_invite: true,
+            import_existing: false,
         }
     }
 }
@@ -975,6 +995,12 @@ fn validate(c: &Config) -> Vec<(String, String)> {
             && x.access_token.is_some()
             && x.access_token_secret.is_some();
         let oauth2 = x.client_id.is_some() && x.refresh_token.is_some();
+        if x.poll_seconds == 0 {
+            err(
+                "channels.x.poll_seconds",
+                "must be at least 1 (X's rate limits slow polling further)".into(),
+            );
+        }
         if !oauth1 && !oauth2 {
             err(
                 "channels.x.consumer_key",

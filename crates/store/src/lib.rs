@@ -507,6 +507,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The cursor stored by the last ingest of this account.
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError>;
 
+    /// Stores a cursor without a message: where a channel starts on its first run (X's
+    /// newest post when it is switched on), so a restart before the first message
+    /// neither re-reads history nor skips what came in between.
+    async fn put_cursor(&self, account: &ChannelAccount, cursor: &str) -> Result<(), StoreError>;
+
     /// The thread key of the conversation holding the newest customer message of
     /// `account` with one of `external_ids` (at most 100 are looked at).
     async fn thread_of_messages(
@@ -819,6 +824,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// A value all instances share: the stored one, or `init` stored now if none is.
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;
+
+    /// A value all instances share, if one is stored.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores `value` under `key`, replacing what was there (a rotated credential).
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// Events after `after`, oldest first, to catch up after a gap.
     async fn events_after(&self, after: EventId, limit: u32) -> Result<Vec<Event>, StoreError>;

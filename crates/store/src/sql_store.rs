@@ -1175,6 +1175,11 @@ impl Store for SqlStore {
         row.map(|r| r.get("value")).transpose()
     }
 
+    async fn put_cursor(&self, account: &ChannelAccount, cursor: &str) -> Result<(), StoreError> {
+        self.write(save_cursor(account, cursor, self.now())).await?;
+        Ok(())
+    }
+
     async fn thread_of_messages(
         &self,
         account: &ChannelAccount,
@@ -2168,6 +2173,27 @@ impl Store for SqlStore {
 
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         self.shared_setting(key, init).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .read_optional(Query::new("SELECT value FROM settings WHERE key = $1").bind(key))
+            .await?;
+        row.map(|r| r.get("value")).transpose()
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(
+            Query::new(
+                "INSERT INTO settings (key, value, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(self.now().as_micros()),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn create_session(

@@ -6,10 +6,18 @@
 //! scripted outcomes. It lets a test drive ingest -> outbox -> deliver end to end and
 //! check what a customer would have received, and when.
 //!
-//! [`FakeTelegram`] is the Telegram Bot API on 127.0.0.1, for the real client.
+//! [`MemoryIntake`] is the other side: what a channel adapter pushes into, stored each
+//! once with its cursor, for tests of one adapter without a database.
+//!
+//! [`FakeTelegram`] is the Telegram Bot API on 127.0.0.1, for the real client;
+//! [`FakeX`] is X API v2, with OAuth 1.0a signatures checked.
 
 mod memory_channel;
+mod memory_intake;
 pub mod telegram;
+pub mod x;
 
 pub use memory_channel::{Attempt, MemoryChannel};
+pub use memory_intake::MemoryIntake;
 pub use telegram::FakeTelegram;
+pub use x::FakeX;

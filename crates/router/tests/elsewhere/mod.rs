@@ -108,6 +108,11 @@ impl Store for ElsewhereStore {
         let account = account.clone();
         self.run(|s| async move { s.cursor(&account).await }).await
     }
+    async fn put_cursor(&self, account: &ChannelAccount, cursor: &str) -> Result<(), StoreError> {
+        let (account, cursor) = (account.clone(), cursor.to_owned());
+        self.run(move |s| async move { s.put_cursor(&account, &cursor).await })
+            .await
+    }
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         self.run(|s| async move { s.reply(reply).await }).await
     }
@@ -645,6 +650,16 @@ impl Store for ElsewhereStore {
     async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
         let (key, init) = (key.to_owned(), init.to_owned());
         self.run(move |s| async move { s.setting_or_init(&key, &init).await })
+            .await
+    }
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.run(move |s| async move { s.setting(&key).await })
+            .await
+    }
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.run(move |s| async move { s.put_setting(&key, &value).await })
             .await
     }
     async fn merge_contacts(
