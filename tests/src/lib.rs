@@ -36,10 +36,7 @@ impl TestApp {
 
     /// Starts the app with the bot answering from the shipped knowledge base.
     pub async fn start_with_bot(database_url: &str, channels: &[Arc<dyn Channel>]) -> TestApp {
-        Self::start_with(database_url, channels, |c| {
-            c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
-        })
-        .await
+        Self::start_with(database_url, channels, |c| answering(c, true)).await
     }
 
     /// Starts the app with `adjust` applied to the default configuration
@@ -142,6 +139,68 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// Customer messages stored, over the newest 100 conversations, oldest first in
+    /// each.
+    pub async fn inbound_messages(&self) -> Vec<frontdesk_core::Message> {
+        let page = self
+            .store
+            .list_conversations(&frontdesk_store::ConversationQuery {
+                limit: 100,
+                ..frontdesk_store::ConversationQuery::default()
+            })
+            .await
+            .expect("the conversations");
+        let mut all = Vec::new();
+        for c in page.items {
+            let messages = self.store.messages(c.id, None, 10_000).await.unwrap();
+            all.extend(
+                messages
+                    .into_iter()
+                    .filter(|m| m.direction == frontdesk_core::Direction::In),
+            );
+        }
+        all
+    }
+
+    /// The texts of the customer messages stored (as [`TestApp::inbound_messages`]).
+    pub async fn inbound_texts(&self) -> Vec<String> {
+        self.inbound_messages()
+            .await
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    }
+
+    /// An agent's reply to `conversation` through the REST API (201 expected).
+    pub async fn agent_replies(&self, conversation: i64, text: &str) {
+        let agent = match self.store.agent_by_email("amy@desk.example").await.unwrap() {
+            Some((agent, _)) => agent,
+            None => {
+                self.agent("amy@desk.example", Role::Agent, "a long passphrase")
+                    .await
+            }
+        };
+        let token = self.api_token(agent.id, &["read", "write"]).await;
+        let answer = reqwest::Client::new()
+            .post(self.url(&format!("/api/v1/conversations/{conversation}/messages")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+    }
+
+    /// `/readyz` as JSON.
+    pub async fn readiness(&self) -> serde_json::Value {
+        reqwest::get(self.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Shuts down as on SIGTERM and waits until it has.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -149,6 +208,31 @@ impl TestApp {
             .await
             .expect("the app task panicked")
             .expect("the app stopped with an error");
+    }
+}
+
+/// The FAQ bot on (answering from the shipped knowledge base) or off.
+pub fn answering(config: &mut Config, bot: bool) {
+    if bot {
+        config.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
+    } else {
+        config.bot.enabled = false;
+    }
+}
+
+/// Waits until `check` holds, `limit` at most.
+pub async fn until<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -5,7 +5,6 @@
 use frontdesk::config::Config;
 use frontdesk_core::{Direction, Message};
 use frontdesk_e2e::TestApp;
-use frontdesk_store::ConversationQuery;
 use frontdesk_store::testing::TestDatabase;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
@@ -80,11 +79,7 @@ async fn start_app(
         e.username = Some(support.clone());
         e.password = Some("password".into());
         e.address = Some(support);
-        if bot {
-            c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
-        } else {
-            c.bot.enabled = false;
-        }
+        frontdesk_e2e::answering(c, bot);
         adjust(c);
     })
     .await
@@ -130,41 +125,7 @@ async fn customer_sends(servers: &Servers, from: &str, to: &str, raw: &str) {
         .expect("Postfix takes the mail");
 }
 
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn inbound(app: &TestApp) -> Vec<Message> {
-    let mut all = Vec::new();
-    for c in app
-        .store
-        .list_conversations(&ConversationQuery::default())
-        .await
-        .unwrap()
-        .items
-    {
-        all.extend(
-            app.store
-                .messages(c.id, None, 1000)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|m| m.direction == Direction::In),
-        );
-    }
-    all
-}
+use frontdesk_e2e::until;
 
 /// The mails delivered to `address`, as raw text.
 fn mailbox(servers: &Servers, address: &str) -> Vec<String> {
@@ -218,7 +179,7 @@ async fn a_customers_mail_arrives_by_idle_and_the_answer_lands_threaded() {
     until(
         "the mail in a conversation",
         Duration::from_secs(10),
-        || async { !inbound(&app).await.is_empty() },
+        || async { !app.inbound_messages().await.is_empty() },
     )
     .await;
     let took = sent.elapsed();
@@ -227,7 +188,7 @@ async fn a_customers_mail_arrives_by_idle_and_the_answer_lands_threaded() {
         took < Duration::from_secs(2),
         "within 2 s through IDLE: {took:?}"
     );
-    let first = inbound(&app).await.remove(0);
+    let first = app.inbound_messages().await.remove(0);
     assert_eq!(first.text, "转账一直pending怎么办");
     // The bot's answer, threaded, in the customer's mailbox.
     until(
@@ -266,10 +227,10 @@ async fn a_customers_mail_arrives_by_idle_and_the_answer_lands_threaded() {
     )
     .await;
     until("the second mail", Duration::from_secs(10), || async {
-        inbound(&app).await.len() == 2
+        app.inbound_messages().await.len() == 2
     })
     .await;
-    let both = inbound(&app).await;
+    let both = app.inbound_messages().await;
     assert_eq!(
         both[0].conversation_id, both[1].conversation_id,
         "threaded into one conversation"
@@ -295,7 +256,7 @@ async fn an_auto_responder_gets_no_answer_but_agents_see_it() {
     )
     .await;
     until("the auto-reply stored", Duration::from_secs(10), || async {
-        !inbound(&app).await.is_empty()
+        !app.inbound_messages().await.is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -329,10 +290,10 @@ async fn a_customers_attachment_in_big5_opens_from_the_inbox() {
     )
     .await;
     until("the mail", Duration::from_secs(10), || async {
-        !inbound(&app).await.is_empty()
+        !app.inbound_messages().await.is_empty()
     })
     .await;
-    let mail = inbound(&app).await.remove(0);
+    let mail = app.inbound_messages().await.remove(0);
     assert_eq!(mail.text, "提現沒到帳");
     assert_eq!(mail.attachments[0].name, "收据.pdf");
     let http =
@@ -352,10 +313,10 @@ async fn stored(app: &TestApp, n: usize) -> Vec<Message> {
     until(
         &format!("{n} mails stored"),
         Duration::from_secs(30),
-        || async { inbound(app).await.len() >= n },
+        || async { app.inbound_messages().await.len() >= n },
     )
     .await;
-    inbound(app).await
+    app.inbound_messages().await
 }
 
 fn plain_mail(from: &str, to: &str, id: &str, subject: &str, body: &str) -> String {
@@ -460,7 +421,7 @@ async fn a_restart_and_a_uidvalidity_reset_lose_and_double_nothing() {
     send(6).await;
     let all = stored(&app, 7).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut texts: Vec<String> = inbound(&app).await.into_iter().map(|m| m.text).collect();
+    let mut texts: Vec<String> = app.inbound_texts().await;
     texts.sort();
     assert_eq!(texts.len(), 7, "{texts:?}");
     texts.dedup();

@@ -7,7 +7,7 @@ use frontdesk_e2e::{TestApp, get};
 use frontdesk_store::ConversationQuery;
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_testkit::telegram::{FakeTelegram, Scripted, Sent};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::future::Future;
 use std::time::Duration;
 
@@ -36,30 +36,19 @@ async fn start_with(
         t.enabled = true;
         t.token = Some(TOKEN.into());
         t.api_url = api_url;
-        if bot {
-            c.bot.faq = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/faq.toml").into();
-        } else {
-            c.bot.enabled = false;
-        }
+        frontdesk_e2e::answering(c, bot);
         adjust(c);
     })
     .await
 }
 
 /// Waits until `check` holds (20 s at most).
-async fn until<F, Fut>(what: &str, mut check: F)
+async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    frontdesk_e2e::until(what, Duration::from_secs(20), check).await
 }
 
 /// What the bot sent to `chat`, once there are at least `n`.
@@ -85,7 +74,7 @@ async fn customer_writes(
 ) -> frontdesk_core::Message {
     fake.customer_writes(42, text);
     let stored = || async {
-        inbound_messages(app)
+        app.inbound_messages()
             .await
             .into_iter()
             .find(|m| m.text == text)
@@ -97,53 +86,6 @@ async fn customer_writes(
     stored().await.unwrap()
 }
 
-/// Customer messages stored, over every conversation.
-async fn inbound_messages(app: &TestApp) -> Vec<frontdesk_core::Message> {
-    let mut all = Vec::new();
-    let page = app
-        .store
-        .list_conversations(&ConversationQuery {
-            limit: 100,
-            ..ConversationQuery::default()
-        })
-        .await
-        .unwrap();
-    for c in page.items {
-        let messages = app.store.messages(c.id, None, 10_000).await.unwrap();
-        all.extend(
-            messages
-                .into_iter()
-                .filter(|m| m.direction == Direction::In),
-        );
-    }
-    all
-}
-
-/// An agent's reply through the REST API.
-async fn agent_replies(app: &TestApp, conversation: i64, text: &str) {
-    let agent = app
-        .agent("amy@desk.example", Role::Agent, "a long passphrase")
-        .await;
-    let token = app.api_token(agent.id, &["read", "write"]).await;
-    let answer = reqwest::Client::new()
-        .post(app.url(&format!("/api/v1/conversations/{conversation}/messages")))
-        .bearer_auth(token)
-        .json(&json!({ "text": text }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
-}
-
-async fn readiness(app: &TestApp) -> Value {
-    reqwest::get(app.url("/readyz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faq_question_is_answered_as_a_reply_to_the_customers_message() {
     let db = TestDatabase::sqlite();
@@ -151,7 +93,7 @@ async fn a_faq_question_is_answered_as_a_reply_to_the_customers_message() {
     let app = start(&db, &fake, true).await;
     let update = fake.customer_writes(42, "转账一直pending怎么办");
     let sent = sent_to(&fake, 42, 1).await;
-    let asked = inbound_messages(&app).await;
+    let asked = app.inbound_messages().await;
     assert_eq!(asked.len(), 1);
     let message_id: i64 = asked[0]
         .external_id
@@ -176,7 +118,7 @@ async fn a_faq_question_is_answered_as_a_reply_to_the_customers_message() {
         .filter(|r| r.method == "getupdates")
         .any(|r| r.params["offset"].as_i64() == Some(update + 1));
     assert!(confirmed);
-    let ready = readiness(&app).await;
+    let ready = app.readiness().await;
     assert_eq!(ready["channels"]["telegram:default"]["ok"], true, "{ready}");
     app.stop().await;
 }
@@ -209,8 +151,7 @@ async fn an_agents_reply_arrives_as_a_reply_to_the_customers_message(db: TestDat
     customer_writes(&app, &fake, "我的提现还没到").await;
     let latest = customer_writes(&app, &fake, "订单号 8841").await;
     let before = fake.sent().len();
-    agent_replies(
-        &app,
+    app.agent_replies(
         latest.conversation_id.0,
         "您好 <王先生>，我们正在查 & 处理。",
     )
@@ -238,7 +179,7 @@ async fn a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing(db: TestD
     }
     let app = start(&db, &fake, false).await;
     until("the first messages", || async {
-        inbound_messages(&app).await.len() >= 20
+        app.inbound_messages().await.len() >= 20
     })
     .await;
     app.stop().await;
@@ -254,17 +195,13 @@ async fn a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing(db: TestD
     }
     let app = start(&db, &fake, false).await;
     until("all 400 messages", || async {
-        inbound_messages(&app).await.len() >= 400
+        app.inbound_messages().await.len() >= 400
     })
     .await;
     until("every update confirmed", || async { fake.pending() == 0 }).await;
     // A moment for anything doubled to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut texts: Vec<String> = inbound_messages(&app)
-        .await
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let mut texts: Vec<String> = app.inbound_texts().await;
     assert_eq!(
         texts.len(),
         400,
@@ -361,7 +298,7 @@ async fn a_customer_who_blocked_the_bot_is_unreachable_until_they_write_again() 
     // Whatever the engine said on arrival has gone; now the customer blocks the bot.
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.script("sendMessage", Scripted::Blocked, 1);
-    agent_replies(&app, conversation.0, "已经到账了").await;
+    app.agent_replies(conversation.0, "已经到账了").await;
     let failed = || async {
         let messages = app.store.messages(conversation, None, 100).await.unwrap();
         messages
@@ -420,7 +357,7 @@ async fn a_5000_character_reply_arrives_in_two_messages_cut_between_paragraphs()
         "{}",
         long.encode_utf16().count()
     );
-    agent_replies(&app, asked.conversation_id.0, &long).await;
+    app.agent_replies(asked.conversation_id.0, &long).await;
     let sent = sent_to(&fake, 42, before + 2).await;
     let parts = &sent[before..];
     assert_eq!(parts.len(), 2);
@@ -452,13 +389,13 @@ async fn an_edited_message_keeps_the_original_in_its_history() {
     edited["edit_date"] = json!(1_790_000_060);
     fake.push_update(json!({ "edited_message": edited }));
     until("the edit", || async {
-        inbound_messages(&app)
+        app.inbound_messages()
             .await
             .first()
             .is_some_and(|m| !m.edits.is_empty())
     })
     .await;
-    let messages = inbound_messages(&app).await;
+    let messages = app.inbound_messages().await;
     assert_eq!(messages.len(), 1, "an edit is not a new message");
     assert_eq!(messages[0].text, "金额是 1000 USDT");
     assert_eq!(messages[0].edits[0].text, "金额是 100 USDT");
@@ -472,15 +409,15 @@ async fn a_409_conflict_is_reported_on_readyz_and_polling_recovers() {
     fake.script("getUpdates", Scripted::Conflict, 3);
     let app = start(&db, &fake, false).await;
     until("readyz to name the conflict", || async {
-        let ready = readiness(&app).await;
+        let ready = app.readiness().await;
         ready["channels"]["telegram:default"]["detail"]
             .as_str()
             .is_some_and(|d| d.contains("409 Conflict"))
     })
     .await;
-    assert_eq!(readiness(&app).await["ready"], false);
+    assert_eq!(app.readiness().await["ready"], false);
     customer_writes(&app, &fake, "还在吗").await;
-    assert_eq!(readiness(&app).await["ready"], true);
+    assert_eq!(app.readiness().await["ready"], true);
     app.stop().await;
 }
 
@@ -524,21 +461,21 @@ async fn the_webhook_mode_end_to_end() {
             .status(),
         401
     );
-    assert!(inbound_messages(&app).await.is_empty());
+    assert!(app.inbound_messages().await.is_empty());
     until("the bot to be ready for webhooks", || async {
         post(Some(SECRET)).await.unwrap().status() == 200
     })
     .await;
     // Telegram retries what it is not sure we got: the second copy changes nothing.
     assert_eq!(post(Some(SECRET)).await.unwrap().status(), 200);
-    assert_eq!(inbound_messages(&app).await.len(), 1);
+    assert_eq!(app.inbound_messages().await.len(), 1);
     let sent = sent_to(&fake, 42, 1).await;
     assert_eq!(sent[0].reply_to, Some(5));
     assert_eq!(sent.len(), 1);
     // Not polling: getUpdates is never called in webhook mode.
     assert!(!fake.requests().iter().any(|r| r.method == "getupdates"));
     until("readyz to show the webhook", || async {
-        let ready = readiness(&app).await;
+        let ready = app.readiness().await;
         ready["channels"]["telegram:default"]["detail"]
             .as_str()
             .is_some_and(|d| d.starts_with("webhook set"))
@@ -551,7 +488,7 @@ async fn the_webhook_mode_end_to_end() {
         .as_secs() as i64;
     fake.webhook_failed(now - 5, "Connection refused");
     until("readyz to show the webhook's error", || async {
-        let ready = readiness(&app).await;
+        let ready = app.readiness().await;
         ready["channels"]["telegram:default"]["detail"]
             .as_str()
             .is_some_and(|d| d.contains("Connection refused"))
@@ -630,10 +567,10 @@ async fn agents_open_a_customers_photo_through_the_inbox() {
                       "file_size": 22_020_096, "file_name": "logs.zip" }
     }}));
     until("both messages", || async {
-        inbound_messages(&app).await.len() == 2
+        app.inbound_messages().await.len() == 2
     })
     .await;
-    let conversation = inbound_messages(&app).await[0].conversation_id;
+    let conversation = app.inbound_messages().await[0].conversation_id;
     let http = frontdesk_e2e::signed_in(&app, "amy@desk.example", Role::Agent).await;
     let (_, page) = get(&http, &app, &format!("/conversations/{conversation}")).await;
     assert!(page.contains("[photo]"), "{page}");
@@ -663,8 +600,8 @@ async fn agents_open_a_customers_photo_through_the_inbox() {
     assert_eq!(get_file, 1);
     // Over the 20 MB a bot may download: a clear answer, not a hang.
     let huge_link = link.replace(
-        &format!("/messages/{}/", inbound_messages(&app).await[0].id),
-        &format!("/messages/{}/", inbound_messages(&app).await[1].id),
+        &format!("/messages/{}/", app.inbound_messages().await[0].id),
+        &format!("/messages/{}/", app.inbound_messages().await[1].id),
     );
     let huge = http.get(app.url(&huge_link)).send().await.unwrap();
     assert_eq!(huge.status(), 413);
@@ -679,7 +616,8 @@ async fn the_satisfaction_question_comes_as_buttons_and_a_tap_answers_it() {
     let conversation = customer_writes(&app, &fake, "我的提现还没到")
         .await
         .conversation_id;
-    agent_replies(&app, conversation.0, "已经到账了，请查收").await;
+    app.agent_replies(conversation.0, "已经到账了，请查收")
+        .await;
     sent_to(&fake, 42, 1).await;
     let before = fake.sent().len();
     let agent = app
@@ -849,7 +787,8 @@ async fn a_link_an_agent_made_joins_the_customers_telegram_to_their_contact_once
         "text": format!("/start {payload}"),
     }}));
     until("the second use to be refused", || async {
-        let Some(eve) = inbound_messages(&app)
+        let Some(eve) = app
+            .inbound_messages()
             .await
             .into_iter()
             .find(|m| m.external_id.as_deref() == Some("77:900"))
@@ -968,10 +907,10 @@ async fn a_message_the_client_cannot_read_is_kept_and_polling_goes_on() {
     }}));
     fake.customer_writes(42, "后面这条也要收到");
     until("both messages", || async {
-        inbound_messages(&app).await.len() == 2
+        app.inbound_messages().await.len() == 2
     })
     .await;
-    let kept = inbound_messages(&app).await;
+    let kept = app.inbound_messages().await;
     assert!(kept.iter().any(|m| m.text.ends_with("还在吗")));
     until("both confirmed", || async { fake.pending() == 0 }).await;
     app.stop().await;

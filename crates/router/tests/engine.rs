@@ -127,6 +127,24 @@ impl Desk {
 
     /// `who` writes `text` on `channel`; returns the conversation it landed in.
     async fn writes_on(&self, channel: ChannelKind, who: &str, text: &str) -> ConversationId {
+        self.arrives(channel, who, who.to_owned(), text).await
+    }
+
+    /// `who` posts `text` in a thread everybody can read (a mention on X).
+    async fn posts_in_public(&self, who: &str, text: &str) -> ConversationId {
+        let n = self.next_id.load(Ordering::SeqCst);
+        let thread = format!("{}{n}:{who}", frontdesk_core::envelope::PUBLIC_THREAD);
+        self.arrives(ChannelKind::X, who, thread, text).await
+    }
+
+    /// A message from `who` in `thread` on `channel`, through the intake.
+    async fn arrives(
+        &self,
+        channel: ChannelKind,
+        who: &str,
+        thread: String,
+        text: &str,
+    ) -> ConversationId {
         let n = self.next_id.fetch_add(1, Ordering::SeqCst);
         let sender = Sender {
             external_id: who.into(),
@@ -137,7 +155,7 @@ impl Desk {
             ChannelAccount::default_of(channel),
             format!("m-{n}"),
             sender,
-            who,
+            thread,
             text,
         )
         .unwrap();
@@ -275,6 +293,7 @@ on_both_backends!(
     a_comment_just_after_the_rating_is_kept_with_it,
     verification_codes_expire_and_allow_five_tries,
     the_bot_asks_for_a_verified_email_before_account_talk,
+    nobody_is_asked_for_an_email_address_where_the_public_reads_along,
     the_reply_to_a_verification_does_not_tell_whether_an_address_is_known,
     sla_breaches_are_recorded_once_and_due_soon_is_flagged_before,
     the_report_gives_each_agent_and_team_their_figures,
@@ -905,6 +924,23 @@ async fn verification_codes_expire_and_allow_five_tries(db: TestDatabase) {
             .iter()
             .all(|i| i.channel != ChannelKind::Email)
     );
+}
+
+async fn nobody_is_asked_for_an_email_address_where_the_public_reads_along(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    let id = desk.posts_in_public("kai", "I can't log in").await;
+    let accounts = HandOff {
+        reason: "login problem".into(),
+        priority: Priority::Normal,
+        team: Some("accounts".into()),
+        lang: Lang::En,
+        quiet: false,
+    };
+    desk.engine.hand_off(id, &accounts, None).await.unwrap();
+    let notice = desk.last_said(id).await;
+    assert!(notice.contains("next in the queue"), "{notice}");
+    assert!(!notice.contains("email address"), "{notice}");
+    assert!(desk.store.active_verification(id).await.unwrap().is_none());
 }
 
 async fn the_bot_asks_for_a_verified_email_before_account_talk(db: TestDatabase) {

@@ -733,8 +733,12 @@ fn client_forbidden() -> Response {
         .into_response()
 }
 
-fn json_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|_| invalid("body", "The request body is not valid JSON"))
+/// What a handler's helper refuses with: the answer to give (boxed, it is large).
+type Refused = Box<Response>;
+
+fn json_body(body: &[u8]) -> Result<Value, Refused> {
+    serde_json::from_slice(body)
+        .map_err(|_| Box::new(invalid("body", "The request body is not valid JSON")))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -791,19 +795,19 @@ fn max_results(
     q: &HashMap<String, String>,
     range: std::ops::RangeInclusive<usize>,
     default: usize,
-) -> Result<usize, Response> {
+) -> Result<usize, Refused> {
     match q.get("max_results") {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(invalid(
+            _ => Err(Box::new(invalid(
                 "max_results",
                 &format!(
                     "The `max_results` query parameter value [{v}] is not between {} and {}",
                     range.start(),
                     range.end()
                 ),
-            )),
+            ))),
         },
     }
 }
@@ -813,7 +817,7 @@ fn page_of(
     ids: &[u64],
     q: &HashMap<String, String>,
     max: usize,
-) -> Result<(Vec<u64>, Option<String>), Response> {
+) -> Result<(Vec<u64>, Option<String>), Refused> {
     let start = match q.get("pagination_token") {
         None => 0,
         Some(t) => match t
@@ -822,10 +826,10 @@ fn page_of(
         {
             Some(n) if n <= ids.len() => n,
             _ => {
-                return Err(invalid(
+                return Err(Box::new(invalid(
                     "pagination_token",
                     "The `pagination_token` query parameter value is not valid",
-                ));
+                )));
             }
         },
     };
@@ -868,7 +872,7 @@ async fn mentions(State(s): State<Shared>, Path(id): Path<String>, Query(q): Q) 
     }
     let max = match max_results(&q, 5..=100, 10) {
         Ok(max) => max,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let since: u64 = q.get("since_id").and_then(|v| v.parse().ok()).unwrap_or(0);
     let inner = s.lock();
@@ -884,7 +888,7 @@ async fn mentions(State(s): State<Shared>, Path(id): Path<String>, Query(q): Q) 
     ids.retain(|id| *id > since);
     let (page, next) = match page_of(&ids, &q, max) {
         Ok(page) => page,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let posts: Vec<&Post> = page
         .iter()
@@ -910,7 +914,7 @@ async fn mentions(State(s): State<Shared>, Path(id): Path<String>, Query(q): Q) 
 async fn dm_events(State(s): State<Shared>, Query(q): Q) -> Response {
     let max = match max_results(&q, 1..=100, 100) {
         Ok(max) => max,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     if q.get("event_types").is_some_and(|t| {
         t.split(',')
@@ -926,7 +930,7 @@ async fn dm_events(State(s): State<Shared>, Query(q): Q) -> Response {
     ids.sort_unstable_by(|a, b| b.cmp(a));
     let (page, next) = match page_of(&ids, &q, max) {
         Ok(page) => page,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let events: Vec<&DmEvent> = page
         .iter()
@@ -954,23 +958,31 @@ async fn dm_events(State(s): State<Shared>, Query(q): Q) -> Response {
 }
 
 /// X's weighted length, counted here on its own (twitter-text v3: code points up to
-/// U+10FF and some punctuation weigh 1, the rest 2, a URL 23).
+/// U+10FF and some punctuation weigh 1, the rest 2; a URL 23, wherever it starts after a
+/// character that is not a letter, digit, `@`, `$` or `#`, and running to the next space
+/// or non-ASCII character).
 pub fn weighted_length(text: &str) -> usize {
-    text.split_inclusive(char::is_whitespace)
-        .map(|word| {
-            let bare = word.trim_end();
-            if bare.starts_with("https://") || bare.starts_with("http://") {
-                23 + (word.len() - bare.len())
-            } else {
-                word.chars()
-                    .map(|c| match u32::from(c) {
-                        0..=0x10FF | 0x2000..=0x200D | 0x2010..=0x201F | 0x2032..=0x2037 => 1,
-                        _ => 2,
-                    })
-                    .sum()
-            }
-        })
-        .sum()
+    let mut total = 0;
+    let mut prev: Option<char> = None;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let url = (rest.starts_with("https://") || rest.starts_with("http://"))
+            && prev.is_none_or(|p| !(p.is_ascii_alphanumeric() || "@$#＠＃".contains(p)));
+        let len = if url {
+            total += 23;
+            rest.find(|c: char| c.is_whitespace() || !c.is_ascii())
+                .unwrap_or(rest.len())
+        } else {
+            total += match u32::from(c) {
+                0..=0x10FF | 0x2000..=0x200D | 0x2010..=0x201F | 0x2032..=0x2037 => 1,
+                _ => 2,
+            };
+            c.len_utf8()
+        };
+        prev = rest[..len].chars().next_back();
+        rest = &rest[len..];
+    }
+    total
 }
 
 /// Cashtags in `text`: `$` then 1-6 letters, at the start or after a space.
@@ -995,7 +1007,7 @@ fn cashtags(text: &str) -> usize {
 async fn create_post(State(s): State<Shared>, body: Bytes) -> Response {
     let request = match json_body(&body) {
         Ok(request) => request,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(text) = request["text"].as_str() else {
         return invalid("text", "A post needs text");
@@ -1058,7 +1070,7 @@ async fn create_post(State(s): State<Shared>, body: Bytes) -> Response {
 async fn send_dm(State(s): State<Shared>, Path(to): Path<String>, body: Bytes) -> Response {
     let request = match json_body(&body) {
         Ok(request) => request,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let text = request["text"].as_str().unwrap_or_default();
     if text.is_empty() || text.chars().count() > 10_000 {
@@ -1113,7 +1125,7 @@ async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
         return refused("Missing required parameter [grant_type].");
     }
     let mut inner = s.lock();
-    if form.get("refresh_token").is_none()
+    if !form.contains_key("refresh_token")
         || form.get("refresh_token") != inner.refresh_token.as_ref()
     {
         return refused("Value passed for the token was invalid.");
@@ -1151,7 +1163,7 @@ mod tests {
     #[test]
     fn the_signature_base_string_follows_rfc_5849() {
         // RFC 5849 3.4.1.3.2's example parameters, normalised.
-        let mut pairs = vec![
+        let mut pairs = [
             (encode("b5"), encode("=%3D")),
             (encode("a3"), encode("a")),
             (encode("c@"), encode("")),

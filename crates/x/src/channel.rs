@@ -140,6 +140,9 @@ pub struct XChannel {
     /// Posts of a thread already sent, by outbox row: how many, the last one's id (the
     /// next answers it) and the first one's.
     progress: Mutex<HashMap<OutboxId, (usize, String, String)>>,
+    /// When the bot last invited each public thread to go on by DM: once a day is
+    /// enough (the bot often answers in two messages).
+    invited: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for XChannel {
@@ -169,6 +172,7 @@ impl XChannel {
             health: Mutex::new(Health::failing("starting")),
             handle: OnceLock::new(),
             progress: Mutex::default(),
+            invited: Mutex::default(),
         })
     }
 
@@ -400,7 +404,12 @@ impl XChannel {
             let wait = match result {
                 Ok(limit) => {
                     failures.remove(&feed);
-                    let all_well = failures.is_empty();
+                    // Ready once every feed knows where it starts: a message that
+                    // comes after that is never taken for one from before.
+                    let all_well = failures.is_empty()
+                        && feeds
+                            .iter()
+                            .all(|f| started.get(f).copied().unwrap_or(false));
                     if all_well && self.set_health(Health::ok(self.receiving())) {
                         tracing::info!(account = %self.account, "receiving from X");
                     }
@@ -440,8 +449,9 @@ impl XChannel {
             Feed::Mentions => &mut cursor.mentions,
             Feed::Dms => &mut cursor.dms,
         };
-        if slot.is_none() && !started.get(&feed).copied().unwrap_or(false) {
-            if !self.config.import_existing
+        if !started.get(&feed).copied().unwrap_or(false) {
+            if slot.is_none()
+                && !self.config.import_existing
                 && let Some(newest) = self.newest(feed).await?
             {
                 *slot = Some(newest);
@@ -463,6 +473,20 @@ impl XChannel {
             (true, false) => "receiving mentions".into(),
             _ => "receiving DMs".into(),
         }
+    }
+
+    /// Whether the bot has not invited this thread to a DM in the last day (and now
+    /// will).
+    fn first_invitation_today(&self, thread: &str) -> bool {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let now = Instant::now();
+        let mut invited = self.invited.lock().unwrap_or_else(|e| e.into_inner());
+        invited.retain(|_, at| now.duration_since(*at) < DAY);
+        if invited.contains_key(thread) {
+            return false;
+        }
+        invited.insert(thread.to_owned(), now);
+        true
     }
 
     /// The invitation to go on by DM, in the language of `reply`.
@@ -526,7 +550,7 @@ impl XChannel {
             );
         };
         let mut text = out.text.trim().to_owned();
-        if out.automatic && self.config.dm_invite {
+        if out.automatic && self.config.dm_invite && self.first_invitation_today(&out.thread_key) {
             text = format!("{text}\n\n{}", self.dm_invitation(&text));
         }
         let posts = text::posts(&text);
