@@ -66,7 +66,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// What runs on every inbound text before it is stored: the guard first, so a secret
 /// reaches nothing else (the entity finder included), then the entities agents copy.
 #[derive(Debug, Clone, Copy)]
-struct InboundFilter;
+pub struct InboundFilter;
 
 impl TextFilter for InboundFilter {
     fn filter(&self, text: &str) -> Filtered {

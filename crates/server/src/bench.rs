@@ -302,29 +302,74 @@ pub async fn inbox(conversations: usize, per: usize) -> anyhow::Result<InboxRepo
     })
 }
 
-/// What `bench telegram` measured: customer messages from a fake Bot API through
-/// teloxide's long polling into the store, against the same messages handed straight
-/// to the pipeline.
+/// What a channel benchmark (`bench telegram`, `bench x`) measured: customer messages
+/// from a fake provider through the channel's receiving side into the store, against
+/// the same messages handed straight to the pipeline.
 #[derive(Debug, Clone)]
-pub struct TelegramReport {
-    pub updates: usize,
-    pub polling: Duration,
-    /// The mean of two direct runs, one before and one after the polling run.
+pub struct ChannelReport {
+    /// What was received (`updates`, `mentions`).
+    pub what: &'static str,
+    /// How it was received (`polling`).
+    pub how: &'static str,
+    pub messages: usize,
+    pub through_channel: Duration,
+    /// The mean of two direct runs, one before and one after the channel's run.
     pub direct: Duration,
 }
 
-impl std::fmt::Display for TelegramReport {
+impl std::fmt::Display for ChannelReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rate = |d: Duration| self.updates as f64 / d.as_secs_f64();
-        writeln!(f, "updates: {}", self.updates)?;
-        writeln!(f, "polling_updates_per_second: {:.0}", rate(self.polling))?;
+        let rate = |d: Duration| self.messages as f64 / d.as_secs_f64();
+        writeln!(f, "{}: {}", self.what, self.messages)?;
+        writeln!(
+            f,
+            "{}_{}_per_second: {:.0}",
+            self.how,
+            self.what,
+            rate(self.through_channel)
+        )?;
         writeln!(f, "direct_ingest_per_second: {:.0}", rate(self.direct))?;
         write!(
             f,
             "ratio: {:.3}",
-            self.direct.as_secs_f64() / self.polling.as_secs_f64()
+            self.direct.as_secs_f64() / self.through_channel.as_secs_f64()
         )
     }
+}
+
+/// Stores `n` messages (`message(i)`, each with cursor `i + 1`) by calling the pipeline
+/// directly, into a fresh SQLite store: the channel benchmarks' baseline.
+async fn direct_ingest(
+    n: usize,
+    message: impl Fn(usize) -> anyhow::Result<Inbound>,
+) -> anyhow::Result<Duration> {
+    let options = crate::app::store_options(&crate::config::Config::default());
+    let db = TestDatabase::sqlite();
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
+    let pipeline = Pipeline::new(store, Metrics::new());
+    let started = Instant::now();
+    for i in 0..n {
+        pipeline
+            .ingest(message(i)?, Some((i + 1).to_string()))
+            .await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Times `channel` receiving until `intake` has stored its target.
+async fn through(
+    channel: Arc<dyn frontdesk_core::Channel>,
+    intake: Arc<Counting>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let (stop, receiving) = receive(channel, intake.clone());
+    tokio::time::timeout(Duration::from_secs(600), intake.done.notified())
+        .await
+        .context("the channel did not store every message within 10 minutes")?;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    let _ = receiving.await;
+    Ok(elapsed)
 }
 
 /// Runs `channel`'s receiving side into `intake` until the returned token is cancelled.
@@ -363,6 +408,11 @@ impl Counting {
             target,
             done: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Messages stored so far.
+    fn stored(&self) -> usize {
+        self.stored.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -432,35 +482,26 @@ fn bench_text(i: usize) -> String {
 /// 127.0.0.1 and received by the Telegram channel's long polling (teloxide, offsets
 /// committed with each message) into a fresh SQLite store; the baseline stores the
 /// same messages by calling the pipeline directly.
-pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
+pub async fn telegram(updates: usize) -> anyhow::Result<ChannelReport> {
     let token = "7000000001:bench-token";
     let account = ChannelAccount::default_of(ChannelKind::Telegram);
-    let options = crate::app::store_options(&crate::config::Config::default());
     let direct = |round: usize| {
-        let (account, options) = (account.clone(), options.clone());
-        async move {
-            let db = TestDatabase::sqlite();
-            let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
-            let pipeline = Pipeline::new(store, Metrics::new());
-            let started = Instant::now();
-            for i in 0..updates {
-                let user = 1000 + (i % CONTACTS) as i64;
-                let sender = Sender {
-                    external_id: user.to_string(),
-                    display_name: Some("Wang".into()),
-                    language: Some("zh".into()),
-                };
-                let message = Inbound::new(
-                    account.clone(),
-                    format!("{user}:{round}{i}"),
-                    sender,
-                    user.to_string(),
-                    bench_text(i),
-                )?;
-                pipeline.ingest(message, Some((i + 1).to_string())).await?;
-            }
-            anyhow::Ok(started.elapsed())
-        }
+        let account = account.clone();
+        direct_ingest(updates, move |i| {
+            let user = 1000 + (i % CONTACTS) as i64;
+            let sender = Sender {
+                external_id: user.to_string(),
+                display_name: Some("Wang".into()),
+                language: Some("zh".into()),
+            };
+            Ok(Inbound::new(
+                account.clone(),
+                format!("{user}:{round}{i}"),
+                sender,
+                user.to_string(),
+                bench_text(i),
+            )?)
+        })
     };
     let before = direct(1).await?;
 
@@ -468,8 +509,9 @@ pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
     for i in 0..updates {
         fake.customer_writes(1000 + (i % CONTACTS) as i64, &bench_text(i));
     }
+    let options = crate::app::store_options(&crate::config::Config::default());
     let db = TestDatabase::sqlite();
-    let store: Arc<dyn Store> = Arc::new(db.store_with(options.clone()).await?);
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
     let intake = Arc::new(Counting::new(store.clone(), updates));
     let config = frontdesk_telegram::TelegramConfig::new(
         account.clone(),
@@ -480,19 +522,95 @@ pub async fn telegram(updates: usize) -> anyhow::Result<TelegramReport> {
         config,
         Arc::new(frontdesk_router::StoredFiles(store)),
     )?);
-    let started = Instant::now();
-    let (stop, receiving) = receive(channel.clone(), intake.clone());
-    tokio::time::timeout(Duration::from_secs(600), intake.done.notified())
-        .await
-        .context("the polling run did not store every update within 10 minutes")?;
-    let polling = started.elapsed();
-    stop.cancel();
-    let _ = receiving.await;
+    let polling = through(channel, intake).await?;
 
     let after = direct(2).await?;
-    Ok(TelegramReport {
-        updates,
-        polling,
+    Ok(ChannelReport {
+        what: "updates",
+        how: "polling",
+        messages: updates,
+        through_channel: polling,
+        direct: (before + after) / 2,
+    })
+}
+
+/// `mentions` posts mentioning the account from 1,000 customers, put on the fake X's
+/// timeline 500 at a time (X lists only the newest 800 mentions, so a bigger burst
+/// between two polls would lose the oldest), received by the X channel's polling
+/// (OAuth 1.0a signed, `since_id`, pages of 100, each post committed with its cursor)
+/// into a fresh SQLite store; the baseline stores the same posts by calling the
+/// pipeline directly.
+pub async fn x(mentions: usize) -> anyhow::Result<ChannelReport> {
+    use frontdesk_testkit::x::{ACCOUNT_ID, Endpoint, FakeX, OAuth1Keys};
+    let account = ChannelAccount::default_of(ChannelKind::X);
+    let customer = |i: usize| (2_000_000_000 + (i % CONTACTS)).to_string();
+    let direct = |round: usize| {
+        let account = account.clone();
+        direct_ingest(mentions, move |i| {
+            let sender = Sender {
+                external_id: customer(i),
+                display_name: Some("Wang (@wang)".into()),
+                language: Some("en".into()),
+            };
+            Ok(Inbound::new(
+                account.clone(),
+                format!("post:{round}{i}"),
+                sender,
+                format!("public:{round}{i}:{}", customer(i)),
+                bench_text(i),
+            )?)
+        })
+    };
+    let before = direct(1).await?;
+
+    let fake = FakeX::start(OAuth1Keys::for_tests()).await;
+    fake.limit(Endpoint::Mentions, u32::MAX, Duration::from_secs(900));
+    for i in 0..CONTACTS.min(mentions) {
+        fake.customer(&customer(i), &format!("customer{i}"));
+    }
+    let options = crate::app::store_options(&crate::config::Config::default());
+    let db = TestDatabase::sqlite();
+    let store: Arc<dyn Store> = Arc::new(db.store_with(options).await?);
+    let intake = Arc::new(Counting::new(store, mentions));
+    let keys = fake.oauth1().clone();
+    let auth = frontdesk_x::Auth::OAuth1 {
+        consumer_key: keys.consumer_key.into(),
+        consumer_secret: keys.consumer_secret.into(),
+        access_token: keys.access_token.into(),
+        access_token_secret: keys.access_token_secret.into(),
+    };
+    let mut config = frontdesk_x::XConfig::new(account.clone(), fake.api_url(), ACCOUNT_ID, auth);
+    config.dms = false;
+    config.import_existing = true;
+    config.poll_every = Duration::from_millis(10);
+    let channel = Arc::new(
+        frontdesk_x::XChannel::new(config, Arc::new(crate::app::InboundFilter), None)
+            .map_err(anyhow::Error::msg)?,
+    );
+    // The posts go up while the channel reads, in bursts it can keep up with.
+    let feeding = {
+        let intake = intake.clone();
+        async move {
+            for start in (0..mentions).step_by(500) {
+                while intake.stored() < start {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                for i in start..(start + 500).min(mentions) {
+                    fake.mention(&customer(i), &bench_text(i));
+                }
+            }
+            fake
+        }
+    };
+    let (polling, _fake) = tokio::join!(through(channel, intake), feeding);
+    let polling = polling?;
+
+    let after = direct(2).await?;
+    Ok(ChannelReport {
+        what: "mentions",
+        how: "polling",
+        messages: mentions,
+        through_channel: polling,
         direct: (before + after) / 2,
     })
 }

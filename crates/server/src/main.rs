@@ -218,6 +218,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5_000)]
         updates: usize,
     },
+    /// Posts mentioning the account on a fake X API v2 on 127.0.0.1 through the X
+    /// channel's polling into a fresh store, against the same posts handed straight to
+    /// the pipeline.
+    X {
+        #[arg(long, default_value_t = 5_000)]
+        mentions: usize,
+    },
     /// Read a mailbox of N mails over IMAP (the test Dovecot, see scripts/services.sh)
     /// against parsing and ingesting them directly; then IDLE latency through Postfix.
     Email {
@@ -524,6 +531,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             anyhow::ensure!(updates > 0, "--updates must be at least 1");
             let report = frontdesk::bench::telegram(updates).await?;
+            say(&report.to_string())?;
+        }
+        Command::Bench {
+            command: BenchCommand::X { mentions },
+        } => {
+            anyhow::ensure!(mentions > 0, "--mentions must be at least 1");
+            let report = frontdesk::bench::x(mentions).await?;
             say(&report.to_string())?;
         }
         Command::Bench {

@@ -329,6 +329,29 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
 }
 
 #[test]
+fn bench_x_receives_every_mention_and_prints_the_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    // More than X's 800-mention window, so the bursts and pages are exercised.
+    let out = frontdesk(dir.path())
+        .args(["bench", "x", "--mentions", "1200"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mentions: 1200\n"), "{text}");
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ratio: "))
+        .and_then(|r| r.parse().ok())
+        .expect("a ratio");
+    assert!(ratio > 0.0, "{text}");
+}
+
+#[test]
 fn bench_inbox_prints_latencies_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let out = frontdesk(dir.path())
