@@ -201,6 +201,14 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Ends the app as a crash would: its tasks are dropped where they stand and its
+    /// database connections close without a goodbye (what PostgreSQL sees of a
+    /// process killed with SIGKILL).
+    pub async fn kill(self) {
+        self.running.abort();
+        let _ = self.running.await;
+    }
+
     /// Shuts down as on SIGTERM and waits until it has.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -218,6 +226,20 @@ pub fn answering(config: &mut Config, bot: bool) {
     } else {
         config.bot.enabled = false;
     }
+}
+
+/// The X channel on, pointed at `fake` with its OAuth 1.0a keys, polling every second.
+pub fn on_fake_x(config: &mut Config, fake: &frontdesk_testkit::FakeX) {
+    let keys = fake.oauth1().clone();
+    let x = &mut config.channels.x;
+    x.enabled = true;
+    x.api_url = fake.api_url().to_owned();
+    x.user_id = Some(frontdesk_testkit::x::ACCOUNT_ID.into());
+    x.consumer_key = Some(keys.consumer_key.into());
+    x.consumer_secret = Some(keys.consumer_secret.into());
+    x.access_token = Some(keys.access_token.into());
+    x.access_token_secret = Some(keys.access_token_secret.into());
+    x.poll_seconds = 1;
 }
 
 /// Waits until `check` holds, `limit` at most.

@@ -20,18 +20,8 @@ async fn start(
     bot: bool,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let api_url = fake.api_url().to_owned();
-    let keys = fake.oauth1().clone();
     TestApp::start_with(db.url(), &[], move |c| {
-        let x = &mut c.channels.x;
-        x.enabled = true;
-        x.api_url = api_url;
-        x.user_id = Some(ACCOUNT_ID.into());
-        x.consumer_key = Some(keys.consumer_key.into());
-        x.consumer_secret = Some(keys.consumer_secret.into());
-        x.access_token = Some(keys.access_token.into());
-        x.access_token_secret = Some(keys.access_token_secret.into());
-        x.poll_seconds = 1;
+        frontdesk_e2e::on_fake_x(c, fake);
         frontdesk_e2e::answering(c, bot);
         adjust(c);
     })

@@ -267,6 +267,14 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
+/// Sleeps for `wait` unless `stop` fires first; says whether to go on (every channel's
+/// wait between two tries).
+pub async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
+    stop.run_until_cancelled(tokio::time::sleep(wait))
+        .await
+        .is_some()
+}
+
 /// What `Channel::run` gets: where to push, and when to stop.
 #[derive(Debug, Clone)]
 pub struct ChannelContext {

@@ -18,7 +18,7 @@ use crate::thread;
 use async_imap::Session;
 use frontdesk_core::{
     Attachment, Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError,
-    Files, Health, Inbound, Intake, Outbound, Sender, Timestamp, reconnect_backoff,
+    Files, Health, Inbound, Intake, Outbound, Sender, Timestamp, pause, reconnect_backoff,
 };
 use futures_util::TryStreamExt;
 use lettre::message::header::ContentType;
@@ -31,7 +31,6 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_rustls::TlsConnector;
-use tokio_util::sync::CancellationToken;
 
 /// Automatic answers (the bot's, notices) one address gets in an hour at most.
 const AUTOMATIC_PER_HOUR: usize = 5;
@@ -650,13 +649,6 @@ fn smtp_transport(config: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Execu
             .timeout(Some(Duration::from_secs(60)))
             .build(),
     )
-}
-
-/// Sleeps unless stopped first; says whether to go on.
-async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
-    stop.run_until_cancelled(tokio::time::sleep(wait))
-        .await
-        .is_some()
 }
 
 #[async_trait::async_trait]

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod csat;
 pub mod deep_link;
 pub mod delivery;
+pub mod elected;
 pub mod engine;
 pub mod files;
 pub mod hours;
@@ -34,6 +35,7 @@ pub mod verify;
 pub use bot::{Bot, BotConfig, Turn};
 pub use clock::TokioClock;
 pub use delivery::{DeliveryConfig, DeliveryWorker};
+pub use elected::Elected;
 pub use engine::{
     CodeMailer, ConversationEngine, EngineConfig, Escalation, HandOff, Outcome, SlaState,
     SlaTargets, Transfer, VerificationStep,

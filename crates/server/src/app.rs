@@ -292,18 +292,19 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
     let mut routes = axum::Router::new();
     if c.telegram.enabled {
         let telegram = Arc::new(telegram_channel(config, store)?);
+        // Webhook calls are taken by every instance; polling by the elected one.
         routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
-        channels.push(telegram);
+        channels.push(elected(telegram, store));
     }
     // The first mailbox (the main one, if enabled) also mails verification codes.
     let mut mailbox = None;
     for (name, prefix, settings) in c.email.enabled_mailboxes() {
         let email = Arc::new(email_channel(&name, &prefix, settings, store)?);
         mailbox.get_or_insert_with(|| email.clone());
-        channels.push(email);
+        channels.push(elected(email, store));
     }
     if c.x.enabled {
-        channels.push(Arc::new(x_channel(&c.x, store)?));
+        channels.push(elected(Arc::new(x_channel(&c.x, store)?), store));
     }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
@@ -313,6 +314,12 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
         routes,
         mailbox,
     })
+}
+
+/// A channel that polls its provider, receiving only on the instance elected for it
+/// (one poller per account when several instances share PostgreSQL).
+fn elected(channel: Arc<dyn Channel>, store: &Arc<dyn Store>) -> Arc<dyn Channel> {
+    Arc::new(frontdesk_router::Elected::new(channel, store.clone()))
 }
 
 /// The Telegram bot from `[channels.telegram]` (checked by the config loader).

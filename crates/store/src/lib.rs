@@ -16,6 +16,7 @@
 pub mod bench;
 mod db;
 mod events;
+mod leader;
 mod migrate;
 pub mod search;
 mod sql_api;
@@ -28,6 +29,7 @@ mod story_tests;
 pub mod testing;
 
 pub use db::Backend;
+pub use leader::Leadership;
 pub use sql_store::{SqlStore, StoreOptions};
 
 use frontdesk_core::{
@@ -495,6 +497,11 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// One round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The lead of `job` (`poller:telegram:default`) among the instances sharing this
+    /// database, if no other instance holds it; held until the returned value is
+    /// dropped or its connection is lost. See [`Leadership`].
+    async fn try_lead(&self, job: &str) -> Result<Option<Box<dyn Leadership>>, StoreError>;
 
     /// Stores one inbound message exactly once, with the adapter's cursor, in one
     /// transaction. See the crate documentation for the steps.

@@ -1127,6 +1127,19 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn try_lead(&self, job: &str) -> Result<Option<Box<dyn crate::Leadership>>, StoreError> {
+        Ok(match &self.inner.pool {
+            Pool::Sqlite { .. } => Some(Box::new(crate::leader::Sole)),
+            Pool::Pg(pool) => {
+                // A connection of its own: the lock lives and dies with its session.
+                let connection = pool.acquire().await?.detach();
+                crate::leader::AdvisoryLock::try_take(connection, job)
+                    .await?
+                    .map(|lock| Box::new(lock) as Box<dyn crate::Leadership>)
+            }
+        })
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
     async fn ingest(
         &self,

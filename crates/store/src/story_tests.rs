@@ -1189,3 +1189,53 @@ mod shared_postgres {
             .unwrap();
     }
 }
+
+/// Two stores on one PostgreSQL database stand for two instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_leads_a_job_until_it_lets_go_or_its_connection_dies() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (first, second) = (db.store().await, db.store().await);
+    let mut lead = first
+        .try_lead("poller:telegram:default")
+        .await
+        .unwrap()
+        .expect("the first asks first and leads");
+    assert!(lead.still_held().await);
+    assert!(
+        second
+            .try_lead("poller:telegram:default")
+            .await
+            .unwrap()
+            .is_none(),
+        "a second leader"
+    );
+    // Another job has its own lead.
+    let other = second.try_lead("poller:x:default").await.unwrap();
+    assert!(other.is_some());
+    // Letting go (or a process dying, which closes the connection the same way) frees
+    // the job for the next instance that asks.
+    drop(lead);
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = second.try_lead("poller:telegram:default").await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(taken.is_some(), "the job was not freed");
+}
+
+#[tokio::test]
+async fn the_only_instance_on_sqlite_always_leads() {
+    let db = TestDatabase::sqlite();
+    let store = db.store().await;
+    let mut lead = store
+        .try_lead("poller:telegram:default")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lead.still_held().await);
+}

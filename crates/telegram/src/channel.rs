@@ -20,7 +20,7 @@ use crate::mapping::{MapOptions, Mapped, map_unreadable, map_update, message_key
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
-    Intake, IntakeError, Outbound, OutboxId, reconnect_backoff,
+    Intake, IntakeError, Outbound, OutboxId, pause, reconnect_backoff,
 };
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -288,6 +288,11 @@ impl TelegramChannel {
         };
         let wait = u32::try_from(self.poll_timeout.as_secs()).unwrap_or(25);
         let mut failures = 0;
+        // Telegram knows the bot and no webhook stands in the way: polling, though the
+        // first long poll may wait its whole timeout for an update.
+        if self.set_health(Health::ok("polling")) {
+            tracing::info!(account = %self.account, "polling Telegram for updates");
+        }
         loop {
             let request = JsonRequest::new(
                 self.bot.clone(),
@@ -841,13 +846,6 @@ fn json_error(e: &serde_json::Error) -> String {
         e.line(),
         e.column()
     )
-}
-
-/// Sleeps unless stopped first; says whether to go on.
-async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
-    stop.run_until_cancelled(tokio::time::sleep(wait))
-        .await
-        .is_some()
 }
 
 fn content_type_of(name: &str) -> &'static str {

@@ -22,7 +22,7 @@ use crate::text;
 use frontdesk_core::envelope::is_public_thread;
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, Health, Intake, Outbound, OutboxId,
-    TextFilter, reconnect_backoff,
+    TextFilter, pause, reconnect_backoff,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -706,13 +706,6 @@ fn retry_wait(e: &ApiError, failures: u32) -> Duration {
     } else {
         backoff
     }
-}
-
-/// Sleeps unless stopped first; says whether to go on.
-async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
-    stop.run_until_cancelled(tokio::time::sleep(wait))
-        .await
-        .is_some()
 }
 
 #[async_trait::async_trait]

@@ -108,6 +108,14 @@ impl Store for ElsewhereStore {
         let account = account.clone();
         self.run(|s| async move { s.cursor(&account).await }).await
     }
+    async fn try_lead(
+        &self,
+        job: &str,
+    ) -> Result<Option<Box<dyn frontdesk_store::Leadership>>, StoreError> {
+        let job = job.to_owned();
+        self.run(move |s| async move { s.try_lead(&job).await })
+            .await
+    }
     async fn put_cursor(&self, account: &ChannelAccount, cursor: &str) -> Result<(), StoreError> {
         let (account, cursor) = (account.clone(), cursor.to_owned());
         self.run(move |s| async move { s.put_cursor(&account, &cursor).await })
