@@ -267,6 +267,17 @@ pub fn reconnect_backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
+/// Where JSON from a provider could not be read, without the value itself: serde's
+/// message quotes the offending value, which may be a customer's text.
+pub fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 /// Sleeps for `wait` unless `stop` fires first; says whether to go on (every channel's
 /// wait between two tries).
 pub async fn pause(stop: &CancellationToken, wait: Duration) -> bool {

@@ -317,7 +317,7 @@ impl EmailChannel {
             for (uid, raw) in fetched {
                 let mail = parse(&raw, self.config.parse);
                 let thread = self.thread_of(&*ctx.intake, &mail).await?;
-                let inbound = self.inbound(&mail, &thread, validity, uid);
+                let inbound = inbound_of(&self.config.account, &mail, &thread, validity, uid);
                 ctx.intake
                     .ingest(inbound, Some(format!("{validity}:{uid}")))
                     .await
@@ -398,82 +398,6 @@ impl EmailChannel {
             &mail.in_reply_to,
             &mail.references,
         ))
-    }
-
-    /// A parsed mail as Frontdesk's envelope, in `thread`.
-    pub fn inbound(&self, mail: &Mail, thread: &str, validity: u32, uid: u32) -> Inbound {
-        let from = mail.from.clone();
-        let sender = Sender {
-            external_id: from
-                .as_ref()
-                .map_or_else(|| "unknown-sender".to_owned(), |f| f.address.clone()),
-            display_name: from.as_ref().and_then(|f| f.name.clone()),
-            language: None,
-        };
-        let mut text = mail.new_text.clone();
-        for warning in &mail.warnings {
-            text.push_str(&format!("\n[{warning}]"));
-        }
-        if text.trim().is_empty() {
-            text = if mail.attachments.is_empty() {
-                "[an empty mail]".into()
-            } else {
-                "[attachments only]".into()
-            };
-        }
-        let build = |text: String| {
-            Inbound::new(
-                self.config.account.clone(),
-                mail.message_id.clone(),
-                sender.clone(),
-                thread.to_owned(),
-                text,
-            )
-        };
-        let mut inbound = build(text).unwrap_or_else(|e| {
-            // Too long for one message: keep the start and say so.
-            let cut: String = mail.new_text.chars().take(100_000).collect();
-            build(format!("{cut}\n[the rest was cut: {e}]"))
-                .or_else(|_| build("[a mail that could not be stored whole]".into()))
-                .expect("a short text is always accepted")
-        });
-        inbound.sent_at = mail
-            .sent_at
-            .map(|s| Timestamp::from_micros(s.saturating_mul(1_000_000)));
-        inbound.reply_to = mail.in_reply_to.first().cloned();
-        inbound.attachments = mail
-            .attachments
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Attachment {
-                name: a.name.clone(),
-                content_type: a.content_type.clone(),
-                size: a.size,
-                reference: format!("email:{validity}:{uid}:{i}"),
-            })
-            .collect();
-        let mut meta = json!({
-            "message_id": mail.message_id,
-            "references": mail.references,
-            "subject": mail.subject,
-            "from": mail.from.as_ref().map(|f| f.address.clone()),
-        });
-        if let Some(why) = &mail.automatic {
-            meta["automatic"] = json!(why);
-        }
-        if !mail.warnings.is_empty() {
-            meta["warnings"] = json!(mail.warnings);
-        }
-        // The whole mail for the "original" view: the text with its quoted history, and
-        // the HTML as sent. The store passes both through the guard like the text.
-        if mail.text.trim() != mail.new_text.trim() {
-            meta["full_text"] = json!(cut(&mail.text, MAX_KEPT));
-        }
-        if let Some(html) = &mail.html {
-            meta["html"] = json!(cut(html, MAX_KEPT));
-        }
-        inbound.meta = meta;
-        inbound
     }
 
     /// Sends a short automatic mail that is not a reply in a conversation (a
@@ -783,6 +707,89 @@ impl Channel for EmailChannel {
             bytes,
         })
     }
+}
+
+/// A parsed mail as Frontdesk's envelope on `account`, in `thread` (a pure function:
+/// the fuzz target `mime` drives it with any bytes).
+pub fn inbound_of(
+    account: &ChannelAccount,
+    mail: &Mail,
+    thread: &str,
+    validity: u32,
+    uid: u32,
+) -> Inbound {
+    let from = mail.from.clone();
+    let sender = Sender {
+        external_id: from
+            .as_ref()
+            .map_or_else(|| "unknown-sender".to_owned(), |f| f.address.clone()),
+        display_name: from.as_ref().and_then(|f| f.name.clone()),
+        language: None,
+    };
+    let mut text = mail.new_text.clone();
+    for warning in &mail.warnings {
+        text.push_str(&format!("\n[{warning}]"));
+    }
+    if text.trim().is_empty() {
+        text = if mail.attachments.is_empty() {
+            "[an empty mail]".into()
+        } else {
+            "[attachments only]".into()
+        };
+    }
+    let build = |text: String| {
+        Inbound::new(
+            account.clone(),
+            mail.message_id.clone(),
+            sender.clone(),
+            thread.to_owned(),
+            text,
+        )
+    };
+    let mut inbound = build(text).unwrap_or_else(|e| {
+        // Too long for one message: keep the start and say so.
+        let cut: String = mail.new_text.chars().take(100_000).collect();
+        build(format!("{cut}\n[the rest was cut: {e}]"))
+            .or_else(|_| build("[a mail that could not be stored whole]".into()))
+            .expect("a short text is always accepted")
+    });
+    inbound.sent_at = mail
+        .sent_at
+        .map(|s| Timestamp::from_micros(s.saturating_mul(1_000_000)));
+    inbound.reply_to = mail.in_reply_to.first().cloned();
+    inbound.attachments = mail
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Attachment {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            reference: format!("email:{validity}:{uid}:{i}"),
+        })
+        .collect();
+    let mut meta = json!({
+        "message_id": mail.message_id,
+        "references": mail.references,
+        "subject": mail.subject,
+        "from": mail.from.as_ref().map(|f| f.address.clone()),
+    });
+    if let Some(why) = &mail.automatic {
+        meta["automatic"] = json!(why);
+    }
+    if !mail.warnings.is_empty() {
+        meta["warnings"] = json!(mail.warnings);
+    }
+    // The whole mail for the "original" view: the text with its quoted history, and
+    // the HTML as sent. The store passes both through the guard like the text.
+    if mail.text.trim() != mail.new_text.trim() {
+        meta["full_text"] = json!(cut(&mail.text, MAX_KEPT));
+    }
+    if let Some(html) = &mail.html {
+        meta["html"] = json!(cut(html, MAX_KEPT));
+    }
+    inbound.meta = meta;
+    inbound
 }
 
 #[cfg(test)]

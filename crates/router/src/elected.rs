@@ -15,19 +15,25 @@ use frontdesk_core::{
 };
 use frontdesk_store::Store;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 /// How often a standby instance asks for the lead, and the leader checks it still has
 /// it: the longest a dead leader's channel goes unread.
 pub const ELECTION_EVERY: Duration = Duration::from_secs(2);
 
+/// Where this instance stands for one channel.
+const STARTING: u8 = 0;
+const STANDBY: u8 = 1;
+const LEADING: u8 = 2;
+
 /// Wraps a channel so that only the elected instance receives for it.
 #[derive(Debug)]
 pub struct Elected {
     inner: Arc<dyn Channel>,
     store: Arc<dyn Store>,
-    leading: AtomicBool,
+    /// [`STARTING`] until the first election, then [`STANDBY`] or [`LEADING`].
+    role: AtomicU8,
     every: Duration,
 }
 
@@ -36,7 +42,7 @@ impl Elected {
         Self {
             inner,
             store,
-            leading: AtomicBool::new(false),
+            role: AtomicU8::new(STARTING),
             every: ELECTION_EVERY,
         }
     }
@@ -48,7 +54,7 @@ impl Elected {
 
     /// Whether this instance receives for the channel now.
     pub fn leading(&self) -> bool {
-        self.leading.load(Ordering::SeqCst)
+        self.role.load(Ordering::SeqCst) == LEADING
     }
 
     /// Runs the channel's receiving side while the lead lasts. `Some` with the
@@ -60,7 +66,7 @@ impl Elected {
     ) -> Option<Result<(), String>> {
         let account = self.inner.account();
         tracing::info!(%account, "this instance receives for the channel");
-        self.leading.store(true, Ordering::SeqCst);
+        self.role.store(LEADING, Ordering::SeqCst);
         let stop = ctx.shutdown.child_token();
         let receiving = self.inner.run(ChannelContext {
             intake: ctx.intake.clone(),
@@ -80,7 +86,7 @@ impl Elected {
                 }
             }
         };
-        self.leading.store(false, Ordering::SeqCst);
+        self.role.store(STANDBY, Ordering::SeqCst);
         ended
     }
 }
@@ -103,6 +109,7 @@ impl Channel for Elected {
                     standing_by = false;
                 }
                 Ok(None) => {
+                    self.role.store(STANDBY, Ordering::SeqCst);
                     if !standing_by {
                         tracing::info!(account = %self.inner.account(), "another instance receives for the channel; standing by");
                         standing_by = true;
@@ -123,10 +130,12 @@ impl Channel for Elected {
     }
 
     async fn health(&self) -> Health {
-        if self.leading() {
-            self.inner.health().await
-        } else {
-            Health::ok("standby: another instance receives; this one delivers")
+        match self.role.load(Ordering::SeqCst) {
+            LEADING => self.inner.health().await,
+            STANDBY => Health::ok("standby: another instance receives; this one delivers"),
+            // Not ready before it knows: a message that came now could be taken for
+            // one from before the channel started.
+            _ => Health::failing("starting: asking the database who receives"),
         }
     }
 

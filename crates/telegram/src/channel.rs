@@ -16,11 +16,11 @@
 //! [`DeliveryOutcome::RetryAfter`]. Pieces already sent are remembered, so a retry
 //! sends only the rest.
 
-use crate::mapping::{MapOptions, Mapped, map_unreadable, map_update, message_key};
+use crate::mapping::{MapOptions, Mapped, message_key, read_update};
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
-    Intake, IntakeError, Outbound, OutboxId, pause, reconnect_backoff,
+    Intake, IntakeError, Outbound, OutboxId, json_error, pause, reconnect_backoff,
 };
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,7 +34,7 @@ use teloxide::payloads::{SendMessageSetters, SetWebhookSetters};
 use teloxide::requests::{JsonRequest, Payload, Request, Requester};
 use teloxide::types::{
     AllowedUpdate, CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
-    MessageId, ParseMode, ReplyParameters, Update, UpdateKind,
+    MessageId, ParseMode, ReplyParameters,
 };
 use teloxide::{ApiError, Bot, RequestError};
 use tokio_util::sync::CancellationToken;
@@ -255,28 +255,6 @@ impl TelegramChannel {
         Ok(())
     }
 
-    /// One update as Telegram sent it (JSON text): its id and what it maps to. An
-    /// update teloxide cannot read (a field newer than it; teloxide keeps nothing of
-    /// it) is mapped from the raw JSON instead of being lost.
-    pub(crate) fn read_update(&self, text: &str, options: &MapOptions) -> Option<(i64, Mapped)> {
-        let unreadable = |why: &dyn std::fmt::Display| {
-            let raw: serde_json::Value = serde_json::from_str(text).ok()?;
-            let id = raw["update_id"].as_i64()?;
-            tracing::warn!(account = %self.account, update_id = id, error = %why, "an update the Telegram client cannot read; keeping what it can");
-            Some((id, map_unreadable(&raw, &self.account)))
-        };
-        match serde_json::from_str::<Update>(text) {
-            Ok(update) if matches!(update.kind, UpdateKind::Error(_)) => {
-                unreadable(&"an unknown kind of update")
-            }
-            Ok(update) => Some((
-                i64::from(update.id.0),
-                map_update(&update, &self.account, options),
-            )),
-            Err(e) => unreadable(&json_error(&e)),
-        }
-    }
-
     async fn poll(&self, ctx: &ChannelContext, options: &MapOptions) {
         let stop = &ctx.shutdown;
         if !self.leave_webhook_mode(stop).await {
@@ -309,7 +287,7 @@ impl TelegramChannel {
             let updates: Option<Vec<(i64, Mapped)>> = match answer {
                 Ok(raw) => raw
                     .iter()
-                    .map(|u| self.read_update(&u.to_string(), options))
+                    .map(|u| read_update(&u.to_string(), &self.account, options))
                     .collect(),
                 Err(e) => {
                     failures += 1;
@@ -552,7 +530,7 @@ impl TelegramChannel {
 
 /// `getUpdates` with the updates left as JSON: teloxide's own `Update` turns what it
 /// cannot read into an empty value, and the message would be lost; this keeps the raw
-/// JSON for [`TelegramChannel::read_update`]. Sent by teloxide like any request.
+/// JSON for [`read_update`]. Sent by teloxide like any request.
 #[derive(Debug, Clone, serde::Serialize)]
 struct RawUpdates {
     offset: i32,
@@ -835,17 +813,6 @@ fn describe(e: &RequestError) -> String {
         ),
         e => e.to_string().replace("A Telegram's error: ", ""),
     }
-}
-
-/// Where JSON could not be read, without the value itself: serde's message quotes the
-/// offending value, which may be a customer's text.
-fn json_error(e: &serde_json::Error) -> String {
-    format!(
-        "{:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
 }
 
 fn content_type_of(name: &str) -> &'static str {

@@ -88,6 +88,32 @@ pub fn map_update(update: &Update, account: &ChannelAccount, options: &MapOption
 /// An update the client could not read (a field newer than it, a value of another
 /// type): a private message is kept with a placeholder rather than lost, as long as it
 /// says who wrote in which chat.
+/// One update as Telegram sent it (JSON text): its id and what it maps to. An update
+/// teloxide cannot read (a field newer than it; teloxide keeps nothing of it) is mapped
+/// from the raw JSON instead of being lost; `None` only for what has no `update_id`.
+pub fn read_update(
+    text: &str,
+    account: &ChannelAccount,
+    options: &MapOptions,
+) -> Option<(i64, Mapped)> {
+    let unreadable = |why: &dyn std::fmt::Display| {
+        let raw: serde_json::Value = serde_json::from_str(text).ok()?;
+        let id = raw["update_id"].as_i64()?;
+        tracing::warn!(%account, update_id = id, error = %why, "an update the Telegram client cannot read; keeping what it can");
+        Some((id, map_unreadable(&raw, account)))
+    };
+    match serde_json::from_str::<Update>(text) {
+        Ok(update) if matches!(update.kind, UpdateKind::Error(_)) => {
+            unreadable(&"an unknown kind of update")
+        }
+        Ok(update) => Some((
+            i64::from(update.id.0),
+            map_update(&update, account, options),
+        )),
+        Err(e) => unreadable(&frontdesk_core::json_error(&e)),
+    }
+}
+
 pub fn map_unreadable(raw: &serde_json::Value, account: &ChannelAccount) -> Mapped {
     let (m, edited) = match (raw.get("message"), raw.get("edited_message")) {
         (Some(m), _) => (m, false),

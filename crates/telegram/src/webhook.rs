@@ -49,7 +49,7 @@ async fn receive(
     };
     let Some((update_id, mapped)) = std::str::from_utf8(&body)
         .ok()
-        .and_then(|text| channel.read_update(text, &options))
+        .and_then(|text| crate::mapping::read_update(text, channel.account(), &options))
     else {
         tracing::warn!(account = %channel.account(), "a webhook call that is not a Telegram update");
         return (StatusCode::BAD_REQUEST, "not a Telegram update").into_response();

@@ -173,16 +173,6 @@ impl fmt::Debug for Client {
     }
 }
 
-/// Where JSON could not be read, without the value itself (it may be a customer's text).
-pub fn json_error(e: &serde_json::Error) -> String {
-    format!(
-        "{:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
-}
-
 /// The longest answer read (a page of 100 posts with their users is far below this).
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
@@ -378,7 +368,7 @@ async fn read(response: reqwest::Response) -> Result<Answer, ApiError> {
         match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(_) if status >= 500 => return Err(ApiError::Server(status)),
-            Err(e) => return Err(ApiError::Unreadable(json_error(&e))),
+            Err(e) => return Err(ApiError::Unreadable(frontdesk_core::json_error(&e))),
         }
     };
     match status {
