@@ -720,9 +720,10 @@ pub fn inbound_of(
 ) -> Inbound {
     let from = mail.from.clone();
     let sender = Sender {
-        external_id: from
-            .as_ref()
-            .map_or_else(|| "unknown-sender".to_owned(), |f| f.address.clone()),
+        external_id: from.as_ref().map_or_else(
+            || "unknown-sender".to_owned(),
+            |f| crate::parse::usable_id(&f.address),
+        ),
         display_name: from.as_ref().and_then(|f| f.name.clone()),
         language: None,
     };
@@ -737,12 +738,16 @@ pub fn inbound_of(
             "[attachments only]".into()
         };
     }
+    let (id, thread) = (
+        crate::parse::usable_id(&mail.message_id),
+        crate::parse::usable_id(thread),
+    );
     let build = |text: String| {
         Inbound::new(
             account.clone(),
-            mail.message_id.clone(),
+            id.clone(),
             sender.clone(),
-            thread.to_owned(),
+            thread.clone(),
             text,
         )
     };
@@ -795,6 +800,47 @@ pub fn inbound_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mail as the channel would store it.
+    fn stored(raw: &[u8]) -> Inbound {
+        let mail = crate::parse::parse(raw, crate::parse::ParseOptions::default());
+        let thread =
+            crate::thread::fallback_thread(&mail.message_id, &mail.in_reply_to, &mail.references);
+        inbound_of(
+            &ChannelAccount::default_of(frontdesk_core::ChannelKind::Email),
+            &mail,
+            &thread,
+            1,
+            1,
+        )
+    }
+
+    #[test]
+    fn a_mail_with_ids_too_long_to_keep_is_still_stored_under_stand_ins() {
+        let raw = format!(
+            "From: <{}@example.test>\r\nMessage-ID: <{}@example.test>\r\nReferences: <{}@example.test>\r\n\r\nhello",
+            "a".repeat(600),
+            "b".repeat(600),
+            "c".repeat(600)
+        );
+        let inbound = stored(raw.as_bytes());
+        assert_eq!(inbound.text.lines().next(), Some("hello"));
+        for id in [
+            &inbound.external_id,
+            &inbound.sender.external_id,
+            &inbound.thread_key,
+        ] {
+            assert!(id.ends_with("@frontdesk.invalid") && id.len() < 100, "{id}");
+        }
+        // The same mail again has the same stand-in: it is still stored once.
+        assert_eq!(stored(raw.as_bytes()).external_id, inbound.external_id);
+    }
+
+    #[test]
+    fn the_mail_the_fuzzer_found_with_a_blank_sender_is_stored() {
+        let inbound = stored(include_bytes!("../tests/data/fuzz-mime-blank-sender.eml"));
+        assert!(!inbound.sender.external_id.trim().is_empty());
+    }
 
     #[test]
     fn cursors_name_the_uidvalidity_and_the_uid() {

@@ -124,6 +124,20 @@ fn hash(parts: &[&str]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `id` if it can name a message, a sender or a thread (1-512 bytes, not blank, no
+/// NUL); otherwise a stable stand-in made from it (`HASH@frontdesk.invalid`), so a
+/// hostile header can neither fail the mail nor pass for another one.
+pub fn usable_id(id: &str) -> String {
+    let fits = !id.trim().is_empty()
+        && id.len() <= frontdesk_core::envelope::MAX_ID_BYTES
+        && !id.contains('\0');
+    if fits {
+        id.to_owned()
+    } else {
+        format!("{}@frontdesk.invalid", &hash(&[id])[..32])
+    }
+}
+
 /// Message-IDs from a header value (`<a@b> <c@d>`), without brackets.
 fn ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
     let list: Vec<String> = match value {
@@ -219,6 +233,13 @@ fn from_message(message: &mail_parser::Message<'_>, options: ParseOptions) -> Ma
         .message_id()
         .map(|id| id.trim_matches(|c| c == '<' || c == '>').trim().to_owned())
         .filter(|id| !id.is_empty())
+        .map(|id| {
+            let usable = usable_id(&id);
+            if usable != id {
+                warnings.push("a Message-ID too long or not readable; one was made from it".into());
+            }
+            usable
+        })
         .unwrap_or_else(|| {
             warnings.push("no Message-ID; one was made from the content".into());
             format!("{content_hash}@frontdesk.invalid")

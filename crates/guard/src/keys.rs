@@ -73,6 +73,22 @@ fn has_alphanumeric_run(text: &str, n: usize) -> bool {
     })
 }
 
+/// Whether `text[within]` speaks of a private key. Our own marker (`[redacted private
+/// key]`) does not count, even where `within` cuts it: a text the guard has redacted
+/// must read the same on a second look, or a hex string next to a redacted key would
+/// turn from a transaction hash into a key.
+fn key_words_in(text: &str, within: Range<usize>) -> bool {
+    let marker = crate::SecretKind::PrivateKey.marker();
+    let markers: Vec<Range<usize>> = text
+        .match_indices(marker)
+        .map(|(at, m)| at..at + m.len())
+        .collect();
+    KEY_WORDS.find_iter(&text[within.clone()]).any(|m| {
+        let (start, end) = (within.start + m.start(), within.start + m.end());
+        !markers.iter().any(|r| r.start <= start && end <= r.end)
+    })
+}
+
 /// Every key in `text`, as byte ranges.
 pub fn find(text: &str) -> Vec<(KeyKind, Range<usize>)> {
     let mut out = Vec::new();
@@ -85,9 +101,10 @@ pub fn find(text: &str) -> Vec<(KeyKind, Range<usize>)> {
     let tx_context = TX_WORDS.is_match(text);
     for m in HEX64.find_iter(text) {
         // The words just before a hex string say what it is.
-        let before = &text[floor_char(text, m.start().saturating_sub(60))..m.start()];
-        let is_key =
-            KEY_WORDS.is_match(before) || (!TX_WORDS.is_match(before) && KEY_WORDS.is_match(text));
+        let window = floor_char(text, m.start().saturating_sub(60))..m.start();
+        let before = &text[window.clone()];
+        let is_key = key_words_in(text, window)
+            || (!TX_WORDS.is_match(before) && key_words_in(text, 0..text.len()));
         let bare = !m.as_str().starts_with("0x") && !m.as_str().starts_with("0X");
         if is_key || (bare && !tx_context) {
             out.push((KeyKind::PrivateKey, m.range()));
@@ -237,6 +254,22 @@ mod tests {
         );
         let cut = &ks[..ks.find("cipherparams").unwrap()];
         assert_eq!(kinds(&format!("{cut} \"kdf\"")), [KeyKind::Keystore]);
+    }
+
+    #[test]
+    fn the_guards_own_marker_is_no_context_for_a_key() {
+        // What libFuzzer found: a 0x hash judged a transaction hash, and next to it a
+        // bare key that was redacted; on a second look the marker must not make the
+        // hash a key.
+        let text = format!("key 0x{HEX} and [redacted private key]");
+        assert!(kinds(&text).is_empty());
+        // Nor the end of one, just inside the words before a hash.
+        let text = format!("[redacted private key] and tx 0x{HEX}");
+        assert!(kinds(&text).is_empty());
+        assert_eq!(
+            kinds(&format!("private key 0x{HEX}")),
+            [KeyKind::PrivateKey]
+        );
     }
 
     #[test]

@@ -79,7 +79,41 @@ impl Scan {
 }
 
 /// Finds and redacts every secret in `text`.
+///
+/// Whether a hex string is a key or a transaction hash depends on the words around it,
+/// and a redaction changes those words (a 64-character key becomes a shorter marker,
+/// bringing earlier words into reach). So the redacted text is looked at again, and
+/// whatever that look finds is redacted in the original too, until a look finds
+/// nothing: what the guard lets through reads the same on a second look.
 pub fn scan(text: &str) -> Scan {
+    let mut secrets = merged(find(text));
+    for _ in 0..MAX_LOOKS {
+        let scan = redact(text, &secrets);
+        if secrets.is_empty() {
+            // Nothing redacted: a second look would see the same text.
+            return scan;
+        }
+        let again = find(&scan.redacted);
+        if again.is_empty() {
+            return scan;
+        }
+        let originals: Vec<Range<usize>> = secrets.iter().map(|(_, r)| r.clone()).collect();
+        secrets.extend(
+            again
+                .into_iter()
+                .map(|(kind, r)| (kind, in_original(&scan.marker_ranges, &originals, r))),
+        );
+        secrets = merged(secrets);
+    }
+    redact(text, &secrets)
+}
+
+/// Looks at a text again at most this often (each look can only widen what is redacted;
+/// in practice one more look is the most ever needed).
+const MAX_LOOKS: usize = 4;
+
+/// Every secret in `text`, as byte ranges (overlapping, unsorted).
+fn find(text: &str) -> Vec<(SecretKind, Range<usize>)> {
     let mut secrets: Vec<(SecretKind, Range<usize>)> = mnemonic::find(text)
         .into_iter()
         .map(|p| {
@@ -99,7 +133,12 @@ pub fn scan(text: &str) -> Scan {
         };
         (kind, r)
     }));
-    // Overlapping finds merge into the first (a keystore holds hex that looks like a key).
+    secrets
+}
+
+/// Sorted, with overlapping finds merged into the first (a keystore holds hex that
+/// looks like a key).
+fn merged(mut secrets: Vec<(SecretKind, Range<usize>)>) -> Vec<(SecretKind, Range<usize>)> {
     secrets.sort_by_key(|(_, r)| (r.start, std::cmp::Reverse(r.end)));
     let mut merged: Vec<(SecretKind, Range<usize>)> = Vec::new();
     for (kind, r) in secrets {
@@ -108,17 +147,51 @@ pub fn scan(text: &str) -> Scan {
             _ => merged.push((kind, r)),
         }
     }
+    merged
+}
+
+/// A byte range of a redacted text as a range of its original: a bound inside a marker
+/// moves out to the edge of what the marker replaced. `markers` and `originals` pair
+/// each marker in the redacted text with the range of the original it replaced.
+fn in_original(
+    markers: &[Range<usize>],
+    originals: &[Range<usize>],
+    r: Range<usize>,
+) -> Range<usize> {
+    let map = |at: usize, end: bool| {
+        // The original offset: `at` less what the markers before it added.
+        let mut shift: isize = 0;
+        for (m, o) in markers.iter().zip(originals) {
+            let inside = if end {
+                m.start < at && at <= m.end
+            } else {
+                m.start <= at && at < m.end
+            };
+            if inside {
+                return if end { o.end } else { o.start };
+            }
+            if m.end <= at {
+                shift += m.len() as isize - o.len() as isize;
+            }
+        }
+        at.saturating_add_signed(-shift)
+    };
+    map(r.start, false)..map(r.end, true)
+}
+
+/// `text` with each of `secrets` (sorted, not overlapping) replaced by its marker.
+fn redact(text: &str, secrets: &[(SecretKind, Range<usize>)]) -> Scan {
     let mut redacted = String::with_capacity(text.len());
-    let mut findings = Vec::with_capacity(merged.len());
-    let mut marker_ranges = Vec::with_capacity(merged.len());
+    let mut findings = Vec::with_capacity(secrets.len());
+    let mut marker_ranges = Vec::with_capacity(secrets.len());
     let mut at = 0;
-    for (kind, r) in merged {
+    for (kind, r) in secrets {
         redacted.push_str(&text[at..r.start]);
         let m = redacted.len();
         redacted.push_str(kind.marker());
         marker_ranges.push(m..redacted.len());
         findings.push(Finding {
-            kind,
+            kind: *kind,
             start: text[..r.start].chars().count(),
             end: text[..r.end].chars().count(),
         });
