@@ -106,3 +106,66 @@ async fn one_instance_polls_each_channel_and_another_takes_over_when_it_dies() {
     assert_eq!(texts, ["telegram one", "telegram two", "x one", "x two"]);
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_webhook_mode_every_instance_takes_telegrams_calls_and_stores_each_once() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    const SECRET: &str = "webhook-secret-0123456789";
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let start = || {
+        let url = telegram.api_url().to_owned();
+        TestApp::start_with(db.url(), &[], move |c| {
+            frontdesk_e2e::answering(c, false);
+            // Both behind one proxy: the same public address.
+            c.server.public_url = Some("https://support.example.test".into());
+            let t = &mut c.channels.telegram;
+            t.enabled = true;
+            t.token = Some(TOKEN.into());
+            t.api_url = url;
+            t.mode = frontdesk::config::TelegramMode::Webhook;
+            t.webhook_secret = Some(SECRET.into());
+        })
+    };
+    let (first, second) = (start().await, start().await);
+    let update = |id: i64, text: &str| {
+        serde_json::json!({
+            "update_id": id,
+            "message": {
+                "message_id": id, "date": 1_790_000_000,
+                "chat": { "id": 42, "type": "private", "first_name": "Wang" },
+                "from": { "id": 42, "is_bot": false, "first_name": "Wang" },
+                "text": text,
+            }
+        })
+    };
+    let post = |app: &TestApp, body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(app.url("/telegram/default/webhook"))
+            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+            .json(&body)
+            .send()
+    };
+    for (app, id, text) in [(&first, 1, "to the first"), (&second, 2, "to the second")] {
+        until(&format!("update {id} to be taken"), WAIT, || async {
+            post(app, update(id, text)).await.unwrap().status() == 200
+        })
+        .await;
+    }
+    // Telegram retries through the proxy, which may pick the other instance.
+    assert_eq!(
+        post(&first, update(2, "to the second"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        stored_texts(&first, 2).await,
+        ["to the first", "to the second"]
+    );
+    assert_eq!(second.inbound_texts().await.len(), 2);
+    first.stop().await;
+    second.stop().await;
+}

@@ -292,9 +292,13 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
     let mut routes = axum::Router::new();
     if c.telegram.enabled {
         let telegram = Arc::new(telegram_channel(config, store)?);
-        // Webhook calls are taken by every instance; polling by the elected one.
         routes = routes.merge(frontdesk_telegram::webhook::router(telegram.clone()));
-        channels.push(elected(telegram, store));
+        // Polling is the elected instance's; in webhook mode every instance takes
+        // Telegram's calls (and keeps the webhook set, which is idempotent).
+        channels.push(match c.telegram.mode {
+            crate::config::TelegramMode::Polling => elected(telegram, store),
+            crate::config::TelegramMode::Webhook => telegram,
+        });
     }
     // The first mailbox (the main one, if enabled) also mails verification codes.
     let mut mailbox = None;
