@@ -192,6 +192,35 @@ impl Health {
     }
 }
 
+/// A channel's health as its own tasks last saw it; "starting" until they say more.
+#[derive(Debug)]
+pub struct HealthCell(std::sync::Mutex<Health>);
+
+impl Default for HealthCell {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Health::failing("starting")))
+    }
+}
+
+impl HealthCell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Health> {
+        // A task that panicked must not hide the channel's state from `/readyz`.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the channel's state; says whether it changed (worth a log line).
+    pub fn set(&self, now: Health) -> bool {
+        let mut health = self.lock();
+        let changed = *health != now;
+        *health = now;
+        changed
+    }
+
+    pub fn get(&self) -> Health {
+        self.lock().clone()
+    }
+}
+
 /// The result of handing one inbound message to the intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestOutcome {

@@ -18,7 +18,8 @@ use crate::thread;
 use async_imap::Session;
 use frontdesk_core::{
     Attachment, Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError,
-    Files, Health, Inbound, Intake, Outbound, Sender, Timestamp, pause, reconnect_backoff,
+    Files, Health, HealthCell, Inbound, Intake, Outbound, Sender, Timestamp, pause,
+    reconnect_backoff,
 };
 use futures_util::TryStreamExt;
 use lettre::message::header::ContentType;
@@ -106,7 +107,7 @@ pub struct EmailChannel {
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     files: Arc<dyn Files>,
-    health: Mutex<Health>,
+    health: HealthCell,
     /// Automatic answers per address in the last hour: a loop with a robot that slips
     /// past the header checks stops here.
     budget: Mutex<AnswerBudget>,
@@ -135,16 +136,9 @@ impl EmailChannel {
             smtp,
             from,
             files,
-            health: Mutex::new(Health::failing("starting")),
+            health: HealthCell::default(),
             budget: Mutex::new(AnswerBudget::new(AUTOMATIC_PER_HOUR)),
         })
-    }
-
-    fn set_health(&self, now: Health) -> bool {
-        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *health != now;
-        *health = now;
-        changed
     }
 
     /// Connects and logs in.
@@ -210,7 +204,7 @@ impl EmailChannel {
                 .map_err(|e| format!("CAPABILITY failed: {e}"))?
                 .has_str("IDLE");
         let mode = if idle { "IDLE" } else { "polling" };
-        if self.set_health(Health::ok(format!("connected ({mode})"))) {
+        if self.health.set(Health::ok(format!("connected ({mode})"))) {
             tracing::info!(account = %self.config.account, mode, "mailbox open");
         }
         let mut start = self
@@ -588,7 +582,7 @@ impl Channel for EmailChannel {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     failures += 1;
-                    if self.set_health(Health::failing(e.clone())) {
+                    if self.health.set(Health::failing(e.clone())) {
                         tracing::warn!(account = %self.config.account, error = %e, "the mailbox connection failed; reconnecting");
                     }
                     if !pause(&ctx.shutdown, reconnect_backoff(failures.min(7))).await {
@@ -649,10 +643,7 @@ impl Channel for EmailChannel {
     }
 
     async fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.health.get()
     }
     /// A customer's attachment (`email:UIDVALIDITY:UID:INDEX`), read again from the
     /// mailbox when an agent opens it.

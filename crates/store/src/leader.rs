@@ -4,13 +4,14 @@
 //!
 //! On PostgreSQL the leader holds a session-level advisory lock
 //! (`pg_try_advisory_lock(hashtextextended(job, 0))`) on a connection of its own, taken
-//! out of the pool. A process that dies closes that connection and PostgreSQL lets the
+//! out of the pool once the lock is had. A process that dies closes that connection and PostgreSQL lets the
 //! lock go at once, so the next instance that asks takes over; a leader whose
 //! connection breaks (the server restarted) finds out at its next check and stops. On
 //! SQLite one instance owns the file, so it always leads.
 
 use crate::StoreError;
-use sqlx::{Connection, PgConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, Postgres};
 use std::fmt;
 use std::time::Duration;
 
@@ -51,23 +52,22 @@ impl fmt::Debug for AdvisoryLock {
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AdvisoryLock {
-    /// Takes the lock for `job` on `connection` if nobody holds it.
+    /// Takes the lock for `job` on a pooled connection if nobody holds it, and then
+    /// keeps that connection out of the pool; when somebody does, the connection goes
+    /// back to the pool (a standby asks every few seconds, so it must not open one
+    /// each time).
     pub(crate) async fn try_take(
-        mut connection: PgConnection,
+        mut pooled: PoolConnection<Postgres>,
         job: &str,
     ) -> Result<Option<AdvisoryLock>, StoreError> {
         let taken: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                 .bind(job)
-                .fetch_one(&mut connection)
+                .fetch_one(&mut *pooled)
                 .await?;
-        if !taken {
-            let _ = connection.close().await;
-            return Ok(None);
-        }
-        Ok(Some(AdvisoryLock {
+        Ok(taken.then(|| AdvisoryLock {
             job: job.to_owned(),
-            connection,
+            connection: pooled.detach(),
         }))
     }
 }

@@ -1131,9 +1131,8 @@ impl Store for SqlStore {
         Ok(match &self.inner.pool {
             Pool::Sqlite { .. } => Some(Box::new(crate::leader::Sole)),
             Pool::Pg(pool) => {
-                // A connection of its own: the lock lives and dies with its session.
-                let connection = pool.acquire().await?.detach();
-                crate::leader::AdvisoryLock::try_take(connection, job)
+                // The lock lives and dies with the session of the connection it is on.
+                crate::leader::AdvisoryLock::try_take(pool.acquire().await?, job)
                     .await?
                     .map(|lock| Box::new(lock) as Box<dyn crate::Leadership>)
             }

@@ -20,7 +20,7 @@ use crate::mapping::{MapOptions, Mapped, message_key, read_update};
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
-    Intake, IntakeError, Outbound, OutboxId, json_error, pause, reconnect_backoff,
+    HealthCell, Intake, IntakeError, Outbound, OutboxId, json_error, pause, reconnect_backoff,
 };
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
@@ -120,7 +120,7 @@ pub struct TelegramChannel {
     poll_timeout: Duration,
     webhook_check: Duration,
     files: Arc<dyn Files>,
-    health: Mutex<Health>,
+    health: HealthCell,
     /// Who the bot is (getMe); set once `run` has introduced itself.
     me: OnceLock<MapOptions>,
     /// Where webhook calls go; set when `run` starts.
@@ -170,7 +170,7 @@ impl TelegramChannel {
             poll_timeout: config.poll_timeout,
             webhook_check: config.webhook_check,
             files,
-            health: Mutex::new(Health::failing("starting")),
+            health: HealthCell::default(),
             me: OnceLock::new(),
             intake: OnceLock::new(),
             cache: Mutex::new(FileCache::default()),
@@ -180,14 +180,6 @@ impl TelegramChannel {
 
     pub(crate) fn mode(&self) -> &Mode {
         &self.mode
-    }
-
-    /// Records the channel's state; says whether it changed (worth a log line).
-    fn set_health(&self, now: Health) -> bool {
-        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *health != now;
-        *health = now;
-        changed
     }
 
     /// Asks Telegram who the bot is, until it answers or we stop.
@@ -211,7 +203,7 @@ impl TelegramChannel {
                 Err(e) => {
                     failures += 1;
                     let why = describe(&e);
-                    if self.set_health(Health::failing(why.clone())) {
+                    if self.health.set(Health::failing(why.clone())) {
                         tracing::warn!(account = %self.account, error = %why, "cannot reach the Telegram bot");
                     }
                     if !pause(stop, reconnect_backoff(failures)).await {
@@ -268,7 +260,7 @@ impl TelegramChannel {
         let mut failures = 0;
         // Telegram knows the bot and no webhook stands in the way: polling, though the
         // first long poll may wait its whole timeout for an update.
-        if self.set_health(Health::ok("polling")) {
+        if self.health.set(Health::ok("polling")) {
             tracing::info!(account = %self.account, "polling Telegram for updates");
         }
         loop {
@@ -302,7 +294,7 @@ impl TelegramChannel {
                 // An update without an id cannot be confirmed, so nothing after it can.
                 failures += 1;
                 let why = "Telegram sent an update without an update_id; polling cannot go past it";
-                if self.set_health(Health::failing(why)) {
+                if self.health.set(Health::failing(why)) {
                     tracing::error!(account = %self.account, "{why}");
                 }
                 if !pause(stop, reconnect_backoff(failures)).await {
@@ -311,7 +303,7 @@ impl TelegramChannel {
                 continue;
             };
             failures = 0;
-            if self.set_health(Health::ok("polling")) {
+            if self.health.set(Health::ok("polling")) {
                 tracing::info!(account = %self.account, "polling Telegram for updates");
             }
             for (update_id, mapped) in updates {
@@ -326,7 +318,8 @@ impl TelegramChannel {
                     Err(e) => {
                         // Not confirmed: Telegram gives it to us again.
                         tracing::warn!(account = %self.account, error = %e, "cannot store an update; fetching it again");
-                        self.set_health(Health::failing(format!("cannot store updates: {e}")));
+                        self.health
+                            .set(Health::failing(format!("cannot store updates: {e}")));
                         if !pause(stop, Duration::from_secs(2)).await {
                             return;
                         }
@@ -369,7 +362,7 @@ impl TelegramChannel {
             ),
             e => (describe(e), reconnect_backoff(failures)),
         };
-        if self.set_health(Health::failing(why.clone())) {
+        if self.health.set(Health::failing(why.clone())) {
             tracing::warn!(account = %self.account, error = %why, "polling Telegram failed");
         }
         wait
@@ -397,7 +390,7 @@ impl TelegramChannel {
                 Err(e) => {
                     failures += 1;
                     let why = format!("cannot check or remove the webhook: {}", describe(&e));
-                    if self.set_health(Health::failing(why.clone())) {
+                    if self.health.set(Health::failing(why.clone())) {
                         tracing::warn!(account = %self.account, error = %why, "Telegram");
                     }
                     if !pause(stop, reconnect_backoff(failures)).await {
@@ -412,7 +405,7 @@ impl TelegramChannel {
     /// registering it again if it was removed or replaced.
     async fn keep_webhook(&self, stop: &CancellationToken, url: &str, secret: &SecretString) {
         let Ok(parsed) = reqwest::Url::parse(url) else {
-            self.set_health(Health::failing(format!(
+            self.health.set(Health::failing(format!(
                 "the webhook URL {url:?} is not a URL"
             )));
             return;
@@ -435,7 +428,7 @@ impl TelegramChannel {
                     }
                     Err(e) => {
                         let why = format!("cannot set the webhook: {}", describe(&e));
-                        if self.set_health(Health::failing(why.clone())) {
+                        if self.health.set(Health::failing(why.clone())) {
                             tracing::warn!(account = %self.account, error = %why, "Telegram");
                         }
                     }
@@ -452,7 +445,7 @@ impl TelegramChannel {
                             "the webhook was removed or replaced (now: {now}); setting it again"
                         );
                         tracing::warn!(account = %self.account, "{why}");
-                        self.set_health(Health::failing(why));
+                        self.health.set(Health::failing(why));
                         continue;
                     }
                     Ok(info) => {
@@ -462,14 +455,14 @@ impl TelegramChannel {
                             info.last_error_date.map(|d| d.timestamp()),
                             info.last_error_message.as_deref(),
                         );
-                        if self.set_health(health.clone()) && !health.ok {
+                        if self.health.set(health.clone()) && !health.ok {
                             tracing::warn!(account = %self.account, detail = %health.detail, "Telegram cannot reach the webhook");
                         }
                     }
                     Err(e) => {
                         failures += 1;
                         let why = format!("cannot read the webhook's state: {}", describe(&e));
-                        if self.set_health(Health::failing(why.clone())) {
+                        if self.health.set(Health::failing(why.clone())) {
                             tracing::warn!(account = %self.account, error = %why, "Telegram");
                         }
                     }
@@ -679,10 +672,7 @@ impl Channel for TelegramChannel {
     }
 
     async fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.health.get()
     }
 
     fn invite_link(&self, payload: &str) -> Option<String> {

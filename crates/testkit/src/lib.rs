@@ -21,3 +21,31 @@ pub use memory_channel::{Attempt, MemoryChannel};
 pub use memory_intake::MemoryIntake;
 pub use telegram::FakeTelegram;
 pub use x::FakeX;
+
+/// A fake provider's HTTP server on 127.0.0.1, stopped when dropped.
+#[derive(Debug)]
+pub(crate) struct Served {
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    /// Serves `app` on a free port of 127.0.0.1.
+    pub(crate) async fn start(app: axum::Router) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Served { url, task }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

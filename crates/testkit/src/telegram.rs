@@ -149,20 +149,13 @@ impl Shared {
 /// The fake server; it stops when dropped.
 pub struct FakeTelegram {
     shared: Shared,
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: crate::Served,
 }
 
 impl std::fmt::Debug for FakeTelegram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FakeTelegram")
-            .field("url", &self.url)
+            .field("url", &self.server.url)
             .finish()
     }
 }
@@ -183,23 +176,13 @@ impl FakeTelegram {
             .route("/{bot}/{method}", axum::routing::any(method))
             .route("/file/{bot}/{*path}", axum::routing::get(download))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeTelegram {
-            shared,
-            url,
-            server,
-        }
+        let server = crate::Served::start(app).await;
+        FakeTelegram { shared, server }
     }
 
     /// The base URL to give the client (`Bot::set_api_url`).
     pub fn api_url(&self) -> &str {
-        &self.url
+        &self.server.url
     }
 
     /// Queues an update (its `update_id` is given if it has none); returns the id.

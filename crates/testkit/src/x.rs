@@ -226,19 +226,14 @@ impl Shared {
 /// The fake server; it stops when dropped.
 pub struct FakeX {
     shared: Shared,
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeX {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: crate::Served,
 }
 
 impl std::fmt::Debug for FakeX {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeX").field("url", &self.url).finish()
+        f.debug_struct("FakeX")
+            .field("url", &self.server.url)
+            .finish()
     }
 }
 
@@ -298,23 +293,13 @@ impl FakeX {
                 admission,
             ))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let url = format!("http://{}", listener.local_addr().expect("an address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeX {
-            shared,
-            url,
-            server,
-        }
+        let server = crate::Served::start(app).await;
+        FakeX { shared, server }
     }
 
     /// The base URL to give the client (`channels.x.api_url`).
     pub fn api_url(&self) -> &str {
-        &self.url
+        &self.server.url
     }
 
     /// The OAuth 1.0a keys the fake accepts.

@@ -21,8 +21,8 @@ use crate::mapping::{Mapped, Page, dm_fields, map_dm, map_mention, mention_field
 use crate::text;
 use frontdesk_core::envelope::is_public_thread;
 use frontdesk_core::{
-    Channel, ChannelAccount, ChannelContext, DeliveryOutcome, Health, Intake, Outbound, OutboxId,
-    TextFilter, pause, reconnect_backoff,
+    Channel, ChannelAccount, ChannelContext, DeliveryOutcome, Health, HealthCell, Intake, Outbound,
+    OutboxId, TextFilter, pause, reconnect_backoff,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -134,7 +134,7 @@ pub struct XChannel {
     config: XConfig,
     /// Finds account details in a reply about to go public.
     details: Arc<dyn TextFilter>,
-    health: Mutex<Health>,
+    health: HealthCell,
     /// Who the account is (its @handle), once `run` has asked.
     handle: OnceLock<String>,
     /// Posts of a thread already sent, by outbox row: how many, the last one's id (the
@@ -169,24 +169,16 @@ impl XChannel {
             client,
             config,
             details,
-            health: Mutex::new(Health::failing("starting")),
+            health: HealthCell::default(),
             handle: OnceLock::new(),
             progress: Mutex::default(),
             invited: Mutex::default(),
         })
     }
 
-    /// Records the channel's state; says whether it changed (worth a log line).
-    fn set_health(&self, now: Health) -> bool {
-        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *health != now;
-        *health = now;
-        changed
-    }
-
     /// A failure made visible on /readyz, logged when it is news.
     fn failing(&self, why: String) {
-        if self.set_health(Health::failing(why.clone())) {
+        if self.health.set(Health::failing(why.clone())) {
             tracing::warn!(account = %self.account, error = %why, "X channel");
         }
     }
@@ -208,7 +200,7 @@ impl XChannel {
                             "the credentials are for @{handle} (id {id}), not for channels.x.user_id {}",
                             self.user_id
                         );
-                        self.set_health(Health::failing(why.clone()));
+                        self.health.set(Health::failing(why.clone()));
                         return Err(why);
                     }
                     let _ = self.handle.set(handle.to_owned());
@@ -393,7 +385,8 @@ impl XChannel {
         loop {
             let Some((&feed, &when)) = due.iter().min_by_key(|(_, at)| **at) else {
                 // Nothing to read: the channel only sends.
-                self.set_health(Health::ok("sending only (mentions and DMs off)"));
+                self.health
+                    .set(Health::ok("sending only (mentions and DMs off)"));
                 stop.cancelled().await;
                 return;
             };
@@ -410,7 +403,7 @@ impl XChannel {
                         && feeds
                             .iter()
                             .all(|f| started.get(f).copied().unwrap_or(false));
-                    if all_well && self.set_health(Health::ok(self.receiving())) {
+                    if all_well && self.health.set(Health::ok(self.receiving())) {
                         tracing::info!(account = %self.account, "receiving from X");
                     }
                     RateLimit::pace(limit, self.config.poll_every)
@@ -736,10 +729,7 @@ impl Channel for XChannel {
     }
 
     async fn health(&self) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.health.get()
     }
 }
 
