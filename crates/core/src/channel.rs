@@ -6,7 +6,7 @@
 //! one [`Outbound`] and says how it went; the delivery worker owns retries and backoff.
 
 use crate::envelope::{Inbound, Outbound};
-use crate::ids::{ConversationId, MessageId};
+use crate::ids::{ConversationId, MessageId, OutboxId};
 use crate::model::word_enum;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -166,6 +166,93 @@ pub enum FileError {
 #[async_trait::async_trait]
 pub trait Files: Send + Sync + fmt::Debug {
     async fn read(&self, reference: &str) -> Result<FileBody, FileError>;
+}
+
+/// Where a channel keeps its own note on one delivery across attempts, restarts and
+/// crashes: how many pieces of a long reply went out and the ids they got, the
+/// Message-ID a mail goes out with. The server keeps notes in the outbox row
+/// (`frontdesk_router::StoredProgress`); [`MemoryProgress`] serves tests and tools.
+#[async_trait::async_trait]
+pub trait Progress: Send + Sync + fmt::Debug {
+    /// The note on delivery `outbox`, if a earlier attempt left one.
+    async fn load(&self, outbox: OutboxId) -> Result<Option<serde_json::Value>, String>;
+    /// Replaces the note; `Null` clears it.
+    async fn save(&self, outbox: OutboxId, note: &serde_json::Value) -> Result<(), String>;
+}
+
+/// Notes kept in this process's memory: they do not outlive it.
+#[derive(Debug, Default)]
+pub struct MemoryProgress(std::sync::Mutex<std::collections::HashMap<OutboxId, serde_json::Value>>);
+
+#[async_trait::async_trait]
+impl Progress for MemoryProgress {
+    async fn load(&self, outbox: OutboxId) -> Result<Option<serde_json::Value>, String> {
+        let notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(notes.get(&outbox).cloned())
+    }
+
+    async fn save(&self, outbox: OutboxId, note: &serde_json::Value) -> Result<(), String> {
+        let mut notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if note.is_null() {
+            notes.remove(&outbox);
+        } else {
+            notes.insert(outbox, note.clone());
+        }
+        Ok(())
+    }
+}
+
+/// How far a reply in several pieces has gone: the [`Progress`] note of the channels
+/// that cut long replies (Telegram, X).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pieces {
+    /// Pieces sent, counted from the first.
+    pub done: usize,
+    /// The channel's id for the first piece (the reply's id).
+    pub first: Option<String>,
+    /// The channel's id for the last piece sent (what the next one answers).
+    pub last: Option<String>,
+}
+
+impl Pieces {
+    /// What earlier attempts of `out` sent. Only a retry can have a note, so a first
+    /// attempt costs no read. An error means the note cannot be read now: sending
+    /// anyway could repeat pieces.
+    pub async fn of(progress: &dyn Progress, out: &Outbound) -> Result<Pieces, String> {
+        if out.attempt <= 1 {
+            return Ok(Pieces::default());
+        }
+        let note = progress.load(out.outbox_id).await?;
+        // A note this version cannot read is treated as none: at worst a piece repeats.
+        Ok(note
+            .and_then(|n| serde_json::from_value(n).ok())
+            .unwrap_or_default())
+    }
+
+    /// Records that the next piece went out as `id`, of `total` pieces. The last is
+    /// not noted: the delivery worker records the whole reply as sent next. A note
+    /// that cannot be written is logged and sending goes on (only a crash before the
+    /// reply is recorded would then repeat a piece).
+    pub async fn sent(
+        &mut self,
+        progress: &dyn Progress,
+        out: &Outbound,
+        id: Option<String>,
+        total: usize,
+    ) {
+        self.done += 1;
+        if self.first.is_none() {
+            self.first.clone_from(&id);
+        }
+        self.last = id;
+        if self.done >= total {
+            return;
+        }
+        let note = serde_json::to_value(&*self).unwrap_or_default();
+        if let Err(e) = progress.save(out.outbox_id, &note).await {
+            tracing::warn!(outbox_id = %out.outbox_id, error = %e, "cannot note the pieces sent");
+        }
+    }
 }
 
 /// A channel's own view of whether it works.

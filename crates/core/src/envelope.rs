@@ -142,6 +142,14 @@ impl Inbound {
             meta: serde_json::Value::Null,
         })
     }
+
+    /// Whether the conversation engine acts on this message once it is stored with
+    /// `findings` secrets found in it: a new message is a turn, an edit is not, and
+    /// nothing answers an automatic mail (an auto-reply, a bounce: a loop otherwise);
+    /// a secret is acted on whatever brought it.
+    pub fn wants_turn(&self, findings: usize) -> bool {
+        (self.edit_of.is_none() && self.meta["automatic"].is_null()) || findings > 0
+    }
 }
 
 /// One message to send, as the delivery worker hands it to the adapter.

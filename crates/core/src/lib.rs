@@ -25,8 +25,8 @@ pub mod split;
 
 pub use channel::{
     Channel, ChannelAccount, ChannelContext, ChannelKind, DeliveryOutcome, FileBody, FileError,
-    Files, Health, HealthCell, IngestOutcome, Intake, IntakeError, json_error, pause,
-    reconnect_backoff,
+    Files, Health, HealthCell, IngestOutcome, Intake, IntakeError, MemoryProgress, Pieces,
+    Progress, json_error, pause, reconnect_backoff,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use envelope::{Attachment, Inbound, InvalidInbound, Outbound, Sender};

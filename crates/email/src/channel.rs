@@ -18,8 +18,8 @@ use crate::thread;
 use async_imap::Session;
 use frontdesk_core::{
     Attachment, Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError,
-    Files, Health, HealthCell, Inbound, Intake, Outbound, Sender, Timestamp, pause,
-    reconnect_backoff,
+    Files, Health, HealthCell, Inbound, Intake, MemoryProgress, Outbound, Progress, Sender,
+    Timestamp, pause, reconnect_backoff,
 };
 use futures_util::TryStreamExt;
 use lettre::message::header::ContentType;
@@ -107,6 +107,9 @@ pub struct EmailChannel {
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     files: Arc<dyn Files>,
+    /// Where each reply's Message-ID is noted before it is sent, so a retry after a
+    /// crash goes out with the same one (receivers take it for the same mail).
+    progress: Arc<dyn Progress>,
     health: HealthCell,
     /// Automatic answers per address in the last hour: a loop with a robot that slips
     /// past the header checks stops here.
@@ -136,9 +139,43 @@ impl EmailChannel {
             smtp,
             from,
             files,
+            progress: Arc::new(MemoryProgress::default()),
             health: HealthCell::default(),
             budget: Mutex::new(AnswerBudget::new(AUTOMATIC_PER_HOUR)),
         })
+    }
+
+    /// Notes each reply's Message-ID in `progress` before sending (the server's are
+    /// kept in the outbox, so a retry after a crash keeps the id); by default they are
+    /// kept in memory.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The Message-ID reply `out` goes out with: the one an earlier attempt noted, or a
+    /// new one, noted before it is used.
+    async fn message_id_for(
+        &self,
+        out: &Outbound,
+        domain: &str,
+    ) -> Result<String, DeliveryOutcome> {
+        if out.attempt > 1 {
+            let note = self
+                .progress
+                .load(out.outbox_id)
+                .await
+                .map_err(DeliveryOutcome::Transient)?;
+            if let Some(id) = note.as_ref().and_then(|n| n["message_id"].as_str()) {
+                return Ok(id.to_owned());
+            }
+        }
+        let id = thread::our_message_id(&out.thread_key, domain);
+        self.progress
+            .save(out.outbox_id, &serde_json::json!({ "message_id": id }))
+            .await
+            .map_err(DeliveryOutcome::Transient)?;
+        Ok(id)
     }
 
     /// Connects and logs in.
@@ -434,7 +471,7 @@ impl EmailChannel {
             .rsplit('@')
             .next()
             .unwrap_or("frontdesk.invalid");
-        let id = thread::our_message_id(&out.thread_key, domain);
+        let id = self.message_id_for(out, domain).await?;
         let subject = thread::reply_subject(
             out.meta["subject"].as_str().unwrap_or_default(),
             out.conversation_id.0,

@@ -124,6 +124,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// How long a turn noted at ingest is left to the process that stored the message
+/// before the timers take it (at least one tick).
+const TURN_GRACE: Duration = Duration::from_secs(10);
+
 /// Sends a verification code by email. The email channel provides it when configured.
 #[async_trait::async_trait]
 pub trait CodeMailer: Send + Sync + fmt::Debug {
@@ -445,6 +449,30 @@ impl ConversationEngine {
             format!("The customer continued conversation #{origin} here through its link; their contacts are joined."),
         )
         .await
+    }
+
+    /// Takes the engine's turn on a stored customer message and records it taken. A
+    /// failure is logged; the turn stays noted and the timers ([`Self::tick`]) take it
+    /// again, as they take the turns of a process that died before taking them.
+    pub async fn take_turn(
+        &self,
+        id: ConversationId,
+        message: MessageId,
+        text: &str,
+        findings: usize,
+    ) {
+        match self.on_customer_message(id, message, text, findings).await {
+            Ok(outcome) => {
+                tracing::debug!(conversation_id = %id, ?outcome, "engine");
+                if let Err(e) = self.store.turn_taken(message).await {
+                    // The next tick finds the message answered and drops the note.
+                    tracing::warn!(conversation_id = %id, error = %e, "cannot record a turn as taken");
+                }
+            }
+            Err(e) => {
+                tracing::error!(conversation_id = %id, error = %e, "the conversation engine failed on a message; the timers will try again")
+            }
+        }
     }
 
     /// Everything that follows one stored customer message. `findings` is how many
@@ -1399,6 +1427,19 @@ impl ConversationEngine {
         self.reload_hours().await?;
         let now = self.now();
         let ago = |d: Duration| Timestamp::from_micros(now.as_micros() - micros(d));
+        // Turns left behind: the process that stored the message died before the
+        // engine's turn, or the turn failed. A turn younger than this may still run.
+        let noted_before = ago(self.config.tick_every.max(TURN_GRACE));
+        for turn in self.store.take_turns(noted_before, now, 100).await? {
+            tracing::info!(conversation_id = %turn.conversation_id, "taking a turn left behind");
+            self.take_turn(
+                turn.conversation_id,
+                turn.message_id,
+                &turn.text,
+                turn.findings,
+            )
+            .await;
+        }
         for c in self.store.sweep(Sweep::SnoozeOver(now), 500).await? {
             let change = ConversationChange {
                 status: Some(Status::Open),

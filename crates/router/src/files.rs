@@ -1,7 +1,8 @@
-//! The files agents attach to replies, as adapters read them: `file:ID` references to
-//! the store's files table.
+//! What adapters keep in the store through core's traits: the files agents attach to
+//! replies (`file:ID` references to the store's files table), and their notes on
+//! deliveries in several pieces.
 
-use frontdesk_core::{FileBody, FileError, Files};
+use frontdesk_core::{FileBody, FileError, Files, OutboxId, Progress};
 use frontdesk_store::Store;
 use std::sync::Arc;
 
@@ -25,5 +26,27 @@ impl Files for StoredFiles {
             Ok(None) => Err(FileError::NotFound),
             Err(e) => Err(FileError::Unavailable(e.to_string())),
         }
+    }
+}
+
+/// Channels' notes on deliveries, kept in the outbox row they belong to, so they
+/// outlive a crash (see [`frontdesk_core::Progress`]).
+#[derive(Debug, Clone)]
+pub struct StoredProgress(pub Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Progress for StoredProgress {
+    async fn load(&self, outbox: OutboxId) -> Result<Option<serde_json::Value>, String> {
+        self.0
+            .delivery_progress(outbox)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn save(&self, outbox: OutboxId, note: &serde_json::Value) -> Result<(), String> {
+        self.0
+            .save_delivery_progress(outbox, note)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -105,21 +105,12 @@ impl Intake for Pipeline {
                 {
                     tracing::warn!(%conversation_id, error = %e, "cannot follow a deep link");
                 }
-                // An edit changes a stored message; it is not a new turn, and nothing
-                // answers an automatic mail (an auto-reply, a bounce: a loop otherwise);
-                // a secret is acted on whatever brought it.
-                let automatic = !inbound.meta["automatic"].is_null();
-                let turn = (inbound.edit_of.is_none() && !automatic) || findings > 0;
-                if let (Some(engine), true) = (&self.engine, turn) {
-                    match engine
-                        .on_customer_message(conversation_id, message_id, &inbound.text, findings)
-                        .await
-                    {
-                        Ok(outcome) => tracing::debug!(%conversation_id, ?outcome, "engine"),
-                        Err(e) => {
-                            tracing::error!(%conversation_id, error = %e, "the conversation engine failed on a message")
-                        }
-                    }
+                // The store noted the turn with the message; the engine's timers take it
+                // if this process dies first or the engine fails now.
+                if let (Some(engine), true) = (&self.engine, inbound.wants_turn(findings)) {
+                    engine
+                        .take_turn(conversation_id, message_id, &inbound.text, findings)
+                        .await;
                 }
             }
             IngestOutcome::Duplicate => {

@@ -40,7 +40,7 @@ pub use engine::{
     CodeMailer, ConversationEngine, EngineConfig, Escalation, HandOff, Outcome, SlaState,
     SlaTargets, Transfer, VerificationStep,
 };
-pub use files::StoredFiles;
+pub use files::{StoredFiles, StoredProgress};
 pub use hours::BusinessHours;
 pub use intake::Pipeline;
 pub use metrics::Metrics;

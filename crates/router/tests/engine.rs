@@ -290,6 +290,7 @@ on_both_backends!(
     two_timers_at_once_resolve_a_silent_conversation_once,
     two_assigners_at_once_never_overfill_an_agent,
     a_message_the_engine_missed_in_a_resolved_conversation_reopens_it,
+    a_question_stored_just_before_a_crash_is_answered_once_by_the_timers,
     a_comment_just_after_the_rating_is_kept_with_it,
     verification_codes_expire_and_allow_five_tries,
     the_bot_asks_for_a_verified_email_before_account_talk,
@@ -1129,6 +1130,48 @@ async fn a_message_the_engine_missed_in_a_resolved_conversation_reopens_it(db: T
     desk.later(2 * MINUTE).await;
     let c = desk.conversation(id).await;
     assert_eq!((c.status, c.reopened), (Status::Open, 1));
+}
+
+async fn a_question_stored_just_before_a_crash_is_answered_once_by_the_timers(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    // Stored, but the process died before the engine's turn on it.
+    let sender = Sender {
+        external_id: "wen".into(),
+        display_name: None,
+        language: None,
+    };
+    let inbound = Inbound::new(
+        ChannelAccount::default_of(ChannelKind::Webchat),
+        "crashed-1",
+        sender,
+        "wen",
+        "怎么注册账号",
+    )
+    .unwrap();
+    let IngestOutcome::Stored {
+        conversation_id: id,
+        ..
+    } = desk.store.ingest(&inbound, None).await.unwrap()
+    else {
+        panic!("not stored");
+    };
+    // A turn this young may still be running in the process that stored it.
+    desk.later(Duration::from_secs(1)).await;
+    assert!(desk.said(id).await.is_empty());
+    // Two instances' timers at once: one of them answers.
+    desk.clock.advance(MINUTE);
+    let (a, b) = tokio::join!(desk.engine.tick(), desk.engine.tick());
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(desk.said(id).await.len(), 1, "{:?}", desk.said(id).await);
+    desk.later(HOUR).await;
+    assert_eq!(desk.said(id).await.len(), 1, "answered once");
+    // A turn the engine took at once is not taken again.
+    let asked = desk.writes("xia", "怎么注册账号").await;
+    let said = desk.said(asked).await;
+    assert!(!said.is_empty());
+    desk.later(HOUR).await;
+    assert_eq!(desk.said(asked).await, said);
 }
 
 async fn a_comment_just_after_the_rating_is_kept_with_it(db: TestDatabase) {

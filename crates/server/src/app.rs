@@ -361,7 +361,7 @@ fn telegram_channel(
         };
     }
     let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
-    Ok(frontdesk_telegram::TelegramChannel::new(settings, files)?)
+    Ok(frontdesk_telegram::TelegramChannel::new(settings, files)?.with_progress(progress(store)))
 }
 
 /// One support mailbox (`[channels.email]` or `[channels.email.mailboxes.NAME]`,
@@ -402,7 +402,7 @@ fn email_channel(
         parse: frontdesk_email::parse::ParseOptions::default(),
     };
     let files = Arc::new(frontdesk_router::StoredFiles(store.clone()));
-    Ok(frontdesk_email::EmailChannel::new(settings, files)?)
+    Ok(frontdesk_email::EmailChannel::new(settings, files)?.with_progress(progress(store)))
 }
 
 /// The X account from `[channels.x]` (checked by the config loader).
@@ -451,7 +451,13 @@ fn x_channel(
         key: format!("{account}.refresh_token"),
     });
     frontdesk_x::XChannel::new(settings, Arc::new(InboundFilter), Some(keeper))
+        .map(|x| x.with_progress(progress(store)))
         .map_err(anyhow::Error::msg)
+}
+
+/// Where channels note how far a delivery has gone: its outbox row.
+fn progress(store: &Arc<dyn Store>) -> Arc<dyn frontdesk_core::Progress> {
+    Arc::new(frontdesk_router::StoredProgress(store.clone()))
 }
 
 /// X's rotated OAuth 2.0 refresh token, kept in the database (shared by every

@@ -207,6 +207,18 @@ pub struct Page<T> {
     pub next: Option<PageCursor>,
 }
 
+/// A customer message the conversation engine has yet to act on (see
+/// [`Store::take_turns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTurn {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    /// The stored text (through the guard).
+    pub text: String,
+    /// Secrets the guard found in it.
+    pub findings: usize,
+}
+
 /// A delivery worker's request for due outbox rows.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -550,6 +562,36 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: ConversationId,
         change: &ConversationChange,
     ) -> Result<Conversation, StoreError>;
+
+    /// Turns the engine has not taken: customer messages whose turn was noted at ingest
+    /// (the note is written with the message) at or before `noted_before`, so that a
+    /// turn still running on some instance is left alone. Each one returned is the
+    /// caller's: its note moves to `now`, and no other caller gets it until it is due
+    /// again. Notes of messages something already answered (an outgoing message
+    /// follows them), and of messages older than a day, are dropped, not returned.
+    async fn take_turns(
+        &self,
+        noted_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingTurn>, StoreError>;
+
+    /// The engine has acted on `message`: its note goes.
+    async fn turn_taken(&self, message: MessageId) -> Result<(), StoreError>;
+
+    /// What a channel noted on delivery `id` during earlier attempts (see
+    /// [`frontdesk_core::Progress`]), if anything.
+    async fn delivery_progress(
+        &self,
+        id: OutboxId,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// Replaces the channel's note on delivery `id`.
+    async fn save_delivery_progress(
+        &self,
+        id: OutboxId,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 
     /// Leases up to `limit` due rows of one account and returns them ready to send.
     async fn claim_outbox(&self, req: &ClaimRequest) -> Result<Vec<Outbound>, StoreError>;

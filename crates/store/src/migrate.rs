@@ -77,6 +77,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0011_telegram.sql"),
         include_str!("../../../migrations/postgres/0011_telegram.sql"),
     ),
+    (
+        12,
+        "crash safety",
+        include_str!("../../../migrations/sqlite/0012_crash_safety.sql"),
+        include_str!("../../../migrations/postgres/0012_crash_safety.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

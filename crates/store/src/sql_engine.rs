@@ -8,8 +8,8 @@ use crate::sql_store::{
     find_agent, load_agent_teams, load_conversation, micros, opt_micros, word,
 };
 use crate::{
-    AgentLoad, AgentProfile, ConversationFacts, Csat, SlaTarget, SqlStore, StoreError, Sweep,
-    Verification, VerificationChange, VerificationState,
+    AgentLoad, AgentProfile, ConversationFacts, Csat, PendingTurn, SlaTarget, SqlStore, StoreError,
+    Sweep, Verification, VerificationChange, VerificationState,
 };
 use frontdesk_core::{
     Agent, AgentId, AgentStatus, ChannelKind, ContactId, Conversation, ConversationId, EventKind,
@@ -90,6 +90,71 @@ impl SqlStore {
         };
         let rows = self.conn().await?.q().fetch_all(query.bind(limit)).await?;
         rows.iter().map(conversation_from_row).collect()
+    }
+
+    pub(crate) async fn pending_turns(
+        &self,
+        noted_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingTurn>, StoreError> {
+        const STALE: i64 = 86_400 * 1_000_000;
+        let mut conn = self.conn().await?;
+        let rows = conn
+            .q()
+            .fetch_all(
+                Query::new(
+                    "SELECT t.message_id, t.conversation_id, t.due_at, m.text, m.findings,
+                            m.created_at,
+                            CAST(CASE WHEN EXISTS (
+                                SELECT 1 FROM messages o
+                                WHERE o.conversation_id = t.conversation_id
+                                  AND o.id > t.message_id AND o.direction = 'out')
+                            THEN 1 ELSE 0 END AS BIGINT) AS answered
+                     FROM engine_turns t JOIN messages m ON m.id = t.message_id
+                     WHERE t.due_at <= $1 ORDER BY t.due_at, t.message_id LIMIT $2",
+                )
+                .bind(noted_before.as_micros())
+                .bind(i64::from(limit.clamp(1, 1000))),
+            )
+            .await?;
+        drop(conn);
+        let mut turns = Vec::new();
+        for row in rows {
+            let message: i64 = row.get("message_id")?;
+            let due: i64 = row.get("due_at")?;
+            let done = row.get::<i64>("answered")? != 0
+                || row.get::<i64>("created_at")? < now.as_micros() - STALE;
+            // Compare-and-set on the note's time: of several instances, one wins.
+            let sql = if done {
+                "DELETE FROM engine_turns WHERE message_id = $1 AND due_at = $2"
+            } else {
+                "UPDATE engine_turns SET due_at = $3 WHERE message_id = $1 AND due_at = $2"
+            };
+            let mut tx = self.begin().await?;
+            let won = tx
+                .q()
+                .execute(
+                    Query::new(sql)
+                        .bind(message)
+                        .bind(due)
+                        .bind(now.as_micros()),
+                )
+                .await?
+                == 1;
+            tx.commit().await?;
+            if won && !done {
+                let findings: String = row.get("findings")?;
+                turns.push(PendingTurn {
+                    conversation_id: ConversationId(row.get("conversation_id")?),
+                    message_id: MessageId(message),
+                    text: row.get::<Option<String>>("text")?.unwrap_or_default(),
+                    findings: serde_json::from_str::<Vec<serde_json::Value>>(&findings)
+                        .map_or(0, |f| f.len()),
+                });
+            }
+        }
+        Ok(turns)
     }
 
     pub(crate) async fn record_breach(

@@ -5,8 +5,8 @@ use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::{
     AgentLoad, AgentProfile, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
     ConversationChange, ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent,
-    NewReply, Page, PageCursor, Replied, SlaTarget, Store, StoreError, Sweep, Verification,
-    VerificationChange,
+    NewReply, Page, PageCursor, PendingTurn, Replied, SlaTarget, Store, StoreError, Sweep,
+    Verification, VerificationChange,
 };
 use frontdesk_core::{
     Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
@@ -502,6 +502,9 @@ async fn ingest_new(
         now,
     );
     let mut batch = vec![event.insert(), touch_conversation(conversation_id, now)];
+    if inbound.wants_turn(filtered.findings.len()) {
+        batch.push(note_turn(conversation_id, message_id, now));
+    }
     if let Some(cursor) = cursor {
         batch.push(save_cursor(account, cursor, now));
     }
@@ -519,6 +522,18 @@ async fn ingest_new(
         },
         events,
     )))
+}
+
+/// Notes that the engine has a turn to take on a stored message (see
+/// [`Store::take_turns`]); the pipeline takes it at once and deletes the note.
+fn note_turn(conversation: ConversationId, message: MessageId, now: Timestamp) -> Query {
+    Query::new(
+        "INSERT INTO engine_turns (message_id, conversation_id, due_at) VALUES ($1, $2, $3)
+         ON CONFLICT (message_id) DO UPDATE SET due_at = excluded.due_at",
+    )
+    .bind(message.0)
+    .bind(conversation.0)
+    .bind(now.as_micros())
 }
 
 /// An inbound message INSERT: `$1` is the conversation (or, for the INSERT ... SELECT
@@ -632,6 +647,10 @@ async fn ingest_edit(
         now,
     )
     .await?;
+    if inbound.wants_turn(filtered.findings.len()) {
+        q.execute(note_turn(conversation_id, message_id, now))
+            .await?;
+    }
     if let Some(cursor) = cursor {
         q.execute(save_cursor(account, cursor, now)).await?;
     }
@@ -2030,6 +2049,63 @@ impl Store for SqlStore {
 
     async fn mark_breach(&self, id: ConversationId, target: SlaTarget) -> Result<bool, StoreError> {
         self.record_breach(id, target).await
+    }
+
+    async fn take_turns(
+        &self,
+        noted_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingTurn>, StoreError> {
+        self.pending_turns(noted_before, now, limit).await
+    }
+
+    async fn turn_taken(&self, message: MessageId) -> Result<(), StoreError> {
+        self.conn()
+            .await?
+            .q()
+            .execute(Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(message.0))
+            .await?;
+        Ok(())
+    }
+
+    async fn delivery_progress(
+        &self,
+        id: OutboxId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = self
+            .conn()
+            .await?
+            .q()
+            .fetch_optional(Query::new("SELECT progress FROM outbox WHERE id = $1").bind(id.0))
+            .await?;
+        let Some(text) = row
+            .map(|r| r.get::<Option<String>>("progress"))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Invalid(format!("outbox {id} progress: {e}")))
+    }
+
+    async fn save_delivery_progress(
+        &self,
+        id: OutboxId,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        tx.q()
+            .execute(
+                Query::new("UPDATE outbox SET progress = $2 WHERE id = $1")
+                    .bind(id.0)
+                    .bind(progress.to_string()),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn agents(&self) -> Result<Vec<AgentLoad>, StoreError> {

@@ -20,11 +20,12 @@ use crate::mapping::{MapOptions, Mapped, message_key, read_update};
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
-    HealthCell, Intake, IntakeError, Outbound, OutboxId, json_error, pause, reconnect_backoff,
+    HealthCell, Intake, IntakeError, MemoryProgress, Outbound, Pieces, Progress, json_error, pause,
+    reconnect_backoff,
 };
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use teloxide::adaptors::Throttle;
@@ -126,8 +127,8 @@ pub struct TelegramChannel {
     /// Where webhook calls go; set when `run` starts.
     intake: OnceLock<Arc<dyn Intake>>,
     cache: Mutex<FileCache>,
-    /// Pieces of a reply already sent, by outbox row, and the id of the first.
-    progress: Mutex<HashMap<OutboxId, (usize, Option<String>)>>,
+    /// Where the pieces of a long reply already sent are noted.
+    progress: Arc<dyn Progress>,
 }
 
 impl std::fmt::Debug for TelegramChannel {
@@ -174,8 +175,16 @@ impl TelegramChannel {
             me: OnceLock::new(),
             intake: OnceLock::new(),
             cache: Mutex::new(FileCache::default()),
-            progress: Mutex::default(),
+            progress: Arc::new(MemoryProgress::default()),
         })
+    }
+
+    /// Notes the pieces of long replies sent in `progress` (the server's are kept in
+    /// the outbox, so a crash mid-reply repeats none); by default they are kept in
+    /// memory.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     pub(crate) fn mode(&self) -> &Mode {
@@ -628,13 +637,10 @@ impl Channel for TelegramChannel {
                 },
             })
             .collect();
-        let (done, mut first_id) = self
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&out.outbox_id)
-            .cloned()
-            .unwrap_or_default();
+        let mut sent = match Pieces::of(&*self.progress, out).await {
+            Ok(sent) => sent,
+            Err(e) => return DeliveryOutcome::Transient(e),
+        };
         for attachment in &out.attachments {
             match self.files.read(&attachment.reference).await {
                 Ok(file) => pieces.push(Piece::File(file)),
@@ -650,24 +656,18 @@ impl Channel for TelegramChannel {
         if pieces.is_empty() {
             return DeliveryOutcome::Permanent("nothing to send: the reply is empty".into());
         }
-        for (i, piece) in pieces.into_iter().enumerate().skip(done) {
+        let total = pieces.len();
+        for piece in pieces.into_iter().skip(sent.done) {
             match self.send_piece(piece, ChatId(chat)).await {
                 Ok(message_id) => {
-                    first_id.get_or_insert_with(|| message_key(chat, message_id));
-                    self.progress
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(out.outbox_id, (i + 1, first_id.clone()));
+                    let id = message_key(chat, message_id);
+                    sent.sent(&*self.progress, out, Some(id), total).await;
                 }
                 Err(e) => return outcome_of(&e),
             }
         }
-        self.progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&out.outbox_id);
         DeliveryOutcome::Sent {
-            external_id: first_id,
+            external_id: sent.first,
         }
     }
 

@@ -21,8 +21,8 @@ use crate::mapping::{Mapped, Page, dm_fields, map_dm, map_mention, mention_field
 use crate::text;
 use frontdesk_core::envelope::is_public_thread;
 use frontdesk_core::{
-    Channel, ChannelAccount, ChannelContext, DeliveryOutcome, Health, HealthCell, Intake, Outbound,
-    OutboxId, TextFilter, pause, reconnect_backoff,
+    Channel, ChannelAccount, ChannelContext, DeliveryOutcome, Health, HealthCell, Intake,
+    MemoryProgress, Outbound, Pieces, Progress, TextFilter, pause, reconnect_backoff,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -137,9 +137,8 @@ pub struct XChannel {
     health: HealthCell,
     /// Who the account is (its @handle), once `run` has asked.
     handle: OnceLock<String>,
-    /// Posts of a thread already sent, by outbox row: how many, the last one's id (the
-    /// next answers it) and the first one's.
-    progress: Mutex<HashMap<OutboxId, (usize, String, String)>>,
+    /// Where the posts of a thread and the pieces of a long DM already sent are noted.
+    progress: Arc<dyn Progress>,
     /// When the bot last invited each public thread to go on by DM: once a day is
     /// enough (the bot often answers in two messages).
     invited: Mutex<HashMap<String, Instant>>,
@@ -171,9 +170,17 @@ impl XChannel {
             details,
             health: HealthCell::default(),
             handle: OnceLock::new(),
-            progress: Mutex::default(),
+            progress: Arc::new(MemoryProgress::default()),
             invited: Mutex::default(),
         })
+    }
+
+    /// Notes the posts of threads and pieces of DMs sent in `progress` (the server's
+    /// are kept in the outbox, so a crash mid-thread repeats none); by default they are
+    /// kept in memory.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// A failure made visible on /readyz, logged when it is news.
@@ -550,15 +557,14 @@ impl XChannel {
         if posts.is_empty() {
             return DeliveryOutcome::Permanent("nothing to send: the reply is empty".into());
         }
-        let (done, mut last, mut first) = self
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&out.outbox_id)
-            .cloned()
-            .unwrap_or_else(|| (0, target.to_owned(), String::new()));
-        for (i, post) in posts.iter().enumerate().skip(done) {
-            let body = json!({ "text": post, "reply": { "in_reply_to_tweet_id": last } });
+        let mut sent = match Pieces::of(&*self.progress, out).await {
+            Ok(sent) => sent,
+            Err(e) => return DeliveryOutcome::Transient(e),
+        };
+        for post in posts.iter().skip(sent.done) {
+            // The first post answers the customer's; each next one the post before.
+            let answers = sent.last.as_deref().unwrap_or(target);
+            let body = json!({ "text": post, "reply": { "in_reply_to_tweet_id": answers } });
             match self.client.post("/2/tweets", &body).await {
                 Ok(answer) => {
                     let Some(id) = answer.body["data"]["id"].as_str() else {
@@ -566,24 +572,14 @@ impl XChannel {
                             "X accepted a post but gave no id".into(),
                         );
                     };
-                    last = id.to_owned();
-                    if first.is_empty() {
-                        first = id.to_owned();
-                    }
-                    self.progress
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(out.outbox_id, (i + 1, last.clone(), first.clone()));
+                    let id = id.to_owned();
+                    sent.sent(&*self.progress, out, Some(id), posts.len()).await;
                 }
                 Err(e) => return self.outcome_of(&e, false),
             }
         }
-        self.progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&out.outbox_id);
         DeliveryOutcome::Sent {
-            external_id: Some(format!("post:{first}")),
+            external_id: sent.first.map(|first| format!("post:{first}")),
         }
     }
 
@@ -600,38 +596,25 @@ impl XChannel {
         if pieces.is_empty() {
             return DeliveryOutcome::Permanent("nothing to send: the reply is empty".into());
         }
-        let (done, _, mut first) = self
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&out.outbox_id)
-            .cloned()
-            .unwrap_or_default();
+        let mut sent = match Pieces::of(&*self.progress, out).await {
+            Ok(sent) => sent,
+            Err(e) => return DeliveryOutcome::Transient(e),
+        };
         let path = format!("/2/dm_conversations/with/{}/messages", out.recipient);
-        for (i, piece) in pieces.iter().enumerate().skip(done) {
+        for piece in pieces.iter().skip(sent.done) {
             match self.client.post(&path, &json!({ "text": piece })).await {
                 Ok(answer) => {
                     let id = answer.body["data"]["dm_event_id"]
                         .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    if first.is_empty() {
-                        first = id.clone();
-                    }
-                    self.progress
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(out.outbox_id, (i + 1, id, first.clone()));
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_owned);
+                    sent.sent(&*self.progress, out, id, pieces.len()).await;
                 }
                 Err(e) => return self.outcome_of(&e, true),
             }
         }
-        self.progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&out.outbox_id);
         DeliveryOutcome::Sent {
-            external_id: (!first.is_empty()).then(|| format!("dm:{first}")),
+            external_id: sent.first.map(|first| format!("dm:{first}")),
         }
     }
 

@@ -290,15 +290,23 @@ async fn a_long_chinese_reply_is_split_by_weighted_length_into_a_thread() {
 }
 
 #[tokio::test]
-async fn a_thread_cut_short_by_a_rate_limit_goes_on_where_it_stopped() {
+async fn a_thread_cut_short_goes_on_where_it_stopped_even_in_a_new_process() {
     let fake = FakeX::start(OAuth1Keys::for_tests()).await;
     fake.customer(CUSTOMER, "liwei");
-    let (x, inbound) = with_stored_mention(&fake, "fees?").await;
+    let (_, inbound) = with_stored_mention(&fake, "fees?").await;
+    // Where the server keeps its notes (the outbox row), outliving the process.
+    let notes: Arc<dyn frontdesk_core::Progress> =
+        Arc::new(frontdesk_core::MemoryProgress::default());
+    let process = || {
+        let x = XChannel::new(config(&fake, oauth1(fake.oauth1())), Arc::new(Emails), None)
+            .expect("the channel builds");
+        x.with_progress(notes.clone())
+    };
     let root = inbound.external_id.trim_start_matches("post:").to_owned();
     let reply = "Fees depend on the network. ".repeat(25);
-    // The second post of the thread hits the limit.
+    // The second post of the thread hits the limit; the process then ends.
     fake.limit(Endpoint::CreatePost, 1, Duration::from_secs(900));
-    let first = x.deliver(&reply_to(&inbound, &reply, 3)).await;
+    let first = process().deliver(&reply_to(&inbound, &reply, 3)).await;
     assert!(
         matches!(first, DeliveryOutcome::RetryAfter(wait) if wait > Duration::from_secs(800)),
         "{first:?}"
@@ -307,7 +315,7 @@ async fn a_thread_cut_short_by_a_rate_limit_goes_on_where_it_stopped() {
     fake.limit(Endpoint::CreatePost, 200, Duration::from_secs(900));
     let mut retry = reply_to(&inbound, &reply, 3);
     retry.attempt = 2;
-    let second = x.deliver(&retry).await;
+    let second = process().deliver(&retry).await;
     let posted = fake.posted();
     assert!(matches!(second, DeliveryOutcome::Sent { .. }), "{second:?}");
     assert_eq!(posted.len(), 3, "no post twice: {posted:?}");

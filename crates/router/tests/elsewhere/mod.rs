@@ -9,8 +9,9 @@ use frontdesk_core::{
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{
     AgentLoad, AgentProfile, AuditEntry, Backend, ClaimRequest, ContactErasure, ConversationChange,
-    ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent, NewReply, Page, Replied,
-    SlaTarget, SqlStore, Store, StoreError, StoreOptions, Sweep, Verification, VerificationChange,
+    ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent, NewReply, Page, PendingTurn,
+    Replied, SlaTarget, SqlStore, Store, StoreError, StoreOptions, Sweep, Verification,
+    VerificationChange,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -147,6 +148,35 @@ impl Store for ElsewhereStore {
     ) -> Result<LeaseReport, StoreError> {
         let (worker, external_id) = (worker.to_owned(), external_id.map(str::to_owned));
         self.run(|s| async move { s.mark_sent(id, &worker, external_id.as_deref(), now).await })
+            .await
+    }
+    async fn take_turns(
+        &self,
+        noted_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PendingTurn>, StoreError> {
+        self.run(|s| async move { s.take_turns(noted_before, now, limit).await })
+            .await
+    }
+    async fn turn_taken(&self, message: MessageId) -> Result<(), StoreError> {
+        self.run(|s| async move { s.turn_taken(message).await })
+            .await
+    }
+    async fn delivery_progress(
+        &self,
+        id: OutboxId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.run(|s| async move { s.delivery_progress(id).await })
+            .await
+    }
+    async fn save_delivery_progress(
+        &self,
+        id: OutboxId,
+        progress: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let progress = progress.clone();
+        self.run(|s| async move { s.save_delivery_progress(id, &progress).await })
             .await
     }
     async fn mark_retry(
