@@ -4,6 +4,8 @@
 //! (These live here rather than in frontdesk-testkit so that the testkit stays free of
 //! the app: the router's own tests use the testkit, and the app depends on the router.)
 
+pub mod mail;
+
 use frontdesk::app::App;
 use frontdesk::config::Config;
 use frontdesk_core::{Agent, AgentId, Channel, ConversationId, Role};

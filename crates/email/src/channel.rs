@@ -287,7 +287,9 @@ impl EmailChannel {
 
     /// The last UID already taken: from the cursor if it is for this UIDVALIDITY; on a
     /// change, 0 (everything is read again; Message-IDs keep it from doubling); on the
-    /// very first start, the mailbox's end unless existing mail is imported.
+    /// very first start, the mailbox's end unless existing mail is imported. That end
+    /// is stored at once: mail arriving while a process that never took a mail is down
+    /// is taken when it is back, not skipped as old.
     async fn start_after(
         &self,
         ctx: &ChannelContext,
@@ -306,7 +308,14 @@ impl EmailChannel {
                 0
             }
             None if self.config.import_existing => 0,
-            None => uid_next.saturating_sub(1),
+            None => {
+                let end = uid_next.saturating_sub(1);
+                ctx.intake
+                    .move_cursor(&self.config.account, format!("{validity}:{end}"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                end
+            }
         })
     }
 

@@ -549,11 +549,17 @@ impl XChannel {
                     .into(),
             );
         };
-        let mut text = out.text.trim().to_owned();
+        // Each post opens with whom it answers (an agent who wrote it already is not
+        // made to say it twice).
+        let to = out.meta["username"].as_str().filter(|u| is_handle(u));
+        let mut text = match to {
+            Some(user) => without_opening_handle(&out.text, user).to_owned(),
+            None => out.text.trim().to_owned(),
+        };
         if out.automatic && self.config.dm_invite && self.first_invitation_today(&out.thread_key) {
             text = format!("{text}\n\n{}", self.dm_invitation(&text));
         }
-        let posts = text::posts(&text);
+        let posts = text::posts(&text, to);
         if posts.is_empty() {
             return DeliveryOutcome::Permanent("nothing to send: the reply is empty".into());
         }
@@ -574,6 +580,13 @@ impl XChannel {
                     };
                     let id = id.to_owned();
                     sent.sent(&*self.progress, out, Some(id), posts.len()).await;
+                }
+                // An earlier attempt died after X took this post and before it was
+                // recorded: X's duplicate rule says it is out. Its id is lost, so a next
+                // post answers the customer's.
+                Err(e) if out.attempt > 1 && is_duplicate(&e) => {
+                    tracing::info!(outbox_id = %out.outbox_id, "X already has this post from an earlier attempt");
+                    sent.sent(&*self.progress, out, None, posts.len()).await;
                 }
                 Err(e) => return self.outcome_of(&e, false),
             }
@@ -642,6 +655,33 @@ fn outcome_of(e: &ApiError, dm: bool) -> DeliveryOutcome {
         ApiError::Forbidden { detail, .. } => DeliveryOutcome::Permanent(detail.clone()),
         ApiError::Refused { detail, .. } => DeliveryOutcome::Permanent(detail.clone()),
         e => DeliveryOutcome::Transient(describe(e)),
+    }
+}
+
+/// X's refusal of a post with the same text as one of the account's own.
+fn is_duplicate(e: &ApiError) -> bool {
+    matches!(e, ApiError::Forbidden { detail, .. } if detail.to_lowercase().contains("duplicate content"))
+}
+
+/// An X username: 1 to 15 letters, digits and underscores.
+fn is_handle(user: &str) -> bool {
+    (1..=15).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `text` without an opening `@user` (an agent who addressed them), trimmed.
+fn without_opening_handle<'a>(text: &'a str, user: &str) -> &'a str {
+    let text = text.trim();
+    let rest = text
+        .strip_prefix('@')
+        .filter(|r| {
+            r.get(..user.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(user))
+        })
+        .map(|r| &r[user.len()..]);
+    match rest {
+        // The handle must end there: `@sam` opens `@sam hi`, not `@samuel hi`.
+        Some(r) if r.is_empty() || r.starts_with(char::is_whitespace) => r.trim_start(),
+        _ => text,
     }
 }
 

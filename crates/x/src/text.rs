@@ -141,21 +141,27 @@ fn cashtag_len(after: &str) -> Option<usize> {
 }
 
 /// `text` as the posts of a thread: each at most [`MAX_WEIGHT`], numbered ` 1/3` when
-/// there are several, with at most one cashtag each.
-pub fn posts(text: &str) -> Vec<String> {
+/// there are several, with at most one cashtag each. Each post opens with `@to` when
+/// given: a reply on X says whom it answers, and the same answer to two customers is
+/// then not refused as duplicate content.
+pub fn posts(text: &str, to: Option<&str>) -> Vec<String> {
+    let opening = to.map(|user| format!("@{user} ")).unwrap_or_default();
+    let room = MAX_WEIGHT - weight(&opening);
     let text: String = text.nfc().collect();
-    if weight(&text) <= MAX_WEIGHT {
-        let post = one_cashtag(text.trim());
-        return if post.is_empty() { vec![] } else { vec![post] };
+    let text = text.trim();
+    if text.is_empty() {
+        return vec![];
     }
-    let pieces = frontdesk_core::split::split_within(&text, |rest| {
-        prefix_within(rest, MAX_WEIGHT - NUMBERING)
-    });
+    if weight(text) <= room {
+        return vec![one_cashtag(&format!("{opening}{text}"))];
+    }
+    let pieces =
+        frontdesk_core::split::split_within(text, |rest| prefix_within(rest, room - NUMBERING));
     let n = pieces.len();
     pieces
         .iter()
         .enumerate()
-        .map(|(i, piece)| one_cashtag(&format!("{piece} {}/{n}", i + 1)))
+        .map(|(i, piece)| one_cashtag(&format!("{opening}{piece} {}/{n}", i + 1)))
         .collect()
 }
 
@@ -219,7 +225,7 @@ mod tests {
     #[test]
     fn a_long_chinese_reply_becomes_a_numbered_thread_within_the_limit() {
         let text = "您的提现申请已经提交，区块确认通常需要十到三十分钟。".repeat(12);
-        let posts = posts(&text);
+        let posts = posts(&text, None);
         assert!(posts.len() >= 3, "{}", posts.len());
         let n = posts.len();
         for (i, post) in posts.iter().enumerate() {
@@ -243,15 +249,31 @@ mod tests {
 
     #[test]
     fn a_short_reply_is_one_post_without_a_number() {
-        assert_eq!(posts("  Thanks!  "), vec!["Thanks!"]);
-        assert!(posts(" ").is_empty());
+        assert_eq!(posts("  Thanks!  ", None), vec!["Thanks!"]);
+        assert!(posts(" ", Some("liwei")).is_empty());
+    }
+
+    #[test]
+    fn every_post_of_a_thread_opens_with_whom_it_answers_within_the_limit() {
+        let text = "您的提现申请已经提交，区块确认通常需要十到三十分钟。".repeat(12);
+        let posts = posts(&text, Some("customer_1234567"));
+        assert!(posts.len() >= 3);
+        for post in &posts {
+            assert!(post.starts_with("@customer_1234567 "), "{post}");
+            assert!(weight(post) <= MAX_WEIGHT, "{} > 280: {post}", weight(post));
+        }
+        assert_eq!(posts_of_one("Thanks!"), vec!["@sam Thanks!"]);
+    }
+
+    fn posts_of_one(text: &str) -> Vec<String> {
+        posts(text, Some("sam"))
     }
 
     #[test]
     fn a_thread_never_cuts_a_link() {
         let link = "https://help.example.com/withdrawals/pending";
         let text = format!("{} {link} {}", "word ".repeat(50), "more ".repeat(20));
-        for post in posts(&text) {
+        for post in posts(&text, None) {
             assert!(weight(&post) <= MAX_WEIGHT);
             if post.contains("https://") {
                 assert!(post.contains(link), "{post}");

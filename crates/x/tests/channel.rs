@@ -251,7 +251,7 @@ async fn a_reply_threads_to_the_customers_post() {
     );
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].in_reply_to.as_deref(), Some(follow_up.as_str()));
-    assert_eq!(posted[0].text, "We are looking at it now.");
+    assert_eq!(posted[0].text, "@liwei We are looking at it now.");
 }
 
 #[tokio::test]
@@ -511,6 +511,31 @@ async fn a_duplicate_and_an_unsummoned_reply_fail_for_good_with_xs_reason() {
             "You are not allowed to create a Tweet with duplicate content.".into()
         )
     );
+    // A retry of a reply X took before the process that sent it died unrecorded: X's
+    // duplicate rule says it is out, so it is sent, not failed.
+    let mut retried = reply_to(&stored[0], "Hello!", 6);
+    retried.attempt = 2;
+    assert!(matches!(
+        x.deliver(&retried).await,
+        DeliveryOutcome::Sent { .. }
+    ));
+    assert_eq!(fake.posted().len(), 1);
+    // The same answer to another customer is another post: each opens with its handle.
+    fake.customer("2244994946", "sam");
+    fake.mention("2244994946", "hi");
+    let intake = MemoryIntake::default();
+    let running = run(&x, &intake);
+    // (This channel imports what X lists: Li Wei's mention again, and Sam's.)
+    let listed = intake.wait_for(2).await;
+    running.stop().await;
+    let sams = listed
+        .iter()
+        .find(|m| m.sender.external_id == "2244994946")
+        .expect("Sam's mention");
+    let to_sam = x.deliver(&reply_to(sams, "Hello!", 9)).await;
+    assert!(matches!(to_sam, DeliveryOutcome::Sent { .. }), "{to_sam:?}");
+    let texts: Vec<String> = fake.posted().into_iter().map(|p| p.text).collect();
+    assert_eq!(texts, ["@liwei Hello!", "@sam Hello!"]);
 
     // A post that did not mention the account cannot be answered.
     let unrelated = fake.post_as(CUSTOMER, "just a post", None);
@@ -554,7 +579,7 @@ async fn a_public_reply_never_carries_account_details_and_keeps_one_cashtag() {
         .deliver(&reply_to(&stored[0], "We support $BTC and $ETH.", 10))
         .await;
     assert!(matches!(sent, DeliveryOutcome::Sent { .. }), "{sent:?}");
-    assert_eq!(fake.posted()[0].text, "We support $BTC and ETH.");
+    assert_eq!(fake.posted()[0].text, "@liwei We support $BTC and ETH.");
 }
 
 /// A refresh token kept in memory, as the store keeps it in production.
