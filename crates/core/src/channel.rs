@@ -327,8 +327,21 @@ pub enum IngestOutcome {
 /// Why an inbound message could not be taken. The adapter must not advance its cursor
 /// past it; it will see it again after a retry or restart.
 #[derive(Debug, thiserror::Error)]
-#[error("intake failed: {0}")]
-pub struct IntakeError(pub String);
+#[error("intake failed: {message}")]
+pub struct IntakeError {
+    pub message: String,
+    /// The database's disk is full: nothing is taken until there is room again.
+    pub disk_full: bool,
+}
+
+impl IntakeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            disk_full: false,
+        }
+    }
+}
 
 /// Where adapters push what they receive.
 #[async_trait::async_trait]

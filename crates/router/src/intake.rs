@@ -37,10 +37,7 @@ impl Pipeline {
 #[async_trait::async_trait]
 impl Intake for Pipeline {
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, IntakeError> {
-        self.store
-            .cursor(account)
-            .await
-            .map_err(|e| IntakeError(e.to_string()))
+        self.store.cursor(account).await.map_err(intake_error)
     }
 
     async fn move_cursor(
@@ -51,7 +48,7 @@ impl Intake for Pipeline {
         self.store
             .put_cursor(account, &cursor)
             .await
-            .map_err(|e| IntakeError(e.to_string()))
+            .map_err(intake_error)
     }
 
     async fn thread_of_messages(
@@ -62,7 +59,7 @@ impl Intake for Pipeline {
         self.store
             .thread_of_messages(account, external_ids)
             .await
-            .map_err(|e| IntakeError(e.to_string()))
+            .map_err(intake_error)
     }
 
     async fn thread_of_conversation(
@@ -73,7 +70,7 @@ impl Intake for Pipeline {
         self.store
             .thread_of_conversation(account, id)
             .await
-            .map_err(|e| IntakeError(e.to_string()))
+            .map_err(intake_error)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
@@ -88,7 +85,7 @@ impl Intake for Pipeline {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "ingest failed");
-                IntakeError(e.to_string())
+                intake_error(e)
             })?;
         match outcome {
             IngestOutcome::Stored {
@@ -119,5 +116,13 @@ impl Intake for Pipeline {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// A store error as an adapter sees it.
+fn intake_error(e: frontdesk_store::StoreError) -> IntakeError {
+    IntakeError {
+        message: e.to_string(),
+        disk_full: e.is_disk_full(),
     }
 }

@@ -308,7 +308,8 @@ fn configured_channels(config: &Config, store: &Arc<dyn Store>) -> anyhow::Resul
         channels.push(elected(email, store));
     }
     if c.x.enabled {
-        channels.push(elected(Arc::new(x_channel(&c.x, store)?), store));
+        let x = x_channel(&c.x, published(config), store)?;
+        channels.push(elected(Arc::new(x), store));
     }
     if c.webchat.enabled {
         channels.push(Arc::new(frontdesk_web::webchat::WebchatChannel::default()));
@@ -406,8 +407,27 @@ fn email_channel(
 }
 
 /// The X account from `[channels.x]` (checked by the config loader).
+/// What the desk itself publishes: its mailboxes' addresses and the knowledge base's
+/// `[vars]` (the support address, the website), which its answers quote.
+fn published(config: &Config) -> Vec<String> {
+    let mut published: Vec<String> = config
+        .channels
+        .email
+        .enabled_mailboxes()
+        .into_iter()
+        .filter_map(|(_, _, mailbox)| mailbox.address.clone())
+        .collect();
+    if config.bot.enabled
+        && let Ok(kb) = crate::faq::load_knowledge_base(config)
+    {
+        published.extend(kb.vars.into_values());
+    }
+    published
+}
+
 fn x_channel(
     x: &crate::config::X,
+    published: Vec<String>,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<frontdesk_x::XChannel> {
     use frontdesk_core::{ChannelAccount, ChannelKind};
@@ -446,6 +466,7 @@ fn x_channel(
     settings.poll_every = Duration::from_secs(x.poll_seconds);
     settings.dm_invite = x.dm_invite;
     settings.import_existing = x.import_existing;
+    settings.published = published;
     let keeper = Arc::new(KeptRefreshToken {
         store: store.clone(),
         key: format!("{account}.refresh_token"),

@@ -256,7 +256,19 @@ impl SqlStore {
     /// once, so two writers queue on the busy timeout instead of failing half-way.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.inner.pool {
-            Pool::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite { writer, .. } => match writer.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => Tx::Sqlite(tx),
+                // A COMMIT that failed on a full disk: SQLite rolled the transaction back
+                // itself, sqlx's own ROLLBACK then failed, and sqlx still counts the
+                // connection as inside a transaction, refusing every BEGIN from then on.
+                // The writer is replaced by a fresh connection.
+                Err(sqlx::Error::InvalidSavePointStatement) => {
+                    tracing::warn!("reopening the database writer left in a failed transaction");
+                    writer.acquire().await?.close().await?;
+                    Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+                }
+                Err(e) => return Err(e.into()),
+            },
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }
@@ -316,6 +328,47 @@ impl SqlStore {
             // No subscriber is fine: events are also in the table.
             let _ = self.inner.events.send(e);
         }
+    }
+
+    /// SQLite's own check of the database file (`PRAGMA integrity_check`): `Ok` when
+    /// it finds nothing wrong, else what it lists. PostgreSQL checks itself.
+    pub async fn check_integrity(&self) -> Result<(), StoreError> {
+        if self.backend() != crate::Backend::Sqlite {
+            return Ok(());
+        }
+        let rows = self
+            .conn()
+            .await?
+            .q()
+            .fetch_all(Query::new("PRAGMA integrity_check"))
+            .await?;
+        let found: Vec<String> = rows
+            .iter()
+            .map(|r| r.get::<String>("integrity_check"))
+            .collect::<Result<_, _>>()?;
+        match found.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(StoreError::Corrupt {
+                column: "database file",
+                reason: found.join("; "),
+            }),
+        }
+    }
+
+    /// How many attempts the delivery of outgoing message `message` took so far, if
+    /// it has an outbox row. For tests that tell a resend from a double.
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn delivery_attempts(&self, message: MessageId) -> Result<Option<u32>, StoreError> {
+        let row = self
+            .read_optional(
+                Query::new("SELECT attempts FROM outbox WHERE message_id = $1").bind(message.0),
+            )
+            .await?;
+        row.map(|r| {
+            r.get::<i64>("attempts")
+                .map(|a| u32::try_from(a).unwrap_or(u32::MAX))
+        })
+        .transpose()
     }
 
     /// Runs a statement outside the store's API. For tests and benchmarks that need

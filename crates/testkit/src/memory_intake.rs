@@ -81,7 +81,7 @@ impl Intake for MemoryIntake {
         let mut state = self.state();
         if state.failing > 0 {
             state.failing -= 1;
-            return Err(IntakeError("the database is down".into()));
+            return Err(IntakeError::new("the database is down"));
         }
         if let Some(cursor) = cursor {
             state.cursors.insert(inbound.account.clone(), cursor);

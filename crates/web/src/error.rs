@@ -65,6 +65,13 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => Self::invalid(m),
             StoreError::Refused(reason) => Self::invalid(format!("refused: {reason}")),
             StoreError::Changed(m) => Self::new(StatusCode::CONFLICT, m),
+            full if full.is_disk_full() => {
+                tracing::error!(error = %full, "the database's disk is full: nothing new can be stored until there is room");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the server's storage is full: nothing was stored; try again later",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "a request failed in the store");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

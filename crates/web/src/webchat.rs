@@ -373,10 +373,17 @@ async fn send(
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let outcome = state.intake.ingest(inbound, None).await.map_err(|e| {
         tracing::error!(error = %e, "a webchat message could not be stored");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "could not store the message; send it again",
-        )
+        if e.disk_full {
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the server's storage is full: nothing was stored; send it again later",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not store the message; send it again",
+            )
+        }
     })?;
     Ok(match outcome {
         IngestOutcome::Stored { message_id, .. } => (

@@ -66,6 +66,9 @@ pub struct XConfig {
     /// On the very first start, import the mentions and DMs X still lists (otherwise
     /// only those that arrive from then on).
     pub import_existing: bool,
+    /// What the desk itself publishes (its support address, its website): not a
+    /// customer's account details, so a public reply may carry it. Any case.
+    pub published: Vec<String>,
 }
 
 impl XConfig {
@@ -80,6 +83,7 @@ impl XConfig {
             poll_every: Duration::from_secs(15),
             dm_invite: true,
             import_existing: false,
+            published: Vec::new(),
         }
     }
 }
@@ -511,6 +515,13 @@ impl XChannel {
         let mut kinds: Vec<&str> = filtered
             .entities
             .iter()
+            .filter(|e| {
+                !self
+                    .config
+                    .published
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(&e.value))
+            })
             .map(|e| e.kind.as_str())
             .filter(|k| ACCOUNT_DETAILS.contains(k))
             .collect();

@@ -580,6 +580,15 @@ async fn a_public_reply_never_carries_account_details_and_keeps_one_cashtag() {
         .await;
     assert!(matches!(sent, DeliveryOutcome::Sent { .. }), "{sent:?}");
     assert_eq!(fake.posted()[0].text, "@liwei We support $BTC and ETH.");
+
+    // The desk's own address, which its answers quote, is not an account detail.
+    let mut settings = config(&fake, oauth1(fake.oauth1()));
+    settings.published = vec!["Support@Example.com".into()];
+    let desk = channel(settings);
+    let ours = desk
+        .deliver(&reply_to(&stored[0], "Write to support@example.com", 11))
+        .await;
+    assert!(matches!(ours, DeliveryOutcome::Sent { .. }), "{ours:?}");
 }
 
 /// A refresh token kept in memory, as the store keeps it in production.
