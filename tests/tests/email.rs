@@ -353,11 +353,11 @@ async fn a_crash_a_restart_and_a_uidvalidity_reset_lose_and_double_nothing() {
     app.stop().await;
 }
 
-/// A TCP relay to a server that can be switched off: when off, connections are
-/// accepted and closed at once (as when the server is down).
+/// A TCP relay to a server that can be switched off: when off, open connections are
+/// cut and new ones accepted and closed at once (as when the server is down).
 struct Switch {
     port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    up: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -365,19 +365,22 @@ impl Switch {
     async fn to(port: u16) -> Switch {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let local = listener.local_addr().unwrap().port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let on = up.clone();
+        let (up, on) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !on.load(std::sync::atomic::Ordering::SeqCst) {
+                if !*on.borrow() {
                     drop(inbound);
                     continue;
                 }
+                let mut on = on.clone();
                 tokio::spawn(async move {
                     if let Ok(mut outbound) =
                         tokio::net::TcpStream::connect(("127.0.0.1", port)).await
                     {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = on.wait_for(|up| !up) => {}
+                        }
                     }
                 });
             }
@@ -390,7 +393,7 @@ impl Switch {
     }
 
     fn set(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        self.up.send_replace(up);
     }
 }
 
@@ -398,6 +401,54 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_imap_cut_and_back_the_mail_that_came_meanwhile_is_taken_once() {
+    let Some(servers) = servers() else { return };
+    let imap: u16 = servers.imap.rsplit(':').next().unwrap().parse().unwrap();
+    let switch = Switch::to(imap).await;
+    switch.set(true);
+    let db = TestDatabase::sqlite();
+    let (support, customer) = addresses();
+    let through_switch = Servers {
+        imap: format!("imap://127.0.0.1:{}", switch.port),
+        ..servers
+    };
+    let app = start(&db, &through_switch, &support, false).await;
+    let send = |i: usize| {
+        let mail = plain_mail(
+            &customer,
+            &support,
+            &format!("cut{i}-{customer}"),
+            "order",
+            &format!("mail {i}"),
+        );
+        let (servers, customer, support) = (&through_switch, customer.clone(), support.clone());
+        async move { customer_sends(servers, &customer, &support, &mail).await }
+    };
+    send(0).await;
+    stored(&app, 1).await;
+    // Dovecot goes away: the IDLE connection is cut, and so is every new one.
+    switch.set(false);
+    until(
+        "the mailbox reported down",
+        Duration::from_secs(20),
+        || async { app.readiness().await["channels"]["email:default"]["ok"] == false },
+    )
+    .await;
+    for i in 1..4 {
+        send(i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.inbound_texts().await.len(), 1);
+    switch.set(true);
+    stored(&app, 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut texts = app.inbound_texts().await;
+    texts.sort();
+    assert_eq!(texts, ["mail 0", "mail 1", "mail 2", "mail 3"]);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

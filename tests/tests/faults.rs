@@ -2,15 +2,20 @@
 //! answer 429, 5xx, late or not at all, a database that restarts) gives a clear error,
 //! loses nothing, doubles nothing, and passes.
 //!
-//! The crash suite (chaos.rs) kills Frontdesk itself; the mail servers going away are
-//! in email.rs (`with_smtp_down_and_back_up_the_answer_is_delivered_once`,
-//! `a_mailbox_that_goes_away_is_read_again_when_it_is_back`).
+//! The crash suite (chaos.rs) kills Frontdesk itself. Faults tested where their
+//! channel is: Telegram's 429 storm (telegram.rs), X's 5xx, 429 and a store outage
+//! (crates/x/tests/channel.rs), Postfix and Dovecot going away and coming back
+//! (email.rs: `with_smtp_down_and_back_up_the_answer_is_delivered_once`,
+//! `with_imap_cut_and_back_the_mail_that_came_meanwhile_is_taken_once`).
 
-use frontdesk_core::{ChannelAccount, ChannelKind, Inbound, Sender};
-use frontdesk_e2e::TestApp;
+use frontdesk_core::{ChannelAccount, ChannelKind, Delivery, Direction, Inbound, Sender};
+use frontdesk_e2e::{TestApp, until};
 use frontdesk_store::{SqlStore, StoreOptions};
+use frontdesk_testkit::FakeTelegram;
+use frontdesk_testkit::telegram::Scripted;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// A tmpfs of a given size, mounted for one test (root only; the test machines and
 /// CI run as root).
@@ -160,4 +165,216 @@ async fn sqlite_on_a_full_disk_says_so_keeps_what_it_had_and_recovers() {
         .await
         .expect("the database opens");
     check.check_integrity().await.expect("the file is sound");
+}
+
+/// A PostgreSQL cluster of the test's own (the machine's is shared with every other
+/// test), so that it can be restarted.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn start() -> Option<OwnPostgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| versions.flatten().map(|v| v.path().join("bin")).max())
+            .filter(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL's server programs are missing (Debian's postgresql package)"
+            );
+            eprintln!("skipped: no PostgreSQL server programs to start a cluster of our own");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let as_postgres = |args: &[&str]| {
+            let done = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(done.success(), "{args:?}");
+        };
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        let data = dir.path().join("data");
+        let initdb = bin.join("initdb");
+        as_postgres(&[
+            initdb.to_str().unwrap(),
+            "-N",
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]);
+        let pg = OwnPostgres { dir, bin, port };
+        pg.ctl("start");
+        Some(pg)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, `restart` (fast: every connection is cut) or `stop`.
+    fn ctl(&self, what: &str) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let done = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-m", "fast", "-o", &options, what])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(done.success(), "pg_ctl {what}");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+const TOKEN: &str = "7000000001:AAE-faults";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_and_a_failing_telegram_lose_and_double_nothing() {
+    let Some(pg) = OwnPostgres::start() else {
+        return;
+    };
+    let fake = FakeTelegram::start(TOKEN).await;
+    // Telegram fails in the ways it does: 5xx on both sides, connections that break,
+    // late answers, 429.
+    fake.script("getUpdates", Scripted::ServerError, 3);
+    fake.script("getUpdates", Scripted::Dropped, 2);
+    fake.script("sendMessage", Scripted::ServerError, 2);
+    fake.script("sendMessage", Scripted::Dropped, 2);
+    fake.script("sendMessage", Scripted::Slow(Duration::from_secs(2)), 2);
+    fake.script(
+        "sendMessage",
+        Scripted::TooManyRequests { retry_after: 1 },
+        2,
+    );
+    let api_url = fake.api_url().to_owned();
+    let app = TestApp::start_with(&pg.url(), &[], move |c| {
+        let t = &mut c.channels.telegram;
+        t.enabled = true;
+        t.token = Some(TOKEN.into());
+        t.api_url = api_url;
+        frontdesk_e2e::answering(c, true);
+        c.engine.tick_seconds = 1;
+        c.delivery.send_timeout_seconds = 10;
+    })
+    .await;
+
+    // Thirty customers over three seconds; the database restarts in the middle.
+    let chats: Vec<i64> = (0..30).map(|i| 9000 + i).collect();
+    for (i, chat) in chats.iter().enumerate() {
+        fake.customer_writes(*chat, "怎么注册账号");
+        if i == 12 {
+            tokio::task::block_in_place(|| pg.ctl("restart"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every customer stored once and answered; every answer reached Telegram once.
+    until(
+        "every customer answered",
+        Duration::from_secs(90),
+        || async {
+            let Ok(page) = app
+                .store
+                .list_conversations(&frontdesk_store::ConversationQuery {
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await
+            else {
+                return false;
+            };
+            if page.items.len() < chats.len() {
+                return false;
+            }
+            for c in page.items {
+                let Ok(messages) = app.store.messages(c.id, None, 100).await else {
+                    return false;
+                };
+                let replies: Vec<_> = messages
+                    .iter()
+                    .filter(|m| m.direction == Direction::Out && m.delivery.is_some())
+                    .collect();
+                if replies.is_empty() || replies.iter().any(|r| r.delivery != Some(Delivery::Sent))
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let texts = app.inbound_texts().await;
+    assert_eq!(
+        texts.len(),
+        chats.len(),
+        "each customer's message stored once"
+    );
+    let sent = fake.sent();
+    for chat in &chats {
+        let conversation = app
+            .store
+            .list_conversations(&frontdesk_store::ConversationQuery {
+                text: Some(chat.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let id = conversation
+            .items
+            .iter()
+            .find(|c| c.thread_key == chat.to_string())
+            .expect("the customer's conversation")
+            .id;
+        let replies = app
+            .store
+            .messages(id, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.direction == Direction::Out && m.delivery.is_some())
+            .count();
+        let delivered = sent.iter().filter(|s| s.chat_id == *chat).count();
+        assert_eq!(delivered, replies, "chat {chat}");
+    }
+    app.stop().await;
 }

@@ -49,6 +49,8 @@ pub enum Scripted {
     ServerError,
     /// The normal answer, this late.
     Slow(Duration),
+    /// The connection breaks before an answer (nothing was done).
+    Dropped,
 }
 
 /// One request as the fake saw it.
@@ -530,6 +532,7 @@ async fn method(
         }
         Some(Scripted::ServerError) => return error(500, "Internal Server Error", None),
         Some(Scripted::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Scripted::Dropped) => return dropped(),
         None => {}
     }
     match name.as_str() {
@@ -697,4 +700,13 @@ fn send_message(shared: &Shared, params: &Value) -> Response {
         "chat": { "id": chat_id, "type": "private" },
         "text": text,
     }))
+}
+
+/// An answer that breaks off: the status line goes out, then the body fails and the
+/// server closes the connection, which the client sees as a network error.
+fn dropped() -> Response {
+    let broken = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::other("connection dropped"))
+    });
+    Response::new(axum::body::Body::from_stream(broken))
 }

@@ -214,6 +214,26 @@ async fn messages_sent_faster_than_telegram_allows_get_429() {
 }
 
 #[tokio::test]
+async fn a_dropped_connection_gives_no_answer_and_sends_nothing() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.script("sendMessage", Scripted::Dropped, 1);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/bot{TOKEN}/sendMessage", fake.api_url()))
+        .json(&json!({ "chat_id": 1, "text": "hi" }))
+        .send()
+        .await;
+    let body = match answer {
+        Ok(r) => r.text().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(body.is_err(), "the client saw an answer");
+    assert!(fake.sent().is_empty());
+    let (status, _) = call(&fake, "sendMessage", json!({ "chat_id": 1, "text": "hi" })).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.sent().len(), 1);
+}
+
+#[tokio::test]
 async fn scripted_errors_come_as_the_bot_api_writes_them() {
     let fake = FakeTelegram::start(TOKEN).await;
     fake.script(
