@@ -9,7 +9,7 @@
 //! The bot decides a handoff; the conversation engine carries it out (status, team,
 //! SLA, queue notice, assignment), so there is one way to hand a conversation to people.
 
-use frontdesk_core::{Author, Conversation, Priority, Status};
+use frontdesk_core::{Author, Conversation, MessageId, Priority, Status};
 use frontdesk_faq::engine::Decision;
 use frontdesk_faq::{Engine, Lang};
 use frontdesk_store::{ConversationChange, NewReply, Store, StoreError};
@@ -68,11 +68,13 @@ impl Bot {
         &self.engine
     }
 
-    /// Takes the bot's turn after the customer's message `text` in `conversation`.
+    /// Takes the bot's turn after the customer's message `message` (`text`) in
+    /// `conversation`.
     pub async fn respond(
         &self,
         store: &dyn Store,
         conversation: &Conversation,
+        message: MessageId,
         text: &str,
     ) -> Result<Turn, StoreError> {
         if conversation.status != Status::Bot {
@@ -93,7 +95,7 @@ impl Bot {
             said,
             lang: m.lang,
         };
-        if self.repeated(store, conversation, text).await? {
+        if self.repeated(store, conversation, message, text).await? {
             return Ok(hand_off(
                 "the customer repeated the same message".into(),
                 Priority::Normal,
@@ -159,19 +161,20 @@ impl Bot {
         }
     }
 
-    /// Whether the customer sent the same thing as their previous message.
+    /// Whether the customer sent the same thing in the message before `message` (not
+    /// their newest: the next one may be stored before the bot answers this one).
     async fn repeated(
         &self,
         store: &dyn Store,
         conversation: &Conversation,
+        message: MessageId,
         text: &str,
     ) -> Result<bool, StoreError> {
         let messages = store.messages(conversation.id, None, 1000).await?;
-        let mut theirs = messages
+        let previous = messages
             .iter()
             .rev()
-            .filter(|m| m.author == Author::Contact);
-        let (_this, previous) = (theirs.next(), theirs.next());
+            .find(|m| m.author == Author::Contact && m.id < message);
         // The same words, whatever the case, spacing or punctuation.
         let words = |t: &str| -> String {
             frontdesk_faq::text::normalize(t)

@@ -531,7 +531,7 @@ impl ConversationEngine {
                     return Ok(Outcome::Verification(step));
                 }
                 if conversation.status == Status::Bot {
-                    return self.bot_turn(&conversation, text).await;
+                    return self.bot_turn(&conversation, message, text).await;
                 }
                 Ok(Outcome::Stored)
             }
@@ -579,7 +579,7 @@ impl ConversationEngine {
         .await?;
         let reopened = self.load(id).await?;
         if reopened.status == Status::Bot {
-            return self.bot_turn(&reopened, text).await;
+            return self.bot_turn(&reopened, message, text).await;
         }
         Ok(Outcome::Reopened)
     }
@@ -654,7 +654,12 @@ impl ConversationEngine {
         }
     }
 
-    async fn bot_turn(&self, conversation: &Conversation, text: &str) -> Result<Outcome> {
+    async fn bot_turn(
+        &self,
+        conversation: &Conversation,
+        message: MessageId,
+        text: &str,
+    ) -> Result<Outcome> {
         let Some(bot) = &self.bot else {
             let handoff = HandOff {
                 reason: "the bot is off".into(),
@@ -666,7 +671,9 @@ impl ConversationEngine {
             self.hand_off(conversation.id, &handoff, None).await?;
             return Ok(Outcome::HandedOff);
         };
-        let turn = bot.respond(&*self.store, conversation, text).await?;
+        let turn = bot
+            .respond(&*self.store, conversation, message, text)
+            .await?;
         if let Turn::HandOff {
             reason,
             priority,

@@ -291,6 +291,7 @@ on_both_backends!(
     two_assigners_at_once_never_overfill_an_agent,
     a_message_the_engine_missed_in_a_resolved_conversation_reopens_it,
     a_question_stored_just_before_a_crash_is_answered_once_by_the_timers,
+    a_second_message_stored_before_the_bot_answers_the_first_is_no_repeat,
     a_comment_just_after_the_rating_is_kept_with_it,
     verification_codes_expire_and_allow_five_tries,
     the_bot_asks_for_a_verified_email_before_account_talk,
@@ -1172,6 +1173,49 @@ async fn a_question_stored_just_before_a_crash_is_answered_once_by_the_timers(db
     assert!(!said.is_empty());
     desk.later(HOUR).await;
     assert_eq!(desk.said(asked).await, said);
+}
+
+async fn a_second_message_stored_before_the_bot_answers_the_first_is_no_repeat(db: TestDatabase) {
+    let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
+    // A busy moment: both messages are stored before the engine's turn on the first.
+    let stored = |n: usize, text: &str| {
+        let sender = Sender {
+            external_id: "mei".into(),
+            display_name: None,
+            language: None,
+        };
+        Inbound::new(
+            ChannelAccount::default_of(ChannelKind::Webchat),
+            format!("busy-{n}"),
+            sender,
+            "mei",
+            text,
+        )
+        .unwrap()
+    };
+    let first = desk
+        .store
+        .ingest(&stored(1, "怎么注册账号"), None)
+        .await
+        .unwrap();
+    desk.store
+        .ingest(&stored(2, "How do I reset my password?"), None)
+        .await
+        .unwrap();
+    let IngestOutcome::Stored {
+        conversation_id: id,
+        message_id,
+        ..
+    } = first
+    else {
+        panic!("not stored");
+    };
+    desk.engine
+        .take_turn(id, message_id, "怎么注册账号", 0)
+        .await;
+    let c = desk.conversation(id).await;
+    assert_eq!(c.status, Status::Bot, "taken for a repeat and handed off");
+    assert_eq!(desk.said(id).await.len(), 1);
 }
 
 async fn a_comment_just_after_the_rating_is_kept_with_it(db: TestDatabase) {

@@ -831,3 +831,843 @@ pub async fn email(messages: usize, latency_mails: usize) -> anyhow::Result<Emai
         latencies,
     })
 }
+
+/// What `bench e2e` is asked to do.
+#[derive(Debug, Clone)]
+pub struct E2eSettings {
+    /// Customer messages a second, both channels together.
+    pub rate: f64,
+    /// How long the customers write.
+    pub seconds: f64,
+    /// The share of the messages that come over Telegram.
+    pub telegram_share: f64,
+    /// Messages of the capacity phase, sent as fast as the app takes them.
+    pub capacity_messages: usize,
+}
+
+/// What `bench e2e` measured.
+#[derive(Debug, Clone)]
+pub struct E2eReport {
+    pub settings: E2eSettings,
+    /// Customers who wrote, per channel.
+    pub webchat_customers: usize,
+    pub telegram_customers: usize,
+    /// Messages sent, per channel.
+    pub webchat_messages: usize,
+    pub telegram_messages: usize,
+    /// Messages the app did not take (a webchat POST that did not answer 201).
+    pub send_failed: usize,
+    /// From each message sent to its reply handed to the channel, for the messages
+    /// answered before the grace period ran out.
+    pub webchat_latencies: Vec<Duration>,
+    pub telegram_latencies: Vec<Duration>,
+    /// The visitors' POST round trips (the bot's answer is stored when they return).
+    pub post_latencies: Vec<Duration>,
+    /// Messages whose reply was not the answer to the question asked.
+    pub wrong_replies: usize,
+    /// From the first message sent to the last reply handed to its channel.
+    pub span: Duration,
+    /// How late the sender was against its schedule, per message.
+    pub late: Vec<Duration>,
+    /// Sends the fake Bot API refused for going over Telegram's limits.
+    pub telegram_rate_limited: usize,
+    /// Resident memory once started, before any message.
+    pub rss_idle_kib: Option<u64>,
+    /// The most resident memory seen under the load (sampled every 100 ms).
+    pub rss_peak_kib: Option<u64>,
+    /// Capacity-phase messages left without a reply.
+    pub capacity_unanswered: usize,
+    /// The capacity phase's time through the app, until every reply was handed over.
+    pub capacity: Duration,
+    /// The same rows with bare INSERTs.
+    pub bare: Duration,
+}
+
+impl E2eReport {
+    pub fn messages(&self) -> usize {
+        self.webchat_messages + self.telegram_messages
+    }
+    pub fn replied(&self) -> usize {
+        self.webchat_latencies.len() + self.telegram_latencies.len()
+    }
+    pub fn capacity_rate(&self) -> f64 {
+        self.settings.capacity_messages as f64 / self.capacity.as_secs_f64()
+    }
+    pub fn bare_rate(&self) -> f64 {
+        self.settings.capacity_messages as f64 / self.bare.as_secs_f64()
+    }
+    pub fn ratio(&self) -> f64 {
+        self.capacity_rate() / self.bare_rate()
+    }
+}
+
+/// p50, p99 and the maximum in milliseconds, or `none`.
+fn spread(durations: &[Duration]) -> String {
+    let mut sorted = durations.to_vec();
+    sorted.sort();
+    let Some(max) = sorted.last() else {
+        return "none".into();
+    };
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    let at = |p: f64| &sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    format!(
+        "p50 {:.2} p99 {:.2} max {:.2}",
+        ms(at(0.50)),
+        ms(at(0.99)),
+        ms(max)
+    )
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("unknown".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+impl std::fmt::Display for E2eReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.settings;
+        let telegram_rate = s.rate * s.telegram_share;
+        let replied = self.replied();
+        writeln!(f, "seconds: {}", s.seconds)?;
+        writeln!(f, "offered_per_second: {}", s.rate)?;
+        writeln!(f, "webchat_per_second: {:.1}", s.rate - telegram_rate)?;
+        writeln!(f, "telegram_per_second: {telegram_rate:.1}")?;
+        writeln!(
+            f,
+            "customers: {}",
+            self.webchat_customers + self.telegram_customers
+        )?;
+        writeln!(f, "messages: {}", self.messages())?;
+        writeln!(f, "send_failed: {}", self.send_failed)?;
+        writeln!(f, "replied: {replied}")?;
+        writeln!(
+            f,
+            "no_reply: {}",
+            self.messages()
+                .saturating_sub(replied + self.wrong_replies + self.send_failed)
+        )?;
+        writeln!(f, "wrong_reply: {}", self.wrong_replies)?;
+        writeln!(
+            f,
+            "replies_per_second: {:.0}",
+            replied as f64 / self.span.as_secs_f64().max(f64::EPSILON)
+        )?;
+        writeln!(
+            f,
+            "latency: from the customer's send to the reply handed to the channel \
+             (the delivery worker's Sent: Telegram, the fake Bot API answered sendMessage; \
+             webchat, readable since the POST returned)"
+        )?;
+        let all: Vec<Duration> = self
+            .webchat_latencies
+            .iter()
+            .chain(&self.telegram_latencies)
+            .copied()
+            .collect();
+        writeln!(f, "latency_ms: {}", spread(&all))?;
+        writeln!(f, "webchat_latency_ms: {}", spread(&self.webchat_latencies))?;
+        writeln!(
+            f,
+            "telegram_latency_ms: {}",
+            spread(&self.telegram_latencies)
+        )?;
+        writeln!(f, "webchat_post_ms: {}", spread(&self.post_latencies))?;
+        writeln!(f, "sender_late_ms: {}", spread(&self.late))?;
+        writeln!(f, "telegram_rate_limited: {}", self.telegram_rate_limited)?;
+        writeln!(f, "rss_idle_mib: {}", mib(self.rss_idle_kib))?;
+        writeln!(f, "rss_peak_mib: {}", mib(self.rss_peak_kib))?;
+        writeln!(f, "capacity_messages: {}", s.capacity_messages)?;
+        writeln!(f, "capacity_unanswered: {}", self.capacity_unanswered)?;
+        writeln!(
+            f,
+            "capacity_replies_per_second: {:.0}",
+            self.capacity_rate()
+        )?;
+        writeln!(f, "bare_insert_per_second: {:.0}", self.bare_rate())?;
+        write!(f, "ratio: {:.3}", self.ratio())
+    }
+}
+
+/// A customer writes again this long after their previous message: Telegram takes one
+/// message a second per chat, and the bot has long answered.
+const CUSTOMER_PAUSE: Duration = Duration::from_secs(2);
+/// How long replies may still come after the last message was sent.
+const GRACE: Duration = Duration::from_secs(10);
+/// Customers writing at once in the capacity phase.
+const CONCURRENT: usize = 8;
+/// Telegram's own limit for a bot, which its client paces itself to.
+const TELEGRAM_MAX_PER_SECOND: f64 = 30.0;
+
+/// A question the bot answers, and the answer it gives.
+#[derive(Debug, Clone)]
+struct Question {
+    text: String,
+    answer: String,
+}
+
+/// The shipped knowledge base's example questions that the engine answers with their
+/// own intent, and no follow-up, so that each question gets exactly one reply.
+fn questions(config: &crate::config::Config) -> anyhow::Result<Vec<Question>> {
+    use frontdesk_faq::Decision;
+    use frontdesk_faq::kb::Action;
+    let engine = crate::faq::load_engine(config)?;
+    let kb = engine
+        .knowledge_base()
+        .context("the answer engine has no knowledge base")?;
+    let mut out = Vec::new();
+    for intent in kb.intents.iter().filter(|i| i.action == Action::Answer) {
+        for text in intent.examples.all() {
+            let m = engine.match_text(text);
+            if frontdesk_faq::text::has_words(text)
+                && m.action == Decision::Answer
+                && m.intent.as_deref() == Some(intent.id.as_str())
+                && m.follow_up.as_deref().is_none_or(str::is_empty)
+                && let Some(answer) = m.answer
+            {
+                out.push(Question {
+                    text: text.to_owned(),
+                    answer,
+                });
+            }
+        }
+    }
+    anyhow::ensure!(
+        out.len() >= 2,
+        "the knowledge base has too few questions the bot answers"
+    );
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Via {
+    Webchat,
+    Telegram,
+}
+
+/// One message of the schedule.
+#[derive(Debug, Clone, Copy)]
+struct Planned {
+    /// From the start of the load.
+    at: Duration,
+    via: Via,
+    /// The customer of that channel.
+    customer: usize,
+    question: usize,
+}
+
+/// The schedule: `rate` messages a second, evenly spaced, every n-th over Telegram;
+/// each channel's customers take turns, so each writes every [`CUSTOMER_PAUSE`], and
+/// never the same question twice in a row (the bot hands a repeated one to a person).
+/// Returns it with the number of customers per channel who write.
+fn plan(s: &E2eSettings, questions: usize) -> (Vec<Planned>, usize, usize) {
+    let n = (s.rate * s.seconds).round() as usize;
+    let telegram_rate = s.rate * s.telegram_share;
+    let pool = |rate: f64| ((rate * CUSTOMER_PAUSE.as_secs_f64()).ceil() as usize).max(1);
+    let (webchat_pool, telegram_pool) = (pool(s.rate - telegram_rate), pool(telegram_rate));
+    let (mut webchat, mut telegram) = (0, 0);
+    let planned = (0..n)
+        .map(|i| {
+            let over_telegram =
+                ((i + 1) as f64 * s.telegram_share).floor() > (i as f64 * s.telegram_share).floor();
+            let (via, sent, pool) = match over_telegram {
+                true => (Via::Telegram, &mut telegram, telegram_pool),
+                false => (Via::Webchat, &mut webchat, webchat_pool),
+            };
+            let (customer, turn) = (*sent % pool, *sent / pool);
+            *sent += 1;
+            Planned {
+                at: Duration::from_secs_f64(i as f64 / s.rate),
+                via,
+                customer,
+                question: (customer * 31 + turn) % questions,
+            }
+        })
+        .collect();
+    (
+        planned,
+        webchat.min(webchat_pool),
+        telegram.min(telegram_pool),
+    )
+}
+
+/// One message as it was sent.
+#[derive(Debug, Clone)]
+struct Offered {
+    /// When, on the app's kind of clock (wall time at start plus monotonic time).
+    sent: Timestamp,
+    /// How late against the schedule.
+    late: Duration,
+    /// Webchat: the POST's round trip, or why it failed.
+    post: Option<Result<Duration, String>>,
+}
+
+fn telegram_user(customer: usize) -> i64 {
+    6_000_000 + customer as i64
+}
+
+/// Sends the schedule open loop: each message at its planned instant, whether or not
+/// earlier ones were answered (a webchat POST runs on its own task).
+async fn offer(
+    plan: Arc<Vec<Planned>>,
+    questions: Arc<Vec<Question>>,
+    base: String,
+    visitors: Arc<Vec<String>>,
+    fake: Arc<frontdesk_testkit::FakeTelegram>,
+) -> anyhow::Result<Vec<Offered>> {
+    use frontdesk_core::Clock;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let url = format!("{base}/chat/api/messages");
+    let clock = frontdesk_router::TokioClock::new();
+    let start = tokio::time::Instant::now();
+    let mut offered: Vec<Option<Offered>> = vec![None; plan.len()];
+    let mut posts = tokio::task::JoinSet::new();
+    for (i, p) in plan.iter().enumerate() {
+        tokio::time::sleep_until(start + p.at).await;
+        let late = start.elapsed().saturating_sub(p.at);
+        let text = &questions[p.question].text;
+        let sent = clock.now();
+        match p.via {
+            Via::Telegram => {
+                fake.customer_writes(telegram_user(p.customer), text);
+                offered[i] = Some(Offered {
+                    sent,
+                    late,
+                    post: None,
+                });
+            }
+            Via::Webchat => {
+                let request = client
+                    .post(&url)
+                    .bearer_auth(&visitors[p.customer])
+                    .json(&serde_json::json!({ "text": text, "client_id": format!("m{i}") }));
+                let took = Instant::now();
+                posts.spawn(async move {
+                    let outcome = match request.send().await {
+                        Ok(r) if r.status() == reqwest::StatusCode::CREATED => Ok(took.elapsed()),
+                        Ok(r) => Err(format!("HTTP {}", r.status())),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (
+                        i,
+                        Offered {
+                            sent,
+                            late,
+                            post: Some(outcome),
+                        },
+                    )
+                });
+            }
+        }
+    }
+    while let Some(done) = posts.join_next().await {
+        let (i, o) = done?;
+        offered[i] = Some(o);
+    }
+    offered
+        .into_iter()
+        .map(|o| o.context("a planned message was not sent"))
+        .collect()
+}
+
+/// `n` new website-chat visitors: (token, visitor id).
+async fn visitors(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let session: serde_json::Value = client
+            .post(format!("{base}/chat/api/session"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = session["visitor_token"]
+            .as_str()
+            .context("no visitor token")?
+            .to_owned();
+        // `v1.VISITOR.TAG`
+        let id = token
+            .split('.')
+            .nth(1)
+            .context("a visitor token without a visitor")?
+            .to_owned();
+        out.push((token, id));
+    }
+    Ok(out)
+}
+
+/// Every customer-visible message of one thread, oldest first.
+async fn thread(
+    store: &dyn Store,
+    account: &ChannelAccount,
+    key: &str,
+) -> anyhow::Result<Vec<frontdesk_core::Message>> {
+    let mut all: Vec<frontdesk_core::Message> = Vec::new();
+    loop {
+        let after = all.last().map(|m| m.id);
+        let page = store.thread_messages(account, key, after, 200).await?;
+        let done = page.len() < 200;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// When each outbound message was handed to its channel: the `delivery_sent` events,
+/// stamped by the delivery worker's clock once the channel's `deliver` returned Sent.
+async fn handed_over(
+    store: &dyn Store,
+) -> anyhow::Result<std::collections::HashMap<frontdesk_core::MessageId, Timestamp>> {
+    let mut out = std::collections::HashMap::new();
+    let mut after = frontdesk_core::EventId(0);
+    loop {
+        let page = store.events_after(after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = last.id;
+        for e in &page {
+            if e.kind == frontdesk_core::EventKind::DeliverySent
+                && let Some(id) = e.message_id
+            {
+                out.entry(id).or_insert(e.created_at);
+            }
+        }
+    }
+}
+
+/// A thread's stored customer messages, each with the schedule index of the message it
+/// is: a webchat message by its client id (`VISITOR:mI`, since a visitor's messages in
+/// flight together may be stored in any order); a Telegram chat's in the order sent
+/// (the channel takes one chat's updates in order, one at a time).
+fn stored_as_sent(
+    via: Via,
+    messages: &[frontdesk_core::Message],
+    sent: &[usize],
+) -> Vec<(frontdesk_core::MessageId, usize)> {
+    let theirs = messages
+        .iter()
+        .filter(|m| m.author == frontdesk_core::Author::Contact);
+    let by_client_id = |m: &frontdesk_core::Message| {
+        m.external_id
+            .as_deref()?
+            .rsplit_once(":m")?
+            .1
+            .parse::<usize>()
+            .ok()
+    };
+    match via {
+        Via::Webchat => theirs
+            .filter_map(|m| Some((m.id, by_client_id(m)?)))
+            .filter(|(_, i)| sent.contains(i))
+            .collect(),
+        Via::Telegram => theirs.map(|m| m.id).zip(sent.iter().copied()).collect(),
+    }
+}
+
+/// Pairs a thread's stored customer messages (oldest first, each with its schedule
+/// index) with the replies handed to the channel (oldest first): a message gets the
+/// first reply after it that is its question's answer and no earlier message's
+/// (`Some(when it was handed over)`); else the first other reply after it, which is
+/// wrong (`None`); else nothing, and is left out.
+fn pair<'a>(
+    stored: &[(frontdesk_core::MessageId, usize)],
+    replies: &[(frontdesk_core::MessageId, &str, Timestamp)],
+    answer: impl Fn(usize) -> &'a str,
+) -> Vec<(usize, Option<Timestamp>)> {
+    let mut used = vec![false; replies.len()];
+    let mut answered: Vec<Option<(usize, Option<Timestamp>)>> = vec![None; stored.len()];
+    for (n, &(id, i)) in stored.iter().enumerate() {
+        let right = (0..replies.len())
+            .find(|&r| !used[r] && replies[r].0 > id && replies[r].1.starts_with(answer(i)));
+        if let Some(r) = right {
+            used[r] = true;
+            answered[n] = Some((i, Some(replies[r].2)));
+        }
+    }
+    for (n, &(id, i)) in stored.iter().enumerate() {
+        if answered[n].is_some() {
+            continue;
+        }
+        if let Some(r) = (0..replies.len()).find(|&r| !used[r] && replies[r].0 > id) {
+            used[r] = true;
+            answered[n] = Some((i, None));
+        }
+    }
+    answered.into_iter().flatten().collect()
+}
+
+/// Waits until `check` holds, `limit` at most; says whether it did.
+async fn until<F, Fut>(limit: Duration, every: Duration, mut check: F) -> anyhow::Result<bool>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The whole app in this process on a fresh SQLite database, as `serve` runs it with
+/// the bot answering from the shipped knowledge base, the website chat on, and the
+/// Telegram channel polling a fake Bot API on 127.0.0.1. Customers write at
+/// `settings.rate` for `settings.seconds`, open loop, each message a question the bot
+/// answers; every latency runs from a customer's send to the delivery worker handing
+/// the reply to the channel. Then the capacity phase: webchat customers, a few at a
+/// time, each sending as soon as their last message was taken, in chunks timed until
+/// every reply was handed over, alternating with bare INSERTs of the same rows on the
+/// same database.
+pub async fn e2e(settings: E2eSettings) -> anyhow::Result<E2eReport> {
+    let s = &settings;
+    anyhow::ensure!(
+        s.rate > 0.0 && s.seconds > 0.0 && s.capacity_messages > 0,
+        "--rate, --seconds and --capacity-messages must be above 0"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&s.telegram_share),
+        "--telegram-share must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        s.rate * s.telegram_share <= TELEGRAM_MAX_PER_SECOND,
+        "Telegram takes at most {TELEGRAM_MAX_PER_SECOND} messages a second from a bot \
+         (the client paces its replies to that): lower --telegram-share"
+    );
+    let mut config = crate::config::Config::default();
+    let questions = Arc::new(questions(&config)?);
+    let (plan, webchat_customers, telegram_customers) = plan(s, questions.len());
+    let plan = Arc::new(plan);
+
+    let token = "7000000002:e2e-bench-token";
+    let fake = Arc::new(frontdesk_testkit::FakeTelegram::start(token).await);
+    let db = TestDatabase::sqlite();
+    config.database.url = db.url().to_owned();
+    config.server.listen = "127.0.0.1:0".into();
+    config.channels.webchat.enabled = true;
+    let telegram = &mut config.channels.telegram;
+    telegram.enabled = true;
+    telegram.token = Some(token.to_owned().into());
+    telegram.api_url = fake.api_url().to_owned();
+    let listener = tokio::net::TcpListener::bind(&config.server.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = crate::app::App::build(config).await?;
+    let store = app.store();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(app.run(listener, shutdown.clone()));
+    let polling = until(
+        Duration::from_secs(30),
+        Duration::from_millis(10),
+        || async { Ok(fake.requests().iter().any(|r| r.method == "getupdates")) },
+    )
+    .await?;
+    anyhow::ensure!(polling, "the Telegram channel did not poll within 30 s");
+    // Started: the channels' first calls made, nothing else to do.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle_kib = rss_kib();
+
+    let client = reqwest::Client::new();
+    let webchat_visitors = visitors(&client, &base, webchat_customers).await?;
+    let tokens = Arc::new(
+        webchat_visitors
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect::<Vec<_>>(),
+    );
+
+    // The load, sent from a thread and runtime of its own, so that its schedule does
+    // not wait for the app's tasks.
+    let sampling = tokio_util::sync::CancellationToken::new();
+    let sampler = tokio::spawn({
+        let stop = sampling.clone();
+        async move {
+            let mut peak = rss_kib();
+            while !stop.is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                peak = peak.max(rss_kib());
+            }
+            peak
+        }
+    });
+    let offered = {
+        let (plan, questions, base, fake) =
+            (plan.clone(), questions.clone(), base.clone(), fake.clone());
+        tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(offer(plan, questions, base, tokens, fake))
+        })
+        .await??
+    };
+    // Every message taken and every reply handed over, or the grace period over.
+    until(GRACE, Duration::from_millis(10), || async {
+        Ok(fake.pending() == 0 && store.outbox_depth().await? == 0)
+    })
+    .await?;
+    sampling.cancel();
+    let rss_peak_kib = sampler.await?;
+
+    // Which reply answered which message, from each customer's thread as stored.
+    let handed = handed_over(&*store).await?;
+    let mut sent_by: std::collections::HashMap<(Via, usize), Vec<usize>> = Default::default();
+    for (i, p) in plan.iter().enumerate() {
+        sent_by.entry((p.via, p.customer)).or_default().push(i);
+    }
+    let (mut webchat_latencies, mut telegram_latencies) = (Vec::new(), Vec::new());
+    let (mut wrong_replies, mut send_failed) = (0, 0);
+    let (mut first_sent, mut last_handed) = (None::<Timestamp>, None::<Timestamp>);
+    for ((via, customer), sent) in &sent_by {
+        let (account, key) = match via {
+            Via::Webchat => (
+                frontdesk_web::webchat::account(),
+                webchat_visitors[*customer].1.clone(),
+            ),
+            Via::Telegram => (
+                ChannelAccount::default_of(ChannelKind::Telegram),
+                telegram_user(*customer).to_string(),
+            ),
+        };
+        let taken: Vec<usize> = sent
+            .iter()
+            .copied()
+            .filter(|&i| !matches!(offered[i].post, Some(Err(_))))
+            .collect();
+        send_failed += sent.len() - taken.len();
+        let messages = thread(&*store, &account, &key).await?;
+        let stored = stored_as_sent(*via, &messages, &taken);
+        let replies: Vec<(frontdesk_core::MessageId, &str, Timestamp)> = messages
+            .iter()
+            .filter(|m| m.author != frontdesk_core::Author::Contact)
+            .filter_map(|m| Some((m.id, m.text.as_str(), *handed.get(&m.id)?)))
+            .collect();
+        let answer = |i: usize| questions[plan[i].question].answer.as_str();
+        for (i, fate) in pair(&stored, &replies, answer) {
+            let Some(at) = fate else {
+                wrong_replies += 1;
+                continue;
+            };
+            let latency = at.since(offered[i].sent);
+            match via {
+                Via::Webchat => webchat_latencies.push(latency),
+                Via::Telegram => telegram_latencies.push(latency),
+            }
+            first_sent = Some(first_sent.map_or(offered[i].sent, |t| t.min(offered[i].sent)));
+            last_handed = Some(last_handed.map_or(at, |t| t.max(at)));
+        }
+    }
+    let span = match (first_sent, last_handed) {
+        (Some(a), Some(b)) => b.since(a),
+        _ => Duration::ZERO,
+    };
+
+    let (capacity, bare, capacity_unanswered) =
+        capacity(&client, &base, &store, &db, &questions, s.capacity_messages).await?;
+
+    shutdown.cancel();
+    running.await??;
+    let count = |via: Via| plan.iter().filter(|p| p.via == via).count();
+    Ok(E2eReport {
+        webchat_customers,
+        telegram_customers,
+        webchat_messages: count(Via::Webchat),
+        telegram_messages: count(Via::Telegram),
+        send_failed,
+        webchat_latencies,
+        telegram_latencies,
+        post_latencies: offered
+            .iter()
+            .filter_map(|o| o.post.clone()?.ok())
+            .collect(),
+        wrong_replies,
+        span,
+        late: offered.iter().map(|o| o.late).collect(),
+        telegram_rate_limited: fake.rate_limited(),
+        rss_idle_kib,
+        rss_peak_kib,
+        capacity_unanswered,
+        capacity,
+        bare,
+        settings,
+    })
+}
+
+/// Capacity-phase message `m`'s visitor (of `pool`, in turn) and question (never the
+/// visitor's previous one).
+fn pick(m: usize, pool: usize, questions: usize) -> (usize, usize) {
+    let visitor = m % pool;
+    (visitor, (visitor * 31 + m / pool) % questions)
+}
+
+/// The capacity phase: `n` webchat messages, [`CONCURRENT`] customers at a time each
+/// sending as soon as their last was taken, in chunks timed from the first send until
+/// every reply was handed over; after each chunk the same rows with bare INSERTs on
+/// the same database (timed apart), so the machine's drift weighs on both alike.
+/// Returns both times and the messages left without a reply.
+async fn capacity(
+    client: &reqwest::Client,
+    base: &str,
+    store: &Arc<dyn Store>,
+    db: &TestDatabase,
+    questions: &Arc<Vec<Question>>,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    // The open phase's replies are all handed over (or given up) first.
+    let drained = until(
+        Duration::from_secs(60),
+        Duration::from_millis(10),
+        || async { Ok(store.outbox_depth().await? == 0) },
+    )
+    .await?;
+    anyhow::ensure!(drained, "replies of the open-loop phase are still queued");
+    // Few enough messages each that no visitor meets the chat's rate limit.
+    let pool = n.div_ceil(5).max(2 * CONCURRENT);
+    let visitors = Arc::new(visitors(client, base, pool).await?);
+    let options = crate::app::store_options(&crate::config::Config::default());
+    let bare_store = db.store_with(options).await?;
+    bare_store.bench_create_bare_table().await?;
+    let now = Timestamp::now().as_micros();
+    let account = frontdesk_web::webchat::account();
+    let rows: Vec<BareRow> = (0..n)
+        .map(|m| {
+            let (v, q) = pick(m, pool, questions.len());
+            BareRow {
+                conversation_id: v as i64 + 1,
+                channel: account.kind().as_str().into(),
+                account: account.name().into(),
+                sender_id: visitors[v].1.clone(),
+                external_id: format!("{}:c{m}", visitors[v].1),
+                text: questions[q].text.clone(),
+                created_at: now,
+            }
+        })
+        .collect();
+    let url = format!("{base}/chat/api/messages");
+    let (mut through, mut bare) = (Duration::ZERO, Duration::ZERO);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(start));
+        let mut customers = tokio::task::JoinSet::new();
+        for _ in 0..CONCURRENT {
+            let (next, visitors, questions, client, url) = (
+                next.clone(),
+                visitors.clone(),
+                questions.clone(),
+                client.clone(),
+                url.clone(),
+            );
+            customers.spawn(async move {
+                loop {
+                    let m = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if m >= end {
+                        return anyhow::Ok(());
+                    }
+                    let (v, q) = pick(m, pool, questions.len());
+                    let answer = client
+                        .post(&url)
+                        .bearer_auth(&visitors[v].0)
+                        .json(&serde_json::json!({
+                            "text": questions[q].text,
+                            "client_id": format!("c{m}"),
+                        }))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(
+                        answer.status() == reqwest::StatusCode::CREATED,
+                        "a capacity-phase message got HTTP {}",
+                        answer.status()
+                    );
+                }
+            });
+        }
+        while let Some(done) = customers.join_next().await {
+            done??;
+        }
+        let handed = until(
+            Duration::from_secs(60),
+            Duration::from_millis(1),
+            || async { Ok(store.outbox_depth().await? == 0) },
+        )
+        .await?;
+        anyhow::ensure!(handed, "replies still queued a minute after a chunk");
+        through += started.elapsed();
+
+        let started = Instant::now();
+        for row in &rows[start..end] {
+            bare_store.bench_bare_insert(row).await?;
+        }
+        bare += started.elapsed();
+    }
+    let mut replied = 0;
+    for (_, visitor) in visitors.iter() {
+        replied += thread(&**store, &account, visitor)
+            .await?
+            .iter()
+            .filter(|m| m.author == frontdesk_core::Author::Bot)
+            .count();
+    }
+    Ok((through, bare, n.saturating_sub(replied)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontdesk_core::MessageId;
+
+    #[test]
+    fn replies_pair_with_their_questions_whatever_the_order_and_a_stray_one_is_wrong() {
+        let at = Timestamp::from_micros;
+        // Messages 10 (question 0), 11 (question 1), 12 (question 2), 13 (question 3).
+        let stored = [
+            (MessageId(10), 0),
+            (MessageId(11), 1),
+            (MessageId(12), 2),
+            (MessageId(13), 3),
+        ];
+        let answers = ["zero", "one", "two", "three"];
+        // 11 answered before 10; 12 got a handoff notice; 13 got nothing.
+        let replies = [
+            (MessageId(20), "one, and a hint", at(5)),
+            (MessageId(21), "zero, and a hint", at(6)),
+            (MessageId(22), "a person will answer", at(7)),
+        ];
+        let mut paired = pair(&stored, &replies, |i| answers[i]);
+        paired.sort_by_key(|(i, _)| *i);
+        assert_eq!(paired, vec![(0, Some(at(6))), (1, Some(at(5))), (2, None)]);
+    }
+
+    #[test]
+    fn the_schedule_keeps_telegram_within_its_share_and_never_repeats_a_question() {
+        let settings = E2eSettings {
+            rate: 500.0,
+            seconds: 10.0,
+            telegram_share: 0.05,
+            capacity_messages: 1,
+        };
+        let (planned, webchat, telegram) = plan(&settings, 40);
+        assert_eq!(planned.len(), 5000);
+        assert_eq!((webchat, telegram), (950, 50));
+        let over_telegram = planned.iter().filter(|p| p.via == Via::Telegram).count();
+        assert_eq!(over_telegram, 250);
+        // Each customer writes every 2 s at most, and never the same question twice
+        // in a row (the bot hands a repeated message to a person).
+        let mut last: std::collections::HashMap<(Via, usize), &Planned> = Default::default();
+        for p in &planned {
+            if let Some(before) = last.insert((p.via, p.customer), p) {
+                assert!(p.at - before.at >= Duration::from_millis(1999), "{p:?}");
+                assert_ne!(p.question, before.question, "{p:?}");
+            }
+        }
+    }
+}

@@ -233,6 +233,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         latency_mails: usize,
     },
+    /// The whole app on a fresh SQLite store, bot on: customers ask FAQ questions over
+    /// the website chat and a fake Telegram at a given rate (open loop); latency from
+    /// send to reply handed to the channel, memory; then the app's capacity against
+    /// bare INSERTs of the same rows.
+    E2e {
+        /// Messages a second, both channels together.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// The share over Telegram (at most 30 messages a second, Telegram's limit).
+        #[arg(long, default_value_t = 0.05)]
+        telegram_share: f64,
+        /// Messages of the capacity phase.
+        #[arg(long, default_value_t = 5_000)]
+        capacity_messages: usize,
+    },
     /// Seed a large SQLite inbox and time the inbox's reads (p50, p95) and memory.
     Inbox {
         #[arg(long, default_value_t = 100_000)]
@@ -531,6 +548,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             anyhow::ensure!(updates > 0, "--updates must be at least 1");
             let report = frontdesk::bench::telegram(updates).await?;
+            say(&report.to_string())?;
+        }
+        Command::Bench {
+            command:
+                BenchCommand::E2e {
+                    rate,
+                    seconds,
+                    telegram_share,
+                    capacity_messages,
+                },
+        } => {
+            let report = frontdesk::bench::e2e(frontdesk::bench::E2eSettings {
+                rate: f64::from(rate),
+                seconds: f64::from(seconds),
+                telegram_share,
+                capacity_messages,
+            })
+            .await?;
             say(&report.to_string())?;
         }
         Command::Bench {

@@ -352,6 +352,54 @@ fn bench_x_receives_every_mention_and_prints_the_ratio() {
 }
 
 #[test]
+fn bench_e2e_answers_every_customer_and_prints_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    // 100 messages over 2 s, 5 of them over Telegram; no timing is asserted.
+    let out = frontdesk(dir.path())
+        .args([
+            "bench",
+            "e2e",
+            "--rate",
+            "50",
+            "--seconds",
+            "2",
+            "--capacity-messages",
+            "100",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "messages: 100\n",
+        "send_failed: 0\n",
+        "replied: 100\n",
+        "no_reply: 0\n",
+        "wrong_reply: 0\n",
+        "capacity_messages: 100\n",
+        "capacity_unanswered: 0\n",
+        "telegram_latency_ms: p50",
+        "webchat_latency_ms: p50",
+        "webchat_post_ms: p50",
+        "rss_idle_mib:",
+        "rss_peak_mib:",
+        "bare_insert_per_second:",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    let ratio: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ratio: "))
+        .and_then(|r| r.parse().ok())
+        .expect("a ratio");
+    assert!(ratio > 0.0, "{text}");
+}
+
+#[test]
 fn bench_inbox_prints_latencies_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let out = frontdesk(dir.path())
