@@ -239,8 +239,10 @@ impl Instance {
         }
     }
 
-    /// Starts the process and waits for the log line that says where it serves.
+    /// Starts the process (ending the one before, if two kills overlapped) and waits
+    /// for the log line that says where it serves.
     fn start(&mut self) {
+        self.kill();
         let mut cmd = Command::new(frontdesk_binary());
         cmd.args(["--log-format", "json", "serve"])
             .env_remove("RUST_LOG")
@@ -274,6 +276,8 @@ impl Instance {
                 }
             }
         });
+        // Kept at once, so that it is killed with this instance whatever happens next.
+        self.child = Some(child);
         let address = tokio::task::block_in_place(|| rx.recv_timeout(Duration::from_secs(60)))
             .unwrap_or_else(|_| {
                 panic!(
@@ -282,7 +286,6 @@ impl Instance {
                     self.last_log()
                 )
             });
-        self.child = Some(child);
         *self.address.lock().unwrap() = Some(address);
     }
 
@@ -549,7 +552,8 @@ impl World<'_> {
                             .map(|i| i.lock().unwrap().last_log())
                             .collect();
                         panic!(
-                            "the run never settled: {waiting}\n{}",
+                            "the run never settled: {waiting}\n{}\n{}",
+                            self.diagnosis(plan).await,
                             logs.join("\n----\n")
                         );
                     }
@@ -587,6 +591,49 @@ impl World<'_> {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// For a run that never settled: each message stored or not (looked for message by
+    /// message, not through the search index), and what the X poller asked.
+    async fn diagnosis(&self, plan: &Plan) -> String {
+        let mut said = Vec::new();
+        let mut query = ConversationQuery {
+            limit: 200,
+            ..ConversationQuery::default()
+        };
+        let mut stored = Vec::new();
+        while let Ok(page) = self.store.list_conversations(&query).await {
+            for c in &page.items {
+                if let Ok(messages) = self.store.messages(c.id, None, 1000).await {
+                    stored.extend(messages.into_iter().map(|m| (c.id, m.text)));
+                }
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        for m in &plan.messages {
+            let found: Vec<_> = stored
+                .iter()
+                .filter(|(_, t)| t.contains(&m.token))
+                .collect();
+            said.push(format!("{} {:?}: stored as {found:?}", m.token, m.channel));
+        }
+        let polls: Vec<String> = self
+            .x
+            .requests()
+            .iter()
+            .rev()
+            .take(12)
+            .map(|r| format!("{:?} {:?} {}", r.endpoint, r.query, r.status))
+            .collect();
+        said.push(format!("X's last requests, newest first: {polls:#?}"));
+        said.push(format!(
+            "the customers' posts: {:?}",
+            self.posts.lock().unwrap()
+        ));
+        said.join("\n")
     }
 
     /// Each planned message's conversation once it is stored once, answered, and every

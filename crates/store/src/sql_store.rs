@@ -1617,6 +1617,25 @@ impl Store for SqlStore {
                  RETURNING id"
             }
         };
+        // Most wake-ups find nothing due (a reply on any account wakes every worker, and
+        // a worker that took rows looks again): a read says so without a write
+        // transaction (on SQLite, without the single writer).
+        let due = self
+            .read_optional(
+                Query::new(
+                    "SELECT id FROM outbox
+                     WHERE status = 'queued' AND channel = $1 AND account = $2 AND due_at <= $3
+                       AND (lease_until IS NULL OR lease_until <= $3)
+                     LIMIT 1",
+                )
+                .bind(req.account.kind().as_str())
+                .bind(req.account.name())
+                .bind(req.now.as_micros()),
+            )
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         let claimed = q

@@ -494,6 +494,27 @@ async fn server_errors_and_a_store_outage_are_retried_without_losing_a_mention()
 }
 
 #[tokio::test]
+async fn a_process_restarted_past_xs_users_me_limit_receives_what_came_meanwhile() {
+    let fake = FakeX::start(OAuth1Keys::for_tests()).await;
+    fake.customer(CUSTOMER, "liwei");
+    // One look at /2/users/me in the window, which the first start takes.
+    fake.limit(Endpoint::Me, 1, Duration::from_secs(900));
+    let intake = MemoryIntake::default();
+    let first = channel(config(&fake, oauth1(fake.oauth1())));
+    let running = run(&first, &intake);
+    until_health(&first, true).await;
+    running.stop().await;
+    // Written while no process runs, to an account nobody had mentioned before: new.
+    fake.mention(CUSTOMER, "still there?");
+    let again = channel(config(&fake, oauth1(fake.oauth1())));
+    let running = run(&again, &intake);
+    let stored = intake.wait_for(1).await;
+    running.stop().await;
+    assert_eq!(texts(&stored), ["still there?"]);
+    assert!(fake.rate_limited() >= 1, "the second start met the limit");
+}
+
+#[tokio::test]
 async fn a_duplicate_and_an_unsummoned_reply_fail_for_good_with_xs_reason() {
     let fake = FakeX::start(OAuth1Keys::for_tests()).await;
     fake.customer(CUSTOMER, "liwei");
