@@ -167,6 +167,25 @@ impl Desk {
         }
     }
 
+    /// A message from `who` on the website chat stored as a process that then died
+    /// would leave it: the engine never saw it.
+    async fn stored_unseen(&self, who: &str, external_id: &str, text: &str) -> IngestOutcome {
+        let sender = Sender {
+            external_id: who.into(),
+            display_name: None,
+            language: None,
+        };
+        let inbound = Inbound::new(
+            ChannelAccount::default_of(ChannelKind::Webchat),
+            external_id,
+            sender,
+            who,
+            text,
+        )
+        .unwrap();
+        self.store.ingest(&inbound, None).await.unwrap()
+    }
+
     async fn writes(&self, who: &str, text: &str) -> ConversationId {
         self.writes_on(ChannelKind::Webchat, who, text).await
     }
@@ -1113,20 +1132,7 @@ async fn a_message_the_engine_missed_in_a_resolved_conversation_reopens_it(db: T
     desk.engine.resolve(id, "done").await.unwrap();
     desk.later(HOUR).await;
     // Stored, but the engine never saw it (as if the process died right after).
-    let sender = Sender {
-        external_id: "val".into(),
-        display_name: None,
-        language: None,
-    };
-    let inbound = Inbound::new(
-        ChannelAccount::default_of(ChannelKind::Webchat),
-        "missed-1",
-        sender,
-        "val",
-        "还是没到账",
-    )
-    .unwrap();
-    desk.store.ingest(&inbound, None).await.unwrap();
+    desk.stored_unseen("val", "missed-1", "还是没到账").await;
     assert_eq!(desk.conversation(id).await.status, Status::Resolved);
     desk.later(2 * MINUTE).await;
     let c = desk.conversation(id).await;
@@ -1136,23 +1142,10 @@ async fn a_message_the_engine_missed_in_a_resolved_conversation_reopens_it(db: T
 async fn a_question_stored_just_before_a_crash_is_answered_once_by_the_timers(db: TestDatabase) {
     let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
     // Stored, but the process died before the engine's turn on it.
-    let sender = Sender {
-        external_id: "wen".into(),
-        display_name: None,
-        language: None,
-    };
-    let inbound = Inbound::new(
-        ChannelAccount::default_of(ChannelKind::Webchat),
-        "crashed-1",
-        sender,
-        "wen",
-        "怎么注册账号",
-    )
-    .unwrap();
     let IngestOutcome::Stored {
         conversation_id: id,
         ..
-    } = desk.store.ingest(&inbound, None).await.unwrap()
+    } = desk.stored_unseen("wen", "crashed-1", "怎么注册账号").await
     else {
         panic!("not stored");
     };
@@ -1178,30 +1171,9 @@ async fn a_question_stored_just_before_a_crash_is_answered_once_by_the_timers(db
 async fn a_second_message_stored_before_the_bot_answers_the_first_is_no_repeat(db: TestDatabase) {
     let desk = Desk::open(db, shanghai("2026-11-23T10:00"), |_| {}).await;
     // A busy moment: both messages are stored before the engine's turn on the first.
-    let stored = |n: usize, text: &str| {
-        let sender = Sender {
-            external_id: "mei".into(),
-            display_name: None,
-            language: None,
-        };
-        Inbound::new(
-            ChannelAccount::default_of(ChannelKind::Webchat),
-            format!("busy-{n}"),
-            sender,
-            "mei",
-            text,
-        )
-        .unwrap()
-    };
-    let first = desk
-        .store
-        .ingest(&stored(1, "怎么注册账号"), None)
-        .await
-        .unwrap();
-    desk.store
-        .ingest(&stored(2, "How do I reset my password?"), None)
-        .await
-        .unwrap();
+    let first = desk.stored_unseen("mei", "busy-1", "怎么注册账号").await;
+    desk.stored_unseen("mei", "busy-2", "How do I reset my password?")
+        .await;
     let IngestOutcome::Stored {
         conversation_id: id,
         message_id,

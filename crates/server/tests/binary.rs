@@ -130,6 +130,30 @@ fn run_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// `frontdesk bench ARGS` in a fresh directory: what it printed, once it succeeded.
+fn bench(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk(dir.path())
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `ratio: ` line a benchmark printed.
+fn ratio_in(text: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("ratio: "))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no ratio in\n{text}"))
+}
+
 fn get(url: &str) -> (u16, serde_json::Value) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -330,50 +354,24 @@ fn an_agent_is_added_with_a_password_from_stdin_and_only_once() {
 
 #[test]
 fn bench_x_receives_every_mention_and_prints_the_ratio() {
-    let dir = tempfile::tempdir().unwrap();
     // More than X's 800-mention window, so the bursts and pages are exercised.
-    let out = frontdesk(dir.path())
-        .args(["bench", "x", "--mentions", "1200"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = bench(&["x", "--mentions", "1200"]);
     assert!(text.contains("mentions: 1200\n"), "{text}");
-    let ratio: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ratio: "))
-        .and_then(|r| r.parse().ok())
-        .expect("a ratio");
-    assert!(ratio > 0.0, "{text}");
+    assert!(ratio_in(&text) > 0.0, "{text}");
 }
 
 #[test]
 fn bench_e2e_answers_every_customer_and_prints_the_figures() {
-    let dir = tempfile::tempdir().unwrap();
     // 100 messages over 2 s, 5 of them over Telegram; no timing is asserted.
-    let out = frontdesk(dir.path())
-        .args([
-            "bench",
-            "e2e",
-            "--rate",
-            "50",
-            "--seconds",
-            "2",
-            "--capacity-messages",
-            "100",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = bench(&[
+        "e2e",
+        "--rate",
+        "50",
+        "--seconds",
+        "2",
+        "--capacity-messages",
+        "100",
+    ]);
     for line in [
         "messages: 100\n",
         "send_failed: 0\n",
@@ -391,34 +389,18 @@ fn bench_e2e_answers_every_customer_and_prints_the_figures() {
     ] {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
-    let ratio: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ratio: "))
-        .and_then(|r| r.parse().ok())
-        .expect("a ratio");
-    assert!(ratio > 0.0, "{text}");
+    assert!(ratio_in(&text) > 0.0, "{text}");
 }
 
 #[test]
 fn bench_inbox_prints_latencies_and_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = frontdesk(dir.path())
-        .args([
-            "bench",
-            "inbox",
-            "--conversations",
-            "200",
-            "--messages-per-conversation",
-            "3",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = bench(&[
+        "inbox",
+        "--conversations",
+        "200",
+        "--messages-per-conversation",
+        "3",
+    ]);
     for line in [
         "conversations: 200",
         "messages: 600",
