@@ -180,15 +180,8 @@ async fn a_reply_asking_for_a_recovery_phrase_never_reaches_the_outbox() {
         }
     };
     let reply = |text: &str| frontdesk_store::NewReply {
-        conversation_id,
         author: frontdesk_core::Author::Agent,
-        agent_id: None,
-        kind: frontdesk_core::MessageKind::Text,
-        text: text.into(),
-        attachments: Vec::new(),
-        idempotency_key: None,
-        quick_replies: Vec::new(),
-        mentions: Vec::new(),
+        ..frontdesk_store::NewReply::from_bot(conversation_id, text)
     };
     let refused = app
         .store

@@ -2,7 +2,7 @@
 //! a reply leaves exactly once, across restarts, on SQLite and PostgreSQL.
 
 use frontdesk_core::{
-    Author, Channel, ChannelAccount, ChannelKind, EventKind, Inbound, MessageKind, Sender, Status,
+    Author, Channel, ChannelAccount, ChannelKind, EventKind, Inbound, Sender, Status,
 };
 use frontdesk_e2e::TestApp;
 use frontdesk_store::testing::TestDatabase;
@@ -104,15 +104,9 @@ async fn a_customer_message_is_stored_and_the_reply_arrives_once(db: TestDatabas
     let mut events = app.store.subscribe();
     app.store
         .reply(NewReply {
-            conversation_id: conversation.id,
             author: Author::Agent,
-            agent_id: None,
-            kind: MessageKind::Text,
-            text: "您好，请提供交易哈希".into(),
-            attachments: Vec::new(),
             idempotency_key: Some("reply-1".into()),
-            quick_replies: Vec::new(),
-            mentions: Vec::new(),
+            ..NewReply::from_bot(conversation.id, "您好，请提供交易哈希")
         })
         .await
         .unwrap();
@@ -187,15 +181,8 @@ async fn a_restart_in_the_middle_of_a_stream_loses_and_doubles_nothing(db: TestD
         .clone();
     store
         .reply(NewReply {
-            conversation_id: conversation.id,
             author: Author::Agent,
-            agent_id: None,
-            kind: MessageKind::Text,
-            text: "we are on it".into(),
-            attachments: Vec::new(),
-            idempotency_key: None,
-            quick_replies: Vec::new(),
-            mentions: Vec::new(),
+            ..NewReply::from_bot(conversation.id, "we are on it")
         })
         .await
         .unwrap();

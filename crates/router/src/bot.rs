@@ -106,7 +106,10 @@ impl Bot {
         if let Some(intent) = &m.intent {
             store.note_intent(id, intent).await?;
         }
-        let reply = |text: String| NewReply::from_bot(id, text);
+        let reply = |text: String| NewReply {
+            answers: Some(message),
+            ..NewReply::from_bot(id, text)
+        };
         match (m.action, m.intent.clone(), m.answer.clone()) {
             (Decision::Answer, Some(intent), Some(answer)) => {
                 store

@@ -7,7 +7,7 @@
 
 use frontdesk_core::{
     Author, Channel, ChannelAccount, ChannelContext, ChannelKind, Clock, ConversationId,
-    DeliveryOutcome, EventKind, Inbound, IngestOutcome, MessageKind, Sender,
+    DeliveryOutcome, EventKind, Inbound, IngestOutcome, Sender,
 };
 use frontdesk_router::{DeliveryConfig, DeliveryWorker, Metrics, Pipeline, TokioClock};
 use frontdesk_store::testing::TestDatabase;
@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 mod elsewhere;
 use elsewhere::{ElsewhereStore, on_paused_time};
 
-fn webchat() -> ChannelAccount {
-    ChannelAccount::default_of(ChannelKind::Webchat)
+/// A channel the delivery worker sends through (the website chat's replies are
+/// delivered when stored and never reach the worker).
+fn account() -> ChannelAccount {
+    ChannelAccount::default_of(ChannelKind::Telegram)
 }
 
 fn customer(id: &str, text: &str) -> Inbound {
@@ -30,20 +32,13 @@ fn customer(id: &str, text: &str) -> Inbound {
         display_name: None,
         language: Some("en".into()),
     };
-    Inbound::new(webchat(), id, sender, "visitor-1", text).unwrap()
+    Inbound::new(account(), id, sender, "visitor-1", text).unwrap()
 }
 
 fn reply(conversation_id: ConversationId, text: &str) -> NewReply {
     NewReply {
-        conversation_id,
         author: Author::Agent,
-        agent_id: None,
-        kind: MessageKind::Text,
-        text: text.into(),
-        attachments: Vec::new(),
-        idempotency_key: None,
-        quick_replies: Vec::new(),
-        mentions: Vec::new(),
+        ..NewReply::from_bot(conversation_id, text)
     }
 }
 
@@ -89,7 +84,7 @@ fn retry_after_delays_the_next_attempt_at_least_that_long() {
     on_paused_time(Duration::from_secs(60), || async {
         let (store, _db) = ElsewhereStore::sqlite();
         let store: Arc<dyn Store> = Arc::new(store);
-        let channel = MemoryChannel::new(webchat());
+        let channel = MemoryChannel::new(account());
         channel.script([DeliveryOutcome::RetryAfter(Duration::from_secs(30))]);
         let conversation_id = start_conversation(&*store).await;
         store
@@ -119,7 +114,7 @@ fn transient_failures_back_off_and_then_fail_for_good() {
     on_paused_time(Duration::from_secs(60), || async {
         let (store, _db) = ElsewhereStore::sqlite();
         let store: Arc<dyn Store> = Arc::new(store);
-        let channel = MemoryChannel::new(webchat());
+        let channel = MemoryChannel::new(account());
         channel.script((0..3).map(|_| DeliveryOutcome::Transient("connection reset".into())));
         let conversation_id = start_conversation(&*store).await;
         store.reply(reply(conversation_id, "hello")).await.unwrap();
@@ -154,7 +149,7 @@ async fn a_message_flows_from_the_channel_through_the_store_and_back_out() {
     let db = TestDatabase::sqlite();
     let store: Arc<dyn Store> = Arc::new(db.store().await);
     let metrics = Metrics::new();
-    let channel = MemoryChannel::new(webchat());
+    let channel = MemoryChannel::new(account());
     let shutdown = CancellationToken::new();
     let ctx = ChannelContext {
         intake: Arc::new(Pipeline::new(store.clone(), metrics.clone())),
@@ -200,11 +195,11 @@ async fn a_message_flows_from_the_channel_through_the_store_and_back_out() {
     delivering.await.unwrap();
     let text = metrics.render();
     assert!(
-        text.contains("frontdesk_ingested_total{channel=\"webchat\",account=\"default\"} 1"),
+        text.contains("frontdesk_ingested_total{channel=\"telegram\",account=\"default\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("frontdesk_duplicates_total{channel=\"webchat\",account=\"default\"} 1"),
+        text.contains("frontdesk_duplicates_total{channel=\"telegram\",account=\"default\"} 1"),
         "{text}"
     );
     assert_eq!(
@@ -221,7 +216,7 @@ async fn a_message_flows_from_the_channel_through_the_store_and_back_out() {
 async fn shutdown_finishes_the_sends_in_flight() {
     let db = TestDatabase::sqlite();
     let store: Arc<dyn Store> = Arc::new(db.store().await);
-    let channel = MemoryChannel::new(webchat());
+    let channel = MemoryChannel::new(account());
     channel.hold_deliveries();
     let conversation_id = start_conversation(&*store).await;
     store

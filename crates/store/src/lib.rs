@@ -107,6 +107,9 @@ pub struct NewReply {
     pub quick_replies: Vec<String>,
     /// Agents named in a note (@name), told in their inbox.
     pub mentions: Vec<AgentId>,
+    /// The customer message this answers as the engine's turn on it: the turn's note
+    /// ([`Store::take_turns`]) goes in the reply's transaction.
+    pub answers: Option<MessageId>,
 }
 
 impl NewReply {
@@ -141,6 +144,7 @@ impl NewReply {
             idempotency_key: None,
             quick_replies: Vec::new(),
             mentions: Vec::new(),
+            answers: None,
         }
     }
 }

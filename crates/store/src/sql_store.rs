@@ -1427,20 +1427,31 @@ impl Store for SqlStore {
             .await?;
         }
         let to_customer = reply.kind == MessageKind::Text;
+        // The website chat's visitor reads replies from here: stored is delivered, with
+        // no trip through the delivery worker (a claim and a Sent record saved).
+        let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
+        let queued = to_customer && !delivered_here;
+        let mut outbox_id = None;
         if to_customer {
-            q.execute(
-                Query::new(
-                    "INSERT INTO outbox (message_id, conversation_id, channel, account, status,
-                         due_at, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5)",
+            let row = q
+                .fetch_one(
+                    Query::new(
+                        "INSERT INTO outbox (message_id, conversation_id, channel, account, status,
+                         due_at, created_at, updated_at, sent_at, external_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
+                     RETURNING id",
+                    )
+                    .bind(message_id.0)
+                    .bind(reply.conversation_id.0)
+                    .bind(account.kind().as_str())
+                    .bind(account.name())
+                    .bind(if delivered_here { "sent" } else { "queued" })
+                    .bind(now.as_micros())
+                    .bind(delivered_here.then_some(now.as_micros()))
+                    .bind(delivered_here.then(|| message_id.0.to_string())),
                 )
-                .bind(message_id.0)
-                .bind(reply.conversation_id.0)
-                .bind(account.kind().as_str())
-                .bind(account.name())
-                .bind(now.as_micros()),
-            )
-            .await?;
+                .await?;
+            outbox_id = Some(OutboxId(row.get("id")?));
             q.execute(touch_conversation(reply.conversation_id, now))
                 .await?;
             if reply.author == Author::Agent {
@@ -1455,9 +1466,17 @@ impl Store for SqlStore {
                 )
                 .await?;
             }
-            self.announce_outbox(&mut q).await?;
+            if queued {
+                self.announce_outbox(&mut q).await?;
+            }
         }
-        let events = self
+        if let Some(answered) = reply.answers {
+            q.execute(
+                Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
+            )
+            .await?;
+        }
+        let mut events = self
             .record(
                 &mut q,
                 EventKind::MessageCreated,
@@ -1471,10 +1490,23 @@ impl Store for SqlStore {
                 now,
             )
             .await?;
+        if delivered_here {
+            events.extend(
+                self.record(
+                    &mut q,
+                    EventKind::DeliverySent,
+                    Some(reply.conversation_id),
+                    Some(message_id),
+                    serde_json::json!({ "outbox_id": outbox_id }),
+                    now,
+                )
+                .await?,
+            );
+        }
         let message = load_message(&mut q, message_id).await?;
         tx.commit().await?;
         self.publish(events);
-        if to_customer {
+        if queued {
             self.inner.outbox.send_modify(|n| *n += 1);
         }
         Ok(Replied {
@@ -2133,11 +2165,20 @@ impl Store for SqlStore {
     }
 
     async fn turn_taken(&self, message: MessageId) -> Result<(), StoreError> {
-        self.conn()
-            .await?
-            .q()
-            .execute(Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(message.0))
+        // Most turns end with the bot's reply, which took the note already: a read
+        // says so without a write transaction.
+        let noted = self
+            .read_optional(
+                Query::new("SELECT message_id FROM engine_turns WHERE message_id = $1")
+                    .bind(message.0),
+            )
             .await?;
+        if noted.is_some() {
+            self.write(
+                Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(message.0),
+            )
+            .await?;
+        }
         Ok(())
     }
 
