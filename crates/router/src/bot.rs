@@ -103,18 +103,18 @@ impl Bot {
                 None,
             ));
         }
-        if let Some(intent) = &m.intent {
-            store.note_intent(id, intent).await?;
-        }
         let reply = |text: String| NewReply {
             answers: Some(message),
             ..NewReply::from_bot(id, text)
         };
         match (m.action, m.intent.clone(), m.answer.clone()) {
             (Decision::Answer, Some(intent), Some(answer)) => {
-                store
-                    .reply(reply(format!("{answer}\n\n{}", hint(m.lang))))
-                    .await?;
+                // The topic is noted with the answer, in its transaction.
+                let answered = NewReply {
+                    intent: Some(intent.clone()),
+                    ..reply(format!("{answer}\n\n{}", hint(m.lang)))
+                };
+                store.reply(answered).await?;
                 if let Some(follow_up) = m.follow_up.filter(|f| !f.is_empty()) {
                     store.reply(reply(follow_up)).await?;
                 }
@@ -127,13 +127,19 @@ impl Bot {
                 }
                 Ok(Turn::Answered { intent })
             }
-            (Decision::Handoff, Some(intent), said) => Ok(hand_off(
-                format!("intent {intent}"),
-                priority_of(m.priority),
-                m.team.clone(),
-                said,
-            )),
+            (Decision::Handoff, Some(intent), said) => {
+                store.note_intent(id, &intent).await?;
+                Ok(hand_off(
+                    format!("intent {intent}"),
+                    priority_of(m.priority),
+                    m.team.clone(),
+                    said,
+                ))
+            }
             _ => {
+                if let Some(intent) = &m.intent {
+                    store.note_intent(id, intent).await?;
+                }
                 let misses = conversation.bot_misses + 1;
                 if misses >= self.config.misses_before_handoff {
                     return Ok(hand_off(

@@ -1316,6 +1316,13 @@ async fn the_report_gives_each_agent_and_team_their_figures(db: TestDatabase) {
     assert_eq!(mine.reopen_rate, Some(0.5));
     assert_eq!(report.overall.bot_resolution_rate, Some(1.0 / 3.0));
     assert_eq!(report.teams["general"].handed_off, 2);
+    // What the customers asked about: the bot's answer noted its topic.
+    assert_eq!(
+        report.by_intent.get("transfer_pending"),
+        Some(&1),
+        "{:?}",
+        report.by_intent
+    );
     let metrics = desk.metrics.render();
     let line =
         format!("frontdesk_figures{{scope=\"agent\",name=\"{amy}\",figure=\"csat_average\"}} 3.0");

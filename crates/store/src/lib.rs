@@ -110,6 +110,9 @@ pub struct NewReply {
     /// The customer message this answers as the engine's turn on it: the turn's note
     /// ([`Store::take_turns`]) goes in the reply's transaction.
     pub answers: Option<MessageId>,
+    /// The topic the bot recognised in the message it answers, noted on the
+    /// conversation (its first) in the reply's transaction.
+    pub intent: Option<String>,
 }
 
 impl NewReply {
@@ -145,6 +148,7 @@ impl NewReply {
             quick_replies: Vec::new(),
             mentions: Vec::new(),
             answers: None,
+            intent: None,
         }
     }
 }

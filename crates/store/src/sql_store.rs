@@ -577,6 +577,13 @@ async fn ingest_new(
     )))
 }
 
+/// The first topic the bot recognised in a conversation, for the reports.
+fn note_intent(id: ConversationId, intent: &str) -> Query {
+    Query::new("UPDATE conversations SET intent = $2 WHERE id = $1 AND intent IS NULL")
+        .bind(id.0)
+        .bind(intent)
+}
+
 /// Notes that the engine has a turn to take on a stored message (see
 /// [`Store::take_turns`]); the pipeline takes it at once and deletes the note.
 fn note_turn(conversation: ConversationId, message: MessageId, now: Timestamp) -> Query {
@@ -1469,6 +1476,10 @@ impl Store for SqlStore {
             if queued {
                 self.announce_outbox(&mut q).await?;
             }
+        }
+        if let Some(intent) = &reply.intent {
+            q.execute(note_intent(reply.conversation_id, intent))
+                .await?;
         }
         if let Some(answered) = reply.answers {
             q.execute(
@@ -2625,15 +2636,7 @@ impl Store for SqlStore {
     }
 
     async fn note_intent(&self, id: ConversationId, intent: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        tx.q()
-            .execute(
-                Query::new("UPDATE conversations SET intent = $2 WHERE id = $1 AND intent IS NULL")
-                    .bind(id.0)
-                    .bind(intent),
-            )
-            .await?;
-        tx.commit().await
+        self.write(note_intent(id, intent)).await.map(|_| ())
     }
 
     async fn set_team_hours(&self, team: &str, config: &str, by: &str) -> Result<(), StoreError> {
