@@ -57,14 +57,19 @@ pub async fn customer_sends(servers: &Servers, from: &str, to: &str, raw: &str) 
         .expect("Postfix takes the mail");
 }
 
-/// The mails delivered to `address`, as raw text.
-pub fn mailbox(servers: &Servers, address: &str) -> Vec<String> {
+/// Where Dovecot keeps `address`'s mail (a Maildir: `new`, `cur`, `.Sent`...).
+pub fn maildir(servers: &Servers, address: &str) -> PathBuf {
     let name = address.split('@').next().unwrap();
-    let dir = servers
+    servers
         .maildirs
         .join("example.test")
         .join(name)
-        .join("Maildir");
+        .join("Maildir")
+}
+
+/// The mails delivered to `address`, as raw text.
+pub fn mailbox(servers: &Servers, address: &str) -> Vec<String> {
+    let dir = maildir(servers, address);
     let mut mails = Vec::new();
     for sub in ["new", "cur"] {
         if let Ok(entries) = std::fs::read_dir(dir.join(sub)) {

@@ -5,7 +5,7 @@
 use frontdesk::config::Config;
 use frontdesk_core::{Direction, Message};
 use frontdesk_e2e::TestApp;
-use frontdesk_e2e::mail::{Servers, customer_sends, header, mailbox, servers};
+use frontdesk_e2e::mail::{Servers, customer_sends, header, mailbox, maildir, servers};
 use frontdesk_store::testing::TestDatabase;
 use std::time::{Duration, Instant};
 
@@ -333,12 +333,7 @@ async fn a_crash_a_restart_and_a_uidvalidity_reset_lose_and_double_nothing() {
     stored(&app, 6).await;
     app.stop().await;
     // The server renumbers the mailbox (a new UIDVALIDITY), as after a restore.
-    let local = support.split('@').next().unwrap();
-    let uidlist = servers
-        .maildirs
-        .join("example.test")
-        .join(local)
-        .join("Maildir/dovecot-uidlist");
+    let uidlist = maildir(&servers, &support).join("dovecot-uidlist");
     std::fs::remove_file(&uidlist).expect("the mailbox's UID list");
     let app = start(&db, &servers, &support, false).await;
     send(6).await;
@@ -617,12 +612,7 @@ async fn stored_mail_is_flagged_seen_only_when_the_team_asks() {
     )
     .await;
     stored(&app, 1).await;
-    let local = support.split('@').next().unwrap();
-    let cur = servers
-        .maildirs
-        .join("example.test")
-        .join(local)
-        .join("Maildir/cur");
+    let cur = maildir(&servers, &support).join("cur");
     until("the mail flagged seen", Duration::from_secs(10), || async {
         std::fs::read_dir(&cur)
             .map(|entries| {
@@ -788,12 +778,7 @@ async fn a_copy_of_each_reply_lands_in_the_sent_folder_when_asked() {
         !mailbox(&servers, &customer).is_empty()
     })
     .await;
-    let local = support.split('@').next().unwrap();
-    let sent = servers
-        .maildirs
-        .join("example.test")
-        .join(local)
-        .join("Maildir/.Sent");
+    let sent = maildir(&servers, &support).join(".Sent");
     let copies = || {
         ["cur", "new"]
             .iter()

@@ -146,6 +146,13 @@ fn bench(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that a benchmark printed each of `lines`.
+fn assert_printed(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+}
+
 /// The `ratio: ` line a benchmark printed.
 fn ratio_in(text: &str) -> f64 {
     text.lines()
@@ -372,23 +379,24 @@ fn bench_e2e_answers_every_customer_and_prints_the_figures() {
         "--capacity-messages",
         "100",
     ]);
-    for line in [
-        "messages: 100\n",
-        "send_failed: 0\n",
-        "replied: 100\n",
-        "no_reply: 0\n",
-        "wrong_reply: 0\n",
-        "capacity_messages: 100\n",
-        "capacity_unanswered: 0\n",
-        "telegram_latency_ms: p50",
-        "webchat_latency_ms: p50",
-        "webchat_post_ms: p50",
-        "rss_idle_mib:",
-        "rss_peak_mib:",
-        "bare_insert_per_second:",
-    ] {
-        assert!(text.contains(line), "{line:?} in\n{text}");
-    }
+    assert_printed(
+        &text,
+        &[
+            "messages: 100\n",
+            "send_failed: 0\n",
+            "replied: 100\n",
+            "no_reply: 0\n",
+            "wrong_reply: 0\n",
+            "capacity_messages: 100\n",
+            "capacity_unanswered: 0\n",
+            "telegram_latency_ms: p50",
+            "webchat_latency_ms: p50",
+            "webchat_post_ms: p50",
+            "rss_idle_mib:",
+            "rss_peak_mib:",
+            "bare_insert_per_second:",
+        ],
+    );
     assert!(ratio_in(&text) > 0.0, "{text}");
 }
 
@@ -401,19 +409,20 @@ fn bench_inbox_prints_latencies_and_memory() {
         "--messages-per-conversation",
         "3",
     ]);
-    for line in [
-        "conversations: 200",
-        "messages: 600",
-        "list_newest_ms: p50",
-        "filter_open_unassigned_telegram_ms: p50",
-        "index_seconds:",
-        "search_rare_words_ms: p50",
-        "search_common_chinese_ms: p50",
-        "conversation_messages_ms: p50",
-        "rss_mib:",
-    ] {
-        assert!(text.contains(line), "{line} in\n{text}");
-    }
+    assert_printed(
+        &text,
+        &[
+            "conversations: 200",
+            "messages: 600",
+            "list_newest_ms: p50",
+            "filter_open_unassigned_telegram_ms: p50",
+            "index_seconds:",
+            "search_rare_words_ms: p50",
+            "search_common_chinese_ms: p50",
+            "conversation_messages_ms: p50",
+            "rss_mib:",
+        ],
+    );
 }
 
 #[test]
