@@ -83,6 +83,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0012_crash_safety.sql"),
         include_str!("../../../migrations/postgres/0012_crash_safety.sql"),
     ),
+    (
+        13,
+        "search later",
+        include_str!("../../../migrations/sqlite/0013_search_later.sql"),
+        include_str!("../../../migrations/postgres/0013_search_later.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

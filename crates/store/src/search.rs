@@ -6,8 +6,11 @@
 //! Latin words and numbers as they are (lower case), each run of Chinese, Japanese or
 //! Korean characters as overlapping pairs plus its last character alone. Both indexes
 //! then only split on spaces. SQLite keeps one FTS5 document per conversation (all its
-//! messages' terms, rewritten by triggers), so a match yields conversation ids without
-//! touching the messages; PostgreSQL has a GIN index over each message's
+//! messages' terms), so a match yields conversation ids without touching the messages;
+//! a new message marks its conversation (`search_pending`) and the store rewrites the
+//! marked documents in batches, every second and before each search
+//! ([`crate::SqlStore::index_search`]), not once per message inside the message's
+//! transaction. PostgreSQL has a GIN index over each message's
 //! `to_tsvector('simple', search_text)`.
 //!
 //! A query goes through the same split: every word must occur somewhere in the
@@ -129,6 +132,26 @@ pub fn query(text: &str) -> Option<SearchQuery> {
     })
 }
 
+/// Conversations whose search documents one transaction rewrites: small enough that
+/// the writer is not held long (a few milliseconds) while messages arrive.
+const INDEX_BATCH: i64 = 200;
+
+/// How often the store writes the search documents of new messages.
+pub(crate) const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes the search documents of new messages every [`INDEX_EVERY`] for as long as the
+/// store is open. A failure (a full disk, say) is logged and tried again: the marks stay
+/// until their documents are written.
+pub(crate) async fn index_continually(store: std::sync::Weak<crate::sql_store::Inner>) {
+    loop {
+        tokio::time::sleep(INDEX_EVERY).await;
+        let Some(inner) = store.upgrade() else { return };
+        if let Err(e) = crate::SqlStore::from_inner(inner).index_search().await {
+            tracing::warn!(error = %e, "cannot write the search index; trying again");
+        }
+    }
+}
+
 /// `text` for a LIKE pattern with `ESCAPE '\\'`: `%`, `_` and `\\` taken literally.
 pub(crate) fn like_escape(text: &str) -> String {
     text.chars()
@@ -179,6 +202,8 @@ impl crate::SqlStore {
         };
         let messages = match backend {
             crate::Backend::Sqlite => {
+                // Every message stored so far is found.
+                self.index_search().await?;
                 // The newest 2,000 matches by conversation id. Fewer: that is all of
                 // them, bound as a list, and sorting them is cheap.
                 // All 2,000: a common word. Then walk the conversations newest
@@ -248,6 +273,54 @@ impl crate::SqlStore {
             }
         };
         Ok(format!("({messages} OR {contacts})"))
+    }
+
+    /// SQLite: rewrites the search documents of the conversations with messages
+    /// stored since they were last written, [`INDEX_BATCH`] conversations per
+    /// transaction. Returns how many. PostgreSQL indexes as it stores: none.
+    pub async fn index_search(&self) -> Result<u64, crate::StoreError> {
+        use crate::db::Query;
+        if crate::Store::backend(self) != crate::Backend::Sqlite {
+            return Ok(0);
+        }
+        let mut indexed = 0;
+        loop {
+            let pending = self
+                .read_optional(Query::new("SELECT 1 AS found FROM search_pending LIMIT 1"))
+                .await?;
+            if pending.is_none() {
+                return Ok(indexed);
+            }
+            let batch = "SELECT conversation_id FROM search_pending
+                         ORDER BY conversation_id LIMIT $1";
+            let mut tx = self.begin().await?;
+            let rows = tx
+                .q()
+                .batch(vec![
+                    Query::assembled(format!(
+                        "DELETE FROM conversation_search WHERE rowid IN ({batch})"
+                    ))
+                    .bind(INDEX_BATCH),
+                    Query::assembled(format!(
+                        "INSERT INTO conversation_search (rowid, terms)
+                         SELECT conversation_id, group_concat(search_text, ' ') FROM messages
+                         WHERE conversation_id IN ({batch}) AND search_text <> ''
+                         GROUP BY conversation_id"
+                    ))
+                    .bind(INDEX_BATCH),
+                    Query::assembled(format!(
+                        "DELETE FROM search_pending WHERE conversation_id IN ({batch})
+                         RETURNING conversation_id"
+                    ))
+                    .bind(INDEX_BATCH),
+                ])
+                .await?;
+            tx.commit().await?;
+            indexed += rows.len() as u64;
+            if (rows.len() as i64) < INDEX_BATCH {
+                return Ok(indexed);
+            }
+        }
     }
 
     /// Writes the search terms of messages stored before search existed (or by a

@@ -75,7 +75,7 @@ pub struct SqlStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     pool: Pool,
     filter: Arc<dyn TextFilter>,
     outbound: Arc<dyn OutboundCheck>,
@@ -86,12 +86,14 @@ struct Inner {
     /// This process's name in NOTIFY payloads, to skip its own notifications.
     instance: String,
     listener: Option<JoinHandle<()>>,
+    /// SQLite: writes the search documents of new messages (see [`crate::search`]).
+    indexer: Option<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
+        for task in [&self.listener, &self.indexer].into_iter().flatten() {
+            task.abort();
         }
     }
 }
@@ -199,8 +201,10 @@ impl SqlStore {
                 .collect();
             return Err(StoreError::UnsupportedUrl(format!("{scheme}:...")));
         };
+        let sqlite = matches!(pool, Pool::Sqlite { .. });
         Ok(Self {
-            inner: Arc::new(Inner {
+            // The indexer holds the store weakly, and first looks a second from now.
+            inner: Arc::new_cyclic(|store| Inner {
                 pool,
                 filter: options.filter,
                 outbound: options.outbound,
@@ -210,8 +214,14 @@ impl SqlStore {
                 outbox,
                 instance,
                 listener,
+                indexer: sqlite
+                    .then(|| tokio::spawn(crate::search::index_continually(store.clone()))),
             }),
         })
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// Now, by the store's clock.
@@ -294,16 +304,13 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn announce_outbox(&self, q: &mut Exec<'_>) -> Result<(), StoreError> {
-        if self.backend() == Backend::Postgres {
-            q.execute(
-                Query::new("SELECT pg_notify($1, $2)")
-                    .bind(OUTBOX_CHANNEL)
-                    .bind(self.inner.instance.as_str()),
-            )
-            .await?;
-        }
-        Ok(())
+    /// On PostgreSQL, the statement that wakes the other instances' delivery workers.
+    fn outbox_notice(&self) -> Option<Query> {
+        (self.backend() == Backend::Postgres).then(|| {
+            Query::new("SELECT pg_notify($1, $2)")
+                .bind(OUTBOX_CHANNEL)
+                .bind(self.inner.instance.as_str())
+        })
     }
 
     /// Appends one event in the transaction and announces it to other instances; hand
@@ -1338,6 +1345,9 @@ impl Store for SqlStore {
         row.map(|r| r.get("thread_key")).transpose()
     }
 
+    /// One transaction of few round trips (each crosses the network to PostgreSQL): the
+    /// message, its conversation's channel read in the same INSERT ... SELECT; the
+    /// outbox row when it goes to the customer; one batch of everything else.
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %reply.conversation_id))]
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         if reply.author == Author::Contact {
@@ -1359,6 +1369,38 @@ impl Store for SqlStore {
                 .map_err(StoreError::Refused)?;
         }
         let now = self.now();
+        let conversation = reply.conversation_id;
+        // Everything worked out before the transaction, so that it holds the writer
+        // only for the statements.
+        let insert = Query::new(
+            "INSERT INTO messages (conversation_id, channel, account, direction, author,
+                 agent_id, kind, text, attachments, idempotency_key, created_at, meta,
+                 search_text)
+             SELECT c.id, c.channel, c.account, 'out', $2, $3, $4, $5, $6, $7, $8, $9, $10
+             FROM conversations c WHERE c.id = $1
+             RETURNING id, conversation_id, direction, author, agent_id, kind, text,
+                 attachments, findings, entities, external_id, created_at, edited_at, meta,
+                 channel, account, CAST(NULL AS TEXT) AS delivery_status,
+                 CAST(NULL AS TEXT) AS delivery_error",
+        )
+        .bind(conversation.0)
+        .bind(reply.author.as_str())
+        .bind(reply.agent_id.map(|a| a.0))
+        .bind(reply.kind.as_str())
+        .bind(reply.text.as_str())
+        .bind(to_json(&reply.attachments))
+        .bind(reply.idempotency_key.as_deref())
+        .bind(now.as_micros())
+        .bind(match reply.quick_replies.is_empty() {
+            true => "null".to_owned(),
+            false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
+        })
+        .bind(match reply.kind {
+            MessageKind::Event => String::new(),
+            _ => crate::search::terms(&reply.text),
+        });
+        let to_customer = reply.kind == MessageKind::Text;
+
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         if let Some(key) = &reply.idempotency_key {
@@ -1367,7 +1409,7 @@ impl Store for SqlStore {
                     Query::new(
                         "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
                     )
-                    .bind(reply.conversation_id.0)
+                    .bind(conversation.0)
                     .bind(key.as_str()),
                 )
                 .await?;
@@ -1379,142 +1421,111 @@ impl Store for SqlStore {
                 });
             }
         }
-        let conversation = q
-            .fetch_optional(
-                Query::new("SELECT channel, account FROM conversations WHERE id = $1")
-                    .bind(reply.conversation_id.0),
-            )
-            .await?
-            .ok_or(StoreError::NotFound(
-                "conversation",
-                reply.conversation_id.0,
-            ))?;
-        let account = account_of(&conversation)?;
         let row = q
-            .fetch_one(
-                Query::new(
-                    "INSERT INTO messages (conversation_id, channel, account, direction, author,
-                         agent_id, kind, text, attachments, idempotency_key, created_at, meta,
-                         search_text)
-                     VALUES ($1, $2, $3, 'out', $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                     RETURNING id",
-                )
-                .bind(reply.conversation_id.0)
-                .bind(account.kind().as_str())
-                .bind(account.name())
-                .bind(reply.author.as_str())
-                .bind(reply.agent_id.map(|a| a.0))
-                .bind(reply.kind.as_str())
-                .bind(reply.text.as_str())
-                .bind(to_json(&reply.attachments))
-                .bind(reply.idempotency_key.as_deref())
-                .bind(now.as_micros())
-                .bind(match reply.quick_replies.is_empty() {
-                    true => "null".to_owned(),
-                    false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
-                })
-                .bind(match reply.kind {
-                    MessageKind::Event => String::new(),
-                    _ => crate::search::terms(&reply.text),
-                }),
-            )
-            .await?;
-        let message_id = MessageId(row.get("id")?);
-        for agent in &reply.mentions {
-            q.execute(
-                Query::new(
-                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
-                )
-                .bind(message_id.0)
-                .bind(reply.conversation_id.0)
-                .bind(agent.0)
-                .bind(now.as_micros()),
-            )
-            .await?;
-        }
-        let to_customer = reply.kind == MessageKind::Text;
+            .fetch_optional(insert)
+            .await?
+            .ok_or(StoreError::NotFound("conversation", conversation.0))?;
+        let mut message = message_from_row(&row)?;
+        let account = account_of(&row)?;
         // The website chat's visitor reads replies from here: stored is delivered, with
         // no trip through the delivery worker (a claim and a Sent record saved).
         let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
         let queued = to_customer && !delivered_here;
-        let mut outbox_id = None;
-        if to_customer {
-            let row = q
-                .fetch_one(
-                    Query::new(
-                        "INSERT INTO outbox (message_id, conversation_id, channel, account, status,
-                         due_at, created_at, updated_at, sent_at, external_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
-                     RETURNING id",
+        let outbox_id = match to_customer {
+            false => None,
+            true => {
+                let row = q
+                    .fetch_one(
+                        Query::new(
+                            "INSERT INTO outbox (message_id, conversation_id, channel, account,
+                                 status, due_at, created_at, updated_at, sent_at, external_id)
+                             VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
+                             RETURNING id",
+                        )
+                        .bind(message.id.0)
+                        .bind(conversation.0)
+                        .bind(account.kind().as_str())
+                        .bind(account.name())
+                        .bind(if delivered_here { "sent" } else { "queued" })
+                        .bind(now.as_micros())
+                        .bind(delivered_here.then_some(now.as_micros()))
+                        .bind(delivered_here.then(|| message.id.0.to_string())),
                     )
-                    .bind(message_id.0)
-                    .bind(reply.conversation_id.0)
-                    .bind(account.kind().as_str())
-                    .bind(account.name())
-                    .bind(if delivered_here { "sent" } else { "queued" })
-                    .bind(now.as_micros())
-                    .bind(delivered_here.then_some(now.as_micros()))
-                    .bind(delivered_here.then(|| message_id.0.to_string())),
+                    .await?;
+                message.delivery = Some(match delivered_here {
+                    true => Delivery::Sent,
+                    false => Delivery::Queued,
+                });
+                Some(OutboxId(row.get("id")?))
+            }
+        };
+
+        // The rest depends on nothing read back but the events' ids, which come first.
+        let mut events = vec![events::NewEvent::new(
+            EventKind::MessageCreated,
+            Some(conversation),
+            Some(message.id),
+            serde_json::json!({
+                "direction": "out",
+                "author": reply.author,
+                "mentions": reply.mentions,
+            }),
+            now,
+        )];
+        if delivered_here {
+            events.push(events::NewEvent::new(
+                EventKind::DeliverySent,
+                Some(conversation),
+                Some(message.id),
+                serde_json::json!({ "outbox_id": outbox_id }),
+                now,
+            ));
+        }
+        let mut batch: Vec<Query> = events.iter().map(events::NewEvent::insert).collect();
+        for agent in &reply.mentions {
+            batch.push(
+                Query::new(
+                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
                 )
-                .await?;
-            outbox_id = Some(OutboxId(row.get("id")?));
-            q.execute(touch_conversation(reply.conversation_id, now))
-                .await?;
+                .bind(message.id.0)
+                .bind(conversation.0)
+                .bind(agent.0)
+                .bind(now.as_micros()),
+            );
+        }
+        if to_customer {
+            batch.push(touch_conversation(conversation, now));
             if reply.author == Author::Agent {
                 // The first response, for the SLA and the reports.
-                q.execute(
+                batch.push(
                     Query::new(
                         "UPDATE conversations SET first_response_at = $2
                          WHERE id = $1 AND first_response_at IS NULL",
                     )
-                    .bind(reply.conversation_id.0)
+                    .bind(conversation.0)
                     .bind(now.as_micros()),
-                )
-                .await?;
-            }
-            if queued {
-                self.announce_outbox(&mut q).await?;
+                );
             }
         }
         if let Some(intent) = &reply.intent {
-            q.execute(note_intent(reply.conversation_id, intent))
-                .await?;
+            batch.push(note_intent(conversation, intent));
         }
         if let Some(answered) = reply.answers {
-            q.execute(
+            batch.push(
                 Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
-            )
-            .await?;
-        }
-        let mut events = self
-            .record(
-                &mut q,
-                EventKind::MessageCreated,
-                Some(reply.conversation_id),
-                Some(message_id),
-                serde_json::json!({
-                    "direction": "out",
-                    "author": reply.author,
-                    "mentions": reply.mentions,
-                }),
-                now,
-            )
-            .await?;
-        if delivered_here {
-            events.extend(
-                self.record(
-                    &mut q,
-                    EventKind::DeliverySent,
-                    Some(reply.conversation_id),
-                    Some(message_id),
-                    serde_json::json!({ "outbox_id": outbox_id }),
-                    now,
-                )
-                .await?,
             );
         }
-        let message = load_message(&mut q, message_id).await?;
+        if queued {
+            batch.extend(self.outbox_notice());
+        }
+        let rows = q.batch(batch).await?;
+        let events = events
+            .into_iter()
+            .zip(&rows)
+            .map(|(event, row)| event.stored(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.announce(&mut q, &events).await?;
         tx.commit().await?;
         self.publish(events);
         if queued {

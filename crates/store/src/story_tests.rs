@@ -1239,3 +1239,50 @@ async fn the_only_instance_on_sqlite_always_leads() {
         .unwrap();
     assert!(lead.still_held().await);
 }
+
+/// On SQLite a message marks its conversation for the search index rather than
+/// rewriting the conversation's document in its own transaction; the store writes the
+/// marked documents within seconds, with no search to prompt it.
+#[tokio::test]
+async fn new_messages_reach_the_search_index_without_a_search() {
+    use crate::db::Query;
+    let db = TestDatabase::sqlite();
+    let store = db.store().await;
+    let (id, _) = stored(
+        store
+            .ingest(&inbound("1", "5", "my withdrawal is late"), None)
+            .await
+            .unwrap(),
+    );
+    store
+        .reply(bot_reply(id, "Withdrawals take up to 30 minutes."))
+        .await
+        .unwrap();
+    let indexed = |word: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .read_all(
+                    Query::new(
+                        "SELECT rowid FROM conversation_search WHERE conversation_search MATCH $1",
+                    )
+                    .bind(word),
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<i64>("rowid").unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while indexed("minutes").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply's words were not indexed within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(indexed("withdrawal").await, [id.0]);
+    assert_eq!(indexed("minutes").await, [id.0]);
+}
