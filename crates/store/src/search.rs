@@ -137,7 +137,7 @@ pub fn query(text: &str) -> Option<SearchQuery> {
 const INDEX_BATCH: i64 = 200;
 
 /// How often the store writes the search documents of new messages.
-pub(crate) const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes the search documents of new messages every [`INDEX_EVERY`] for as long as the
 /// store is open. A failure (a full disk, say) is logged and tried again: the marks stay
@@ -324,7 +324,8 @@ impl crate::SqlStore {
     }
 
     /// Writes the search terms of messages stored before search existed (or by a
-    /// tool that wrote rows in SQL), a thousand per transaction. Returns how many.
+    /// tool that wrote rows in SQL), a thousand per transaction, then (SQLite) their
+    /// conversations' documents through [`Self::index_search`]. Returns how many.
     pub async fn write_search_terms(&self) -> Result<u64, crate::StoreError> {
         use crate::db::Query;
         let mut written = 0;
@@ -336,6 +337,7 @@ impl crate::SqlStore {
                 ))
                 .await?;
             if rows.is_empty() {
+                self.index_search().await?;
                 return Ok(written);
             }
             let first: i64 = rows[0].get("id")?;
@@ -359,27 +361,15 @@ impl crate::SqlStore {
                     .await?;
             }
             if crate::Store::backend(self) == crate::Backend::Sqlite {
-                // The documents of the conversations these messages belong to.
-                let conversations = "SELECT DISTINCT conversation_id FROM messages
-                                     WHERE id BETWEEN $1 AND $2";
+                // Their conversations' documents are rewritten below, as new messages'.
                 tx.q()
                     .execute(
-                        Query::assembled(format!(
-                            "DELETE FROM conversation_search WHERE rowid IN ({conversations})"
-                        ))
-                        .bind(first)
-                        .bind(last),
-                    )
-                    .await?;
-                tx.q()
-                    .execute(
-                        Query::assembled(format!(
-                            "INSERT INTO conversation_search (rowid, terms)
-                             SELECT conversation_id, group_concat(search_text, ' ')
-                             FROM messages
-                             WHERE conversation_id IN ({conversations}) AND search_text <> ''
-                             GROUP BY conversation_id"
-                        ))
+                        Query::new(
+                            "INSERT INTO search_pending (conversation_id)
+                             SELECT DISTINCT conversation_id FROM messages
+                             WHERE id BETWEEN $1 AND $2
+                             ON CONFLICT (conversation_id) DO NOTHING",
+                        )
                         .bind(first)
                         .bind(last),
                     )
