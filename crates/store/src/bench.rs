@@ -54,10 +54,10 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Writes each row with one INSERT in its own transaction, as ingest commits each
-    /// message on its own.
+    /// Writes each row with one INSERT in a transaction of its own, as SQLite does
+    /// unaided (Frontdesk's own writes share commits: [`crate::group`]).
     pub async fn bench_bare_insert(&self, row: &BareRow) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_alone().await?;
         tx.q()
             .execute(
                 Query::new(

@@ -7,6 +7,7 @@
 //! caller asks [`Backend`] and picks a statement.
 
 use crate::StoreError;
+use crate::group::Member;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -106,6 +107,17 @@ impl Query {
         joined
     }
 
+    /// This statement with `prefix` (statements without parameters) run first.
+    pub(crate) fn prefixed(self, prefix: &str) -> Self {
+        Self {
+            sql: sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(format!(
+                "{prefix}{}",
+                self.sql.as_str()
+            ))),
+            args: self.args,
+        }
+    }
+
     pub(crate) fn bind(mut self, v: impl Into<Value>) -> Self {
         self.args.push(v.into());
         self
@@ -170,6 +182,8 @@ impl Row {
 /// A connection of either backend, borrowed for a few statements.
 pub(crate) enum Exec<'a> {
     Sqlite(&'a mut SqliteConnection),
+    /// A write in SQLite's shared transaction ([`crate::group`]).
+    Group(&'a mut Member),
     Pg(&'a mut PgConnection),
 }
 
@@ -191,6 +205,7 @@ impl Exec<'_> {
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
         Ok(match self {
             Exec::Sqlite(c) => bound!(q).execute(&mut **c).await?.rows_affected(),
+            Exec::Group(m) => bound!(q).execute(m.ready().await?).await?.rows_affected(),
             Exec::Pg(c) => bound!(q).execute(&mut **c).await?.rows_affected(),
         })
     }
@@ -203,6 +218,12 @@ impl Exec<'_> {
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
+            Exec::Group(m) => {
+                let (conn, q) = m.prepare(q);
+                let rows = bound!(q).fetch_all(conn).await;
+                m.ran(&rows);
+                rows?.into_iter().map(Row::Sqlite).collect()
+            }
             Exec::Pg(c) => bound!(q)
                 .fetch_all(&mut **c)
                 .await?
@@ -215,6 +236,12 @@ impl Exec<'_> {
     pub(crate) async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>, StoreError> {
         Ok(match self {
             Exec::Sqlite(c) => bound!(q).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Exec::Group(m) => {
+                let (conn, q) = m.prepare(q);
+                let row = bound!(q).fetch_optional(conn).await;
+                m.ran(&row);
+                row?.map(Row::Sqlite)
+            }
             Exec::Pg(c) => bound!(q).fetch_optional(&mut **c).await?.map(Row::Pg),
         })
     }
@@ -225,7 +252,7 @@ impl Exec<'_> {
     /// writes at the end of a transaction that depend on nothing read in between.
     pub(crate) async fn batch(&mut self, queries: Vec<Query>) -> Result<Vec<Row>, StoreError> {
         match self {
-            Exec::Sqlite(_) => self.fetch_all(Query::joined(queries)).await,
+            Exec::Sqlite(_) | Exec::Group(_) => self.fetch_all(Query::joined(queries)).await,
             Exec::Pg(_) => {
                 let mut rows = Vec::new();
                 for q in queries {
@@ -260,24 +287,34 @@ impl Conn {
 
 /// An open transaction. Dropping it without [`Tx::commit`] rolls it back.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// One write in SQLite's shared transaction ([`crate::group`]).
+    Sqlite(Member),
+    /// A transaction of its own on SQLite's writer, committed alone (the benchmark's
+    /// baseline).
+    #[cfg(any(test, feature = "testing"))]
+    SqliteAlone(Transaction<'static, Sqlite>),
     Pg(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub(crate) fn q(&mut self) -> Exec<'_> {
         match self {
-            Tx::Sqlite(t) => Exec::Sqlite(t),
+            Tx::Sqlite(m) => Exec::Group(m),
+            #[cfg(any(test, feature = "testing"))]
+            Tx::SqliteAlone(t) => Exec::Sqlite(t),
             Tx::Pg(t) => Exec::Pg(t),
         }
     }
 
+    /// Commits; returns once the write is durable (on SQLite, with the writes that
+    /// share its commit).
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Pg(t) => t.commit().await?,
+            Tx::Sqlite(m) => m.commit().await,
+            #[cfg(any(test, feature = "testing"))]
+            Tx::SqliteAlone(t) => Ok(t.commit().await?),
+            Tx::Pg(t) => Ok(t.commit().await?),
         }
-        Ok(())
     }
 }
 

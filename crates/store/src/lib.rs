@@ -16,6 +16,7 @@
 pub mod bench;
 mod db;
 mod events;
+mod group;
 mod leader;
 mod migrate;
 pub mod search;
@@ -46,6 +47,10 @@ use tokio::sync::{broadcast, watch};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A commit several writes shared failed, or another write's failure took it down:
+    /// none of them was kept.
+    #[error("database error: {0}")]
+    Shared(std::sync::Arc<sqlx::Error>),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} {1} not found")]
@@ -73,18 +78,24 @@ pub enum StoreError {
 impl StoreError {
     /// Whether this is a unique-constraint violation (a race another writer won).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+        matches!(self.database(), Some(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+
+    fn database(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Database(e) => Some(e),
+            StoreError::Shared(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Whether the database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's
     /// 53100): nothing of the failed write was kept, and writing works again once
     /// there is room.
     pub fn is_disk_full(&self) -> bool {
-        match self {
-            StoreError::Database(sqlx::Error::Database(e)) => {
-                matches!(e.code().as_deref(), Some("13" | "53100"))
-            }
-            StoreError::Database(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+        match self.database() {
+            Some(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("13" | "53100")),
+            Some(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
             _ => false,
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
+use crate::group::GroupWriter;
 use crate::{
     AgentLoad, AgentProfile, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
     ConversationChange, ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent,
@@ -63,10 +64,16 @@ enum Pool {
     /// and its page cache stays warm (a connection's cache is dropped whenever another
     /// connection writes). Reads use their own pool; WAL lets them run during a write.
     Sqlite {
-        writer: SqlitePool,
+        writer: Arc<Writer>,
         readers: SqlitePool,
     },
     Pg(PgPool),
+}
+
+/// SQLite's one writer connection: migrations use it directly, writes through the group.
+struct Writer {
+    pool: SqlitePool,
+    group: GroupWriter,
 }
 
 /// The store. Cheap to clone; clones share the pool and the event channel.
@@ -176,7 +183,11 @@ impl SqlStore {
         let (outbox, _) = watch::channel(0);
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let (pool, listener) = if url.starts_with("sqlite:") {
-            let (writer, readers) = open_sqlite(url, options.max_connections).await?;
+            let (pool, readers) = open_sqlite(url, options.max_connections).await?;
+            let writer = Arc::new(Writer {
+                group: GroupWriter::new(pool.clone()),
+                pool,
+            });
             (Pool::Sqlite { writer, readers }, None)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
@@ -262,23 +273,23 @@ impl SqlStore {
         Ok(row)
     }
 
-    /// Starts a write transaction. SQLite's is IMMEDIATE: it takes the write lock at
-    /// once, so two writers queue on the busy timeout instead of failing half-way.
+    /// Starts a write transaction. On SQLite it joins the one writer's shared
+    /// transaction ([`crate::group`]), so writes arriving together commit together.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.inner.pool {
-            Pool::Sqlite { writer, .. } => match writer.begin_with("BEGIN IMMEDIATE").await {
-                Ok(tx) => Tx::Sqlite(tx),
-                // A COMMIT that failed on a full disk: SQLite rolled the transaction back
-                // itself, sqlx's own ROLLBACK then failed, and sqlx still counts the
-                // connection as inside a transaction, refusing every BEGIN from then on.
-                // The writer is replaced by a fresh connection.
-                Err(sqlx::Error::InvalidSavePointStatement) => {
-                    tracing::warn!("reopening the database writer left in a failed transaction");
-                    writer.acquire().await?.close().await?;
-                    Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
-                }
-                Err(e) => return Err(e.into()),
-            },
+            Pool::Sqlite { writer, .. } => Tx::Sqlite(writer.group.join().await?),
+            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    /// Starts a write transaction that shares no commit (SQLite: after the shared
+    /// transaction, on the same connection). For the benchmark's baseline.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) async fn begin_alone(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.inner.pool {
+            Pool::Sqlite { writer, .. } => {
+                Tx::SqliteAlone(writer.pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }
@@ -438,6 +449,8 @@ async fn open_sqlite(
         // last transactions but never corrupts the file.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
+        // Savepoints keep the pages they change in a journal of their own: in memory.
+        .pragma("temp_store", "memory")
         .foreign_keys(true);
     let in_memory = options.get_filename().as_os_str().is_empty()
         || url.contains(":memory:")
@@ -1194,7 +1207,7 @@ impl Store for SqlStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = crate::migrate::migrator(self.backend());
         match &self.inner.pool {
-            Pool::Sqlite { writer, .. } => migrator.run(writer).await?,
+            Pool::Sqlite { writer, .. } => migrator.run(&writer.pool).await?,
             Pool::Pg(p) => migrator.run(p).await?,
         }
         let indexed = self.write_search_terms().await?;
