@@ -49,9 +49,8 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            // Telegram's client holds each send until its pacer's next 250 ms tick:
-            // with 4 in flight one account sent at most about 28 replies a second,
-            // under Telegram's own 30.
+            // A send waiting for its chat's turn (Telegram: one a second per chat)
+            // holds its slot; with 16, a few busy chats do not hold up the rest.
             concurrency: 16,
             lease: Duration::from_secs(120),
             send_timeout: Duration::from_secs(60),

@@ -10,13 +10,14 @@
 //!
 //! Sending: a reply is cut into pieces Telegram accepts ([`crate::split`]), escaped for
 //! HTML parse mode, and sent as a reply to the customer's message; buttons (quick
-//! replies, the satisfaction survey) ride on the last piece. Sends are paced by
-//! teloxide's `Throttle` (1 a second per chat, 30 a second overall, 20 a minute in a
-//! group) with its own retries off: a 429 goes back to the delivery worker as
+//! replies, the satisfaction survey) ride on the last piece. Sends are paced to
+//! Telegram's limits ([`crate::pace`]: 1 a second per chat, 30 a second overall, 20 a
+//! minute in a group); a 429 all the same goes back to the delivery worker as
 //! [`DeliveryOutcome::RetryAfter`]. Pieces already sent are remembered, so a retry
 //! sends only the rest.
 
 use crate::mapping::{MapOptions, Mapped, message_key, read_update};
+use crate::pace::Pacer;
 use crate::split::{MAX_UNITS, escape_html, split};
 use frontdesk_core::{
     Channel, ChannelAccount, ChannelContext, DeliveryOutcome, FileBody, FileError, Files, Health,
@@ -28,8 +29,6 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use teloxide::adaptors::Throttle;
-use teloxide::adaptors::throttle::{Limits, Settings};
 use teloxide::net::Download;
 use teloxide::payloads::{SendMessageSetters, SetWebhookSetters};
 use teloxide::requests::{JsonRequest, Payload, Request, Requester};
@@ -112,10 +111,9 @@ pub fn webhook_path(account: &ChannelAccount) -> String {
 /// One bot account.
 pub struct TelegramChannel {
     account: ChannelAccount,
-    /// Receiving, files and webhook settings: not paced.
     bot: Bot,
-    /// Everything sent to a chat: paced.
-    sender: Throttle<Bot>,
+    /// Every message sent to a chat waits for its turn here.
+    pacer: Pacer,
     mode: Mode,
     groups: bool,
     poll_timeout: Duration,
@@ -142,7 +140,7 @@ impl std::fmt::Debug for TelegramChannel {
 }
 
 impl TelegramChannel {
-    /// Builds the client; needs a Tokio runtime (the pacing runs as a task).
+    /// Builds the client.
     pub fn new(config: TelegramConfig, files: Arc<dyn Files>) -> Result<Self, ConfigError> {
         let url = reqwest::Url::parse(&config.api_url)
             .map_err(|_| ConfigError::ApiUrl(config.api_url.clone()))?;
@@ -152,20 +150,10 @@ impl TelegramChannel {
             .build()
             .map_err(|e| ConfigError::Client(e.to_string()))?;
         let bot = Bot::with_client(config.token.expose_secret(), client).set_api_url(url);
-        let limits = Limits {
-            messages_per_sec_chat: 1,
-            messages_per_sec_overall: 30,
-            // Private chats are held to one a second; groups to 20 a minute.
-            messages_per_min_chat: 60,
-            messages_per_min_channel_or_supergroup: 20,
-        };
-        let (sender, pacing) =
-            Throttle::with_settings(bot.clone(), Settings::default().limits(limits).no_retry());
-        tokio::spawn(pacing);
         Ok(Self {
             account: config.account,
             bot,
-            sender,
+            pacer: Pacer::default(),
             mode: config.mode,
             groups: config.groups,
             poll_timeout: config.poll_timeout,
@@ -240,7 +228,7 @@ impl TelegramChannel {
                 if let Some(id) = callback {
                     // Stops the spinner on the customer's button; the tap is stored.
                     let answered = self
-                        .sender
+                        .bot
                         .answer_callback_query(CallbackQueryId(id))
                         .send()
                         .await;
@@ -493,6 +481,7 @@ impl TelegramChannel {
     }
 
     async fn send_piece(&self, piece: Piece<'_>, chat: ChatId) -> Result<i32, RequestError> {
+        self.pacer.wait_turn(chat.0).await;
         let sent = match piece {
             Piece::Text {
                 text,
@@ -500,7 +489,7 @@ impl TelegramChannel {
                 buttons,
             } => {
                 let mut request = self
-                    .sender
+                    .bot
                     .send_message(chat, escape_html(text))
                     .parse_mode(ParseMode::Html);
                 if let Some(id) = reply_to {
@@ -520,9 +509,9 @@ impl TelegramChannel {
                     );
                 let input = InputFile::memory(file.bytes).file_name(file.name);
                 if photo {
-                    self.sender.send_photo(chat, input).send().await?
+                    self.bot.send_photo(chat, input).send().await?
                 } else {
-                    self.sender.send_document(chat, input).send().await?
+                    self.bot.send_document(chat, input).send().await?
                 }
             }
         };

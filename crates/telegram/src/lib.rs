@@ -4,11 +4,13 @@
 //!   function tested against real JSON.
 //! - [`channel`]: [`TelegramChannel`], receiving by long polling or webhook exactly once,
 //!   sending paced replies, fetching customers' files for agents.
+//! - `pace`: sends paced to Telegram's limits, each at once when within them.
 //! - [`split`]: replies cut to Telegram's 4096 UTF-16 units and escaped for HTML.
 //! - [`webhook`]: the webhook endpoint on Frontdesk's own server.
 
 pub mod channel;
 pub mod mapping;
+mod pace;
 pub mod split;
 pub mod webhook;
 
