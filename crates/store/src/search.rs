@@ -132,9 +132,10 @@ pub fn query(text: &str) -> Option<SearchQuery> {
     })
 }
 
-/// Conversations whose search documents one transaction rewrites: small enough that
-/// the writer is not held long (a few milliseconds) while messages arrive.
-const INDEX_BATCH: i64 = 200;
+/// Conversations whose search documents one transaction rewrites: few enough that the
+/// writer is held a few milliseconds at a time while messages arrive, which queue
+/// behind it (200 held it 37 ms on average under `bench e2e`).
+const INDEX_BATCH: i64 = 25;
 
 /// How often the store writes the search documents of new messages.
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
