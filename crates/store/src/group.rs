@@ -20,7 +20,9 @@
 //! - If SQLite rolled the whole transaction back (a full disk, an I/O error), or a write
 //!   was dropped while its savepoint was on its way (so whether it exists is not
 //!   known), the transaction is rolled back and every write waiting on it is told it
-//!   failed: none of it is kept.
+//!   failed ([`StoreError::RolledBack`]: none of it was kept, trying again is safe).
+//! - Rollbacks run on a task of their own (or in the committer), so a caller that stops
+//!   waiting cannot leave one half done.
 //!
 //! PostgreSQL needs none of this: it commits concurrent transactions in parallel.
 
@@ -106,7 +108,16 @@ impl GroupWriter {
     /// Starts a write: waits for the writer.
     pub(crate) async fn join(&self) -> Result<Member, StoreError> {
         let mut state = self.state.clone().lock_owned().await;
-        state.settle().await;
+        if state.undo != Undo::Nothing {
+            // On a task of its own: a rollback given up half-way, because this caller
+            // stopped waiting, would leave the state out of step with the connection.
+            state = tokio::spawn(async move {
+                state.settle().await;
+                state
+            })
+            .await
+            .map_err(|_| StoreError::Internal("the writer's rollback stopped"))?;
+        }
         if state.conn.is_none() {
             state.conn = Some(state.pool.acquire().await?);
         }
@@ -164,16 +175,26 @@ impl State {
     /// Ends the open transaction: kept if `outcome` is Ok (it was committed), rolled
     /// back otherwise. The connection goes back to the pool.
     async fn end(&mut self, outcome: Outcome) {
-        if outcome.is_err() {
-            // SQLite may have rolled it back already (a full disk): then this fails,
-            // and there is nothing to do.
-            let _ = self.run("ROLLBACK").await;
+        if outcome.is_err() && self.run("ROLLBACK").await.is_err() {
+            // SQLite rolled it back already (a full disk), or the connection is broken:
+            // never back into the pool in doubt.
+            if let Some(conn) = self.conn.as_mut() {
+                conn.close_on_drop();
+            }
         }
         self.open = false;
         self.conn = None;
         for write in self.waiting.drain(..) {
             // A write whose caller went away has no one to tell.
             let _ = write.send(outcome.clone());
+        }
+    }
+
+    /// Gives the connection back to the pool when no transaction holds it (for reads
+    /// on an in-memory database, whose only connection this is, and for migrations).
+    fn idle(&mut self) {
+        if !self.open {
+            self.conn = None;
         }
     }
 
@@ -286,6 +307,7 @@ impl Member {
         };
         if self.savepoint == Savepoint::Unsent {
             // Nothing written, nothing to wait for.
+            state.idle();
             return Ok(());
         }
         if self.savepoint == Savepoint::Unknown {
@@ -305,9 +327,7 @@ impl Member {
         match outcome.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(Failure::Database(e))) => Err(StoreError::Shared(e)),
-            Ok(Err(Failure::Undone)) => Err(StoreError::Internal(
-                "another write in the same transaction failed, and it was rolled back",
-            )),
+            Ok(Err(Failure::Undone)) => Err(StoreError::RolledBack),
             Err(_) => Err(StoreError::Internal("the writer stopped before committing")),
         }
     }
@@ -319,7 +339,10 @@ impl Drop for Member {
             return;
         };
         state.undo = match self.savepoint {
-            Savepoint::Unsent => return,
+            Savepoint::Unsent => {
+                state.idle();
+                return;
+            }
             Savepoint::Made => Undo::Savepoint,
             Savepoint::Unknown => Undo::Transaction,
         };
@@ -433,7 +456,10 @@ mod tests {
             tx.commit().await
         });
         assert!(failed.is_err());
-        assert!(first.is_err(), "told stored, but rolled back");
+        assert!(
+            matches!(first, Err(StoreError::RolledBack)),
+            "told {first:?}, but rolled back"
+        );
         write(&store, "after").await.unwrap();
         assert_eq!(notes(&store).await, ["after"]);
     }

@@ -51,6 +51,11 @@ pub enum StoreError {
     /// none of them was kept.
     #[error("database error: {0}")]
     Shared(std::sync::Arc<sqlx::Error>),
+    /// Another write sharing this one's transaction failed in a way that took the
+    /// transaction down (SQLite's group commit): nothing of this one was kept, and
+    /// trying again is safe.
+    #[error("not stored: a write sharing its transaction failed; try again")]
+    RolledBack,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} {1} not found")]

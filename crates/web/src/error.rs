@@ -65,6 +65,13 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(m) => Self::invalid(m),
             StoreError::Refused(reason) => Self::invalid(format!("refused: {reason}")),
             StoreError::Changed(m) => Self::new(StatusCode::CONFLICT, m),
+            StoreError::RolledBack => ApiError {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "nothing was stored; try again",
+                )
+            },
             full if full.is_disk_full() => {
                 tracing::error!(error = %full, "the database's disk is full: nothing new can be stored until there is room");
                 Self::new(
