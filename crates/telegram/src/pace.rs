@@ -68,7 +68,7 @@ fn chat_window(chat: i64) -> Duration {
     if is_group(chat) {
         Duration::from_secs(60) + MARGIN
     } else {
-        CHAT_GAP
+        CHAT_GAP + MARGIN
     }
 }
 
@@ -89,7 +89,7 @@ impl Windows {
                 sent.pop_front();
             }
             if let Some(last) = sent.back() {
-                earliest = earliest.max(*last + CHAT_GAP);
+                earliest = earliest.max(*last + CHAT_GAP + MARGIN);
             }
             if is_group(chat) && sent.len() >= GROUP {
                 earliest = earliest.max(sent[sent.len() - GROUP] + window);
@@ -143,7 +143,7 @@ mod tests {
     async fn a_second_message_to_the_same_chat_waits_a_second() {
         let pacer = Pacer::default();
         let at = sends(&pacer, [7, 8, 7]).await;
-        assert_eq!(at, [Duration::ZERO, Duration::ZERO, CHAT_GAP]);
+        assert_eq!(at, [Duration::ZERO, Duration::ZERO, CHAT_GAP + MARGIN]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -151,7 +151,7 @@ mod tests {
         let pacer = Pacer::default();
         let at = sends(&pacer, std::iter::repeat_n(-100, 21)).await;
         // One a second, then the 21st waits for the first to leave the minute.
-        assert_eq!(at[19], Duration::from_secs(19));
+        assert_eq!(at[19], (CHAT_GAP + MARGIN) * 19);
         assert_eq!(at[20], Duration::from_secs(60) + MARGIN);
     }
 
