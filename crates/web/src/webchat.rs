@@ -371,7 +371,18 @@ async fn send(
     let external_id = format!("{visitor}:{client_id}");
     let inbound = Inbound::new(account(), external_id, sender, visitor.as_str(), text)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let outcome = state.intake.ingest(inbound, None).await.map_err(|e| {
+    // On a task of its own: a visitor who hangs up does not stop a store half-way
+    // (nor the bot's answer); sending again finds the message stored.
+    let intake = state.intake.clone();
+    let ingested = tokio::spawn(async move { intake.ingest(inbound, None).await })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not store the message; send it again",
+            )
+        })?;
+    let outcome = ingested.map_err(|e| {
         tracing::error!(error = %e, "a webchat message could not be stored");
         if e.disk_full {
             ApiError::new(
