@@ -162,7 +162,7 @@ impl State {
     async fn commit(&mut self) {
         self.settle().await;
         if !self.open {
-            self.conn = None;
+            self.idle();
             return;
         }
         let outcome = self.run("COMMIT").await.map_err(|e| {
@@ -302,24 +302,22 @@ impl Member {
 
     /// Keeps this write and waits for the commit that holds it.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        match self.savepoint {
+            // Nothing written, nothing to wait for (dropping gives the writer back).
+            Savepoint::Unsent => return Ok(()),
+            // Its first statement failed and the caller commits anyway: the savepoint
+            // may be missing, so nothing can be kept with certainty (dropping rolls
+            // the transaction back).
+            Savepoint::Unknown => {
+                return Err(StoreError::Internal(
+                    "a write committed after a failed statement",
+                ));
+            }
+            Savepoint::Made => {}
+        }
         let Some(mut state) = self.state.take() else {
             return Err(StoreError::Internal("a write committed twice"));
         };
-        if self.savepoint == Savepoint::Unsent {
-            // Nothing written, nothing to wait for.
-            state.idle();
-            return Ok(());
-        }
-        if self.savepoint == Savepoint::Unknown {
-            // Its first statement failed and the caller commits anyway: the savepoint
-            // may be missing, so nothing can be kept with certainty.
-            state.undo = Undo::Transaction;
-            drop(state);
-            self.wake.notify_one();
-            return Err(StoreError::Internal(
-                "a write committed after a failed statement",
-            ));
-        }
         let (done, outcome) = oneshot::channel();
         state.waiting.push(done);
         drop(state);

@@ -284,14 +284,15 @@ impl crate::SqlStore {
         if crate::Store::backend(self) != crate::Backend::Sqlite {
             return Ok(0);
         }
+        // A look first, so that an idle store does not take the writer every second.
+        let pending = self
+            .read_optional(Query::new("SELECT 1 AS found FROM search_pending LIMIT 1"))
+            .await?;
+        if pending.is_none() {
+            return Ok(0);
+        }
         let mut indexed = 0;
         loop {
-            let pending = self
-                .read_optional(Query::new("SELECT 1 AS found FROM search_pending LIMIT 1"))
-                .await?;
-            if pending.is_none() {
-                return Ok(indexed);
-            }
             let batch = "SELECT conversation_id FROM search_pending
                          ORDER BY conversation_id LIMIT $1";
             let mut tx = self.begin().await?;
