@@ -9,7 +9,7 @@
 //! The bot decides a handoff; the conversation engine carries it out (status, team,
 //! SLA, queue notice, assignment), so there is one way to hand a conversation to people.
 
-use frontdesk_core::{Author, Conversation, MessageId, Priority, Status};
+use frontdesk_core::{Conversation, MessageId, Priority, Status};
 use frontdesk_faq::engine::Decision;
 use frontdesk_faq::{Engine, Lang};
 use frontdesk_store::{ConversationChange, NewReply, Store, StoreError};
@@ -179,11 +179,9 @@ impl Bot {
         message: MessageId,
         text: &str,
     ) -> Result<bool, StoreError> {
-        let messages = store.messages(conversation.id, None, 1000).await?;
-        let previous = messages
-            .iter()
-            .rev()
-            .find(|m| m.author == Author::Contact && m.id < message);
+        let Some(previous) = store.contact_text_before(conversation.id, message).await? else {
+            return Ok(false);
+        };
         // The same words, whatever the case, spacing or punctuation.
         let words = |t: &str| -> String {
             frontdesk_faq::text::normalize(t)
@@ -191,8 +189,7 @@ impl Bot {
                 .filter(|c| c.is_alphanumeric())
                 .collect()
         };
-        let same = |a: &str, b: &str| words(a) == words(b);
-        Ok(previous.is_some_and(|p| same(&p.text, text)))
+        Ok(words(&previous) == words(text))
     }
 
     /// A phrasing of an intent in the customer's language, to offer as a choice.

@@ -5,6 +5,10 @@
 //! integers and JSON is text on both sides, so the same statement and the same row
 //! reading code serve both. Where the dialects really differ (row locking, NOTIFY) the
 //! caller asks [`Backend`] and picks a statement.
+//!
+//! A bound row limit is written `LIMIT CAST($n AS BIGINT)`. SQLite plans a bare
+//! `LIMIT $n` with the bound value in it, and so prepares the statement again at every
+//! execution (sqlx binds afresh each time); the CAST makes it a run-time value.
 
 use crate::StoreError;
 use crate::group::Member;

@@ -699,6 +699,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 
+    /// The text of the customer's last message in a conversation before `before`, for
+    /// the bot's "the same thing again" check: one row, however long the conversation.
+    async fn contact_text_before(
+        &self,
+        conversation_id: ConversationId,
+        before: MessageId,
+    ) -> Result<Option<String>, StoreError>;
+
     async fn contact(&self, id: frontdesk_core::ContactId) -> Result<Option<Contact>, StoreError>;
 
     async fn add_agent(&self, agent: NewAgent) -> Result<Agent, StoreError>;

@@ -294,7 +294,7 @@ impl crate::SqlStore {
         let mut indexed = 0;
         loop {
             let batch = "SELECT conversation_id FROM search_pending
-                         ORDER BY conversation_id LIMIT $1";
+                         ORDER BY conversation_id LIMIT CAST($1 AS BIGINT)";
             let mut tx = self.begin().await?;
             let rows = tx
                 .q()

@@ -24,7 +24,7 @@ impl SqlStore {
                     " JOIN conversations c ON c.id = m.conversation_id
                       WHERE c.channel = $1 AND c.account = $2 AND c.thread_key = $3
                         AND m.kind = 'text' AND m.id > $4
-                      ORDER BY m.id LIMIT $5"
+                      ORDER BY m.id LIMIT CAST($5 AS BIGINT)"
                 ))
                 .bind(account.kind().as_str())
                 .bind(account.name())

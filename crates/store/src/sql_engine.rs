@@ -31,7 +31,7 @@ impl SqlStore {
         let query = match sweep {
             Sweep::QueueOf(team) => Query::assembled(format!(
                 "{} WHERE c.status = 'open' AND c.assignee_id IS NULL AND c.team = $1
-                 {QUEUE_ORDER} LIMIT $2",
+                 {QUEUE_ORDER} LIMIT CAST($2 AS BIGINT)",
                 conversation_select!()
             ))
             .bind(team),
@@ -43,48 +43,48 @@ impl SqlStore {
                          AND m.created_at > c.resolved_at AND m.created_at <= $1
                          AND m.id > COALESCE((SELECT s.message_id FROM csat s
                                               WHERE s.conversation_id = c.id), 0))
-                  ORDER BY c.id LIMIT $2"
+                  ORDER BY c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(t.as_micros()),
             Sweep::SnoozeOver(now) => Query::new(concat!(
                 conversation_select!(),
-                " WHERE c.status = 'snoozed' AND c.snoozed_until <= $1 ORDER BY c.snoozed_until, c.id LIMIT $2"
+                " WHERE c.status = 'snoozed' AND c.snoozed_until <= $1 ORDER BY c.snoozed_until, c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(now.as_micros()),
             Sweep::PendingSilentSince(t) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.status = 'pending' AND COALESCE(c.status_since, c.updated_at) <= $1
-                   AND c.last_message_at <= $1 ORDER BY c.last_message_at, c.id LIMIT $2"
+                   AND c.last_message_at <= $1 ORDER BY c.last_message_at, c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(t.as_micros()),
             Sweep::BotIdleSince(t) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.status = 'bot' AND c.last_message_at <= $1
-                  ORDER BY c.last_message_at, c.id LIMIT $2"
+                  ORDER BY c.last_message_at, c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(t.as_micros()),
             Sweep::FirstResponseOverdue(now) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.status <> 'resolved' AND c.first_response_at IS NULL
                    AND c.first_response_due <= $1 AND c.first_response_breached = 0
-                  ORDER BY c.first_response_due, c.id LIMIT $2"
+                  ORDER BY c.first_response_due, c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(now.as_micros()),
             Sweep::ResolutionOverdue(now) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.status <> 'resolved' AND c.resolution_due <= $1
                    AND c.resolution_breached = 0
-                  ORDER BY c.resolution_due, c.id LIMIT $2"
+                  ORDER BY c.resolution_due, c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(now.as_micros()),
             Sweep::AssignedTo(agent) => Query::new(concat!(
                 conversation_select!(),
                 " WHERE c.assignee_id = $1 AND c.status <> 'resolved'
-                  ORDER BY c.id LIMIT $2"
+                  ORDER BY c.id LIMIT CAST($2 AS BIGINT)"
             ))
             .bind(agent.0),
             Sweep::Queue => Query::assembled(format!(
-                "{} WHERE c.status = 'open' AND c.assignee_id IS NULL {QUEUE_ORDER} LIMIT $1",
+                "{} WHERE c.status = 'open' AND c.assignee_id IS NULL {QUEUE_ORDER} LIMIT CAST($1 AS BIGINT)",
                 conversation_select!()
             )),
         };
@@ -112,7 +112,7 @@ impl SqlStore {
                                   AND o.id > t.message_id AND o.direction = 'out')
                             THEN 1 ELSE 0 END AS BIGINT) AS answered
                      FROM engine_turns t JOIN messages m ON m.id = t.message_id
-                     WHERE t.due_at <= $1 ORDER BY t.due_at, t.message_id LIMIT $2",
+                     WHERE t.due_at <= $1 ORDER BY t.due_at, t.message_id LIMIT CAST($2 AS BIGINT)",
                 )
                 .bind(noted_before.as_micros())
                 .bind(i64::from(limit.clamp(1, 1000))),

@@ -1668,7 +1668,7 @@ impl Store for SqlStore {
                        AND NOT EXISTS (SELECT 1 FROM outbox e
                            WHERE e.conversation_id = o.conversation_id AND e.status = 'queued'
                              AND e.id < o.id)
-                     ORDER BY o.due_at, o.id LIMIT $6)
+                     ORDER BY o.due_at, o.id LIMIT CAST($6 AS BIGINT))
                  RETURNING id"
             }
             Backend::Postgres => {
@@ -1680,7 +1680,7 @@ impl Store for SqlStore {
                        AND NOT EXISTS (SELECT 1 FROM outbox e
                            WHERE e.conversation_id = o.conversation_id AND e.status = 'queued'
                              AND e.id < o.id)
-                     ORDER BY o.due_at, o.id LIMIT $6 FOR UPDATE SKIP LOCKED)
+                     ORDER BY o.due_at, o.id LIMIT CAST($6 AS BIGINT) FOR UPDATE SKIP LOCKED)
                  RETURNING id"
             }
         };
@@ -1979,7 +1979,7 @@ impl Store for SqlStore {
         }
         args.push(i64::from(limit + 1).into());
         sql.push_str(&format!(
-            " ORDER BY c.last_message_at DESC, c.id DESC LIMIT ${}",
+            " ORDER BY c.last_message_at DESC, c.id DESC LIMIT CAST(${} AS BIGINT)",
             args.len()
         ));
         let mut q = Query::assembled(sql);
@@ -2021,7 +2021,7 @@ impl Store for SqlStore {
             .fetch_all(
                 Query::new(concat!(
                     message_select!(),
-                    " WHERE m.conversation_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3"
+                    " WHERE m.conversation_id = $1 AND m.id > $2 ORDER BY m.id LIMIT CAST($3 AS BIGINT)"
                 ))
                 .bind(conversation_id.0)
                 .bind(after)
@@ -2063,6 +2063,25 @@ impl Store for SqlStore {
             }
         }
         Ok(messages)
+    }
+
+    async fn contact_text_before(
+        &self,
+        conversation_id: ConversationId,
+        before: MessageId,
+    ) -> Result<Option<String>, StoreError> {
+        let row = self
+            .read_optional(
+                Query::new(
+                    "SELECT text FROM messages
+                     WHERE conversation_id = $1 AND id < $2 AND author = 'contact'
+                     ORDER BY id DESC LIMIT 1",
+                )
+                .bind(conversation_id.0)
+                .bind(before.0),
+            )
+            .await?;
+        row.map(|r| r.get("text")).transpose()
     }
 
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
@@ -2472,7 +2491,7 @@ impl Store for SqlStore {
             .fetch_all(
                 Query::new(concat!(
                     event_select!(),
-                    " WHERE id > $1 ORDER BY id LIMIT $2"
+                    " WHERE id > $1 ORDER BY id LIMIT CAST($2 AS BIGINT)"
                 ))
                 .bind(after.0)
                 .bind(i64::from(limit.clamp(1, 1000))),
@@ -2888,7 +2907,7 @@ impl Store for SqlStore {
             .fetch_all(
                 Query::new(
                     "SELECT id, actor, action, subject, detail, created_at FROM audit_log
-                     ORDER BY id DESC LIMIT $1",
+                     ORDER BY id DESC LIMIT CAST($1 AS BIGINT)",
                 )
                 .bind(i64::from(limit.clamp(1, 1000))),
             )

@@ -293,6 +293,14 @@ impl Store for ElsewhereStore {
         self.run(|s| async move { s.messages(conversation_id, after, limit).await })
             .await
     }
+    async fn contact_text_before(
+        &self,
+        conversation_id: ConversationId,
+        before: MessageId,
+    ) -> Result<Option<String>, StoreError> {
+        self.run(|s| async move { s.contact_text_before(conversation_id, before).await })
+            .await
+    }
     async fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
         self.run(|s| async move { s.contact(id).await }).await
     }
