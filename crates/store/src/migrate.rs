@@ -89,6 +89,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0013_search_later.sql"),
         include_str!("../../../migrations/postgres/0013_search_later.sql"),
     ),
+    (
+        14,
+        "search file",
+        include_str!("../../../migrations/sqlite/0014_search_file.sql"),
+        include_str!("../../../migrations/postgres/0014_search_file.sql"),
+    ),
 ];
 
 pub(crate) fn migrator(backend: Backend) -> Migrator {

@@ -5,13 +5,19 @@
 //! writes each message's *search terms* next to its text (`messages.search_text`):
 //! Latin words and numbers as they are (lower case), each run of Chinese, Japanese or
 //! Korean characters as overlapping pairs plus its last character alone. Both indexes
-//! then only split on spaces. SQLite keeps one FTS5 document per conversation (all its
-//! messages' terms), so a match yields conversation ids without touching the messages;
-//! a new message marks its conversation (`search_pending`) and the store rewrites the
-//! marked documents in batches, every second and before each search
-//! ([`crate::SqlStore::index_search`]), not once per message inside the message's
-//! transaction. PostgreSQL has a GIN index over each message's
+//! then only split on spaces. PostgreSQL has a GIN index over each message's
 //! `to_tsvector('simple', search_text)`.
+//!
+//! SQLite keeps one FTS5 document per conversation (all its messages' terms), so a
+//! match yields conversation ids without touching the messages. The documents live in
+//! a file of their own beside the database ([`sidecar`], attached to the reader
+//! connections as `search`), because SQLite locks writes per file: the indexer
+//! rewrites documents on a reader connection while messages go on being stored, instead
+//! of holding the one writer (its FTS5 merges took a quarter of the writer's time under
+//! `frontdesk bench e2e`). A new message only marks its conversation (`search_pending`,
+//! by trigger); the indexer rewrites the marked documents in batches, every second and
+//! before each search ([`crate::SqlStore::index_search`]). The index can always be
+//! built again from the messages: a new or lost search file is filled from scratch.
 //!
 //! A query goes through the same split: every word must occur somewhere in the
 //! conversation; a Latin word matches as a prefix (`withdraw` finds `withdrawal`), a
@@ -132,25 +138,83 @@ pub fn query(text: &str) -> Option<SearchQuery> {
     })
 }
 
-/// Conversations whose search documents one transaction rewrites: few enough that the
-/// writer is held a few milliseconds at a time while messages arrive, which queue
-/// behind it (200 held it 37 ms on average under `bench e2e`).
-const INDEX_BATCH: i64 = 25;
+/// Conversations whose search documents one transaction rewrites. It holds the search
+/// file's lock, not the database writer, so it can be large: each transaction adds an
+/// FTS5 segment, and fewer segments mean less merging.
+const INDEX_BATCH: i64 = 200;
 
 /// How often the store writes the search documents of new messages.
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Writes the search documents of new messages every [`INDEX_EVERY`] for as long as the
-/// store is open. A failure (a full disk, say) is logged and tried again: the marks stay
-/// until their documents are written.
+/// store is open. A failure (a full disk, say) is logged once, and tried again each
+/// time: the marks stay until their documents are written.
 pub(crate) async fn index_continually(store: std::sync::Weak<crate::sql_store::Inner>) {
+    let mut failing = false;
     loop {
         tokio::time::sleep(INDEX_EVERY).await;
         let Some(inner) = store.upgrade() else { return };
-        if let Err(e) = crate::SqlStore::from_inner(inner).index_search().await {
-            tracing::warn!(error = %e, "cannot write the search index; trying again");
+        match crate::SqlStore::from_inner(inner).index_search().await {
+            Ok(_) if failing => {
+                tracing::info!("the search index is written again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "cannot write the search index; trying again every second");
+                failing = true;
+            }
+            Err(_) => {}
         }
     }
+}
+
+/// The search file beside the database file `main`: `<main>-search`, next to SQLite's
+/// own `-wal` and `-shm`.
+pub(crate) fn sidecar(main: &std::path::Path) -> String {
+    let mut path = main.as_os_str().to_owned();
+    path.push("-search");
+    path.to_string_lossy().into_owned()
+}
+
+/// Attaches the search file `path` (`:memory:` beside an in-memory database) to a new
+/// connection as `search`.
+pub(crate) async fn attach(
+    conn: &mut sqlx::SqliteConnection,
+    path: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("ATTACH DATABASE $1 AS search")
+        .bind(path)
+        .execute(&mut *conn)
+        .await?;
+    // As the main file: durable against process crashes, see `open_sqlite`.
+    sqlx::raw_sql("PRAGMA search.synchronous = NORMAL")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates the search file's tables if they are not there. `state` holds one row once
+/// every conversation has been marked for indexing (a new file starts without it),
+/// with the time the index was last written.
+pub(crate) async fn create_schema(readers: &sqlx::SqlitePool) -> Result<(), crate::StoreError> {
+    sqlx::raw_sql(
+        "PRAGMA search.journal_mode = WAL;
+         CREATE VIRTUAL TABLE IF NOT EXISTS search.conversation_search USING fts5 (
+             terms,
+             content = '',
+             contentless_delete = 1,
+             tokenize = 'unicode61 remove_diacritics 2'
+         );
+         CREATE TABLE IF NOT EXISTS search.state (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             built_at INTEGER NOT NULL,
+             written_at INTEGER NOT NULL
+         );",
+    )
+    .execute(readers)
+    .await?;
+    Ok(())
 }
 
 /// `text` for a LIKE pattern with `ESCAPE '\\'`: `%`, `_` and `\\` taken literally.
@@ -215,7 +279,7 @@ impl crate::SqlStore {
                 let rows = self
                     .read_all(
                         Query::new(
-                            "SELECT rowid FROM conversation_search
+                            "SELECT rowid FROM search.conversation_search
                              WHERE conversation_search MATCH $1
                              ORDER BY rowid DESC LIMIT 2000",
                         )
@@ -246,10 +310,10 @@ impl crate::SqlStore {
                     let q = args.len();
                     args.push(oldest.into());
                     format!(
-                        "(+c.id IN (SELECT rowid FROM conversation_search
+                        "(+c.id IN (SELECT rowid FROM search.conversation_search
                                     WHERE conversation_search MATCH ${q} AND rowid >= ${o})
                           OR (c.id < ${o} AND EXISTS (
-                             SELECT 1 FROM conversation_search
+                             SELECT 1 FROM search.conversation_search
                              WHERE conversation_search MATCH ${q} AND rowid = c.id)))",
                         o = args.len()
                     )
@@ -277,14 +341,22 @@ impl crate::SqlStore {
     }
 
     /// SQLite: rewrites the search documents of the conversations with messages
-    /// stored since they were last written, [`INDEX_BATCH`] conversations per
-    /// transaction. Returns how many. PostgreSQL indexes as it stores: none.
+    /// stored (or changed) since they were last written, [`INDEX_BATCH`]
+    /// conversations per transaction of the search file. Returns how many.
+    /// PostgreSQL indexes as it stores: none.
+    ///
+    /// Each pass reads the marks with their `seq`, writes the documents on a reader
+    /// connection, then removes the marks through the writer, those whose `seq` is
+    /// unchanged: a conversation that changed meanwhile keeps its mark for the next pass.
     pub async fn index_search(&self) -> Result<u64, crate::StoreError> {
-        use crate::db::Query;
+        use crate::db::{Conn, Exec, Query};
         if crate::Store::backend(self) != crate::Backend::Sqlite {
             return Ok(0);
         }
-        // A look first, so that an idle store does not take the writer every second.
+        // One pass at a time: two would contend for the search file's lock.
+        let _one = self.index_lock().lock().await;
+        self.mark_all_if_new_index().await?;
+        // A look first, so that an idle store does not write every second.
         let pending = self
             .read_optional(Query::new("SELECT 1 AS found FROM search_pending LIMIT 1"))
             .await?;
@@ -293,36 +365,98 @@ impl crate::SqlStore {
         }
         let mut indexed = 0;
         loop {
-            let batch = "SELECT conversation_id FROM search_pending
-                         ORDER BY conversation_id LIMIT CAST($1 AS BIGINT)";
-            let mut tx = self.begin().await?;
-            let rows = tx
-                .q()
-                .batch(vec![
-                    Query::assembled(format!(
-                        "DELETE FROM conversation_search WHERE rowid IN ({batch})"
-                    ))
+            let Conn::Sqlite(mut conn) = self.conn().await? else {
+                return Ok(indexed);
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut q = Exec::Sqlite(&mut tx);
+            // A write first takes the search file's lock, waiting for it if need be.
+            // (FTS5 reads before it writes: had the transaction read first, another
+            // process's indexer writing meanwhile would fail it at once as busy.)
+            q.execute(
+                Query::new("UPDATE search.state SET written_at = $1").bind(self.now().as_micros()),
+            )
+            .await?;
+            let marks = q
+                .fetch_all(
+                    Query::new(
+                        "SELECT conversation_id, seq FROM search_pending
+                         ORDER BY conversation_id LIMIT CAST($1 AS BIGINT)",
+                    )
                     .bind(INDEX_BATCH),
-                    Query::assembled(format!(
-                        "INSERT INTO conversation_search (rowid, terms)
-                         SELECT conversation_id, group_concat(search_text, ' ') FROM messages
-                         WHERE conversation_id IN ({batch}) AND search_text <> ''
-                         GROUP BY conversation_id"
-                    ))
-                    .bind(INDEX_BATCH),
-                    Query::assembled(format!(
-                        "DELETE FROM search_pending WHERE conversation_id IN ({batch})
-                         RETURNING conversation_id"
-                    ))
-                    .bind(INDEX_BATCH),
-                ])
+                )
                 .await?;
+            let marks = marks
+                .iter()
+                .map(|r| Ok((r.get::<i64>("conversation_id")?, r.get::<i64>("seq")?)))
+                .collect::<Result<Vec<(i64, i64)>, crate::StoreError>>()?;
+            let done = marks.len();
+            let ids: Vec<i64> = marks.iter().map(|(id, _)| *id).collect();
+            let ids = serde_json::to_string(&ids)
+                .map_err(|_| crate::StoreError::Internal("conversation ids as JSON"))?;
+            q.batch(vec![
+                Query::new(
+                    "DELETE FROM search.conversation_search
+                     WHERE rowid IN (SELECT value FROM json_each($1))",
+                )
+                .bind(ids.as_str()),
+                Query::new(
+                    "INSERT INTO search.conversation_search (rowid, terms)
+                     SELECT conversation_id, group_concat(search_text, ' ') FROM messages
+                     WHERE conversation_id IN (SELECT value FROM json_each($1))
+                       AND search_text <> ''
+                     GROUP BY conversation_id",
+                )
+                .bind(ids.as_str()),
+            ])
+            .await?;
             tx.commit().await?;
-            indexed += rows.len() as u64;
-            if (rows.len() as i64) < INDEX_BATCH {
+            drop(conn);
+            let marks = serde_json::to_string(&marks)
+                .map_err(|_| crate::StoreError::Internal("search marks as JSON"))?;
+            self.write(
+                Query::new(
+                    "DELETE FROM search_pending WHERE (conversation_id, seq) IN
+                         (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
+                )
+                .bind(marks),
+            )
+            .await?;
+            indexed += done as u64;
+            if (done as i64) < INDEX_BATCH {
                 return Ok(indexed);
             }
         }
+    }
+
+    /// A new search file (the first start after an upgrade, or the file was lost):
+    /// marks every conversation, so that the passes that follow write them all.
+    async fn mark_all_if_new_index(&self) -> Result<(), crate::StoreError> {
+        use crate::db::Query;
+        let built = self
+            .read_optional(Query::new("SELECT built_at FROM search.state"))
+            .await?;
+        if built.is_some() {
+            return Ok(());
+        }
+        self.write(Query::new(
+            "INSERT INTO search_pending (conversation_id) SELECT id FROM conversations WHERE true
+             ON CONFLICT (conversation_id) DO UPDATE SET seq = seq + 1",
+        ))
+        .await?;
+        // On a reader connection: the writer does not attach the search file.
+        self.conn()
+            .await?
+            .q()
+            .execute(
+                Query::new(
+                    "INSERT INTO search.state (id, built_at, written_at) VALUES (1, $1, $1)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(self.now().as_micros()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Writes the search terms of messages stored before search existed (or by a
@@ -370,7 +504,7 @@ impl crate::SqlStore {
                             "INSERT INTO search_pending (conversation_id)
                              SELECT DISTINCT conversation_id FROM messages
                              WHERE id BETWEEN $1 AND $2
-                             ON CONFLICT (conversation_id) DO NOTHING",
+                             ON CONFLICT (conversation_id) DO UPDATE SET seq = seq + 1",
                         )
                         .bind(first)
                         .bind(last),

@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     listener: Option<JoinHandle<()>>,
     /// SQLite: writes the search documents of new messages (see [`crate::search`]).
     indexer: Option<JoinHandle<()>>,
+    /// One indexing pass at a time (see [`crate::SqlStore::index_search`]).
+    index_lock: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -227,12 +229,18 @@ impl SqlStore {
                 listener,
                 indexer: sqlite
                     .then(|| tokio::spawn(crate::search::index_continually(store.clone()))),
+                index_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
         Self { inner }
+    }
+
+    /// Held by an indexing pass (see [`crate::search`]).
+    pub(crate) fn index_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.index_lock
     }
 
     /// Now, by the store's clock.
@@ -437,7 +445,8 @@ impl SqlStore {
 }
 
 /// Opens the writer connection and the reader pool (one shared connection for an
-/// in-memory database, which exists only inside its connection).
+/// in-memory database, which exists only inside its connection), with the search
+/// index's file attached to the readers.
 async fn open_sqlite(
     url: &str,
     max_connections: u32,
@@ -470,11 +479,29 @@ async fn open_sqlite(
             .max_connections(size)
             .test_before_acquire(false)
     };
-    let writer = pool(1).connect_with(options.clone()).await?;
+    // The search index lives in a file of its own, written by a reader connection
+    // (crate::search): readers attach it; the writer does not need it.
+    let sidecar = match in_memory {
+        true => ":memory:".to_owned(),
+        false => crate::search::sidecar(options.get_filename()),
+    };
+    let with_search = |size: u32| {
+        pool(size).after_connect(move |conn, _| {
+            let sidecar = sidecar.clone();
+            Box::pin(async move { crate::search::attach(conn, &sidecar).await })
+        })
+    };
     if in_memory {
-        return Ok((writer.clone(), writer));
+        // One connection, reads and writes alike.
+        let only = with_search(1).connect_with(options).await?;
+        crate::search::create_schema(&only).await?;
+        return Ok((only.clone(), only));
     }
-    let readers = pool(max_connections.max(1)).connect_with(options).await?;
+    let writer = pool(1).connect_with(options.clone()).await?;
+    let readers = with_search(max_connections.max(1))
+        .connect_with(options)
+        .await?;
+    crate::search::create_schema(&readers).await?;
     Ok((writer, readers))
 }
 

@@ -1240,20 +1240,23 @@ async fn the_only_instance_on_sqlite_always_leads() {
     assert!(lead.still_held().await);
 }
 
+/// A store on a fresh SQLite file holding one customer's question, in its conversation.
+async fn sqlite_with_a_question(
+    text: &str,
+) -> (TestDatabase, SqlStore, frontdesk_core::ConversationId) {
+    let db = TestDatabase::sqlite();
+    let store = db.store().await;
+    let (id, _) = stored(store.ingest(&inbound("1", "5", text), None).await.unwrap());
+    (db, store, id)
+}
+
 /// On SQLite a message marks its conversation for the search index rather than
 /// rewriting the conversation's document in its own transaction; the store writes the
 /// marked documents within seconds, with no search to prompt it.
 #[tokio::test]
 async fn new_messages_reach_the_search_index_without_a_search() {
     use crate::db::Query;
-    let db = TestDatabase::sqlite();
-    let store = db.store().await;
-    let (id, _) = stored(
-        store
-            .ingest(&inbound("1", "5", "my withdrawal is late"), None)
-            .await
-            .unwrap(),
-    );
+    let (_db, store, id) = sqlite_with_a_question("my withdrawal is late").await;
     store
         .reply(bot_reply(id, "Withdrawals take up to 30 minutes."))
         .await
@@ -1264,7 +1267,7 @@ async fn new_messages_reach_the_search_index_without_a_search() {
             store
                 .read_all(
                     Query::new(
-                        "SELECT rowid FROM conversation_search WHERE conversation_search MATCH $1",
+                        "SELECT rowid FROM search.conversation_search WHERE conversation_search MATCH $1",
                     )
                     .bind(word),
                 )
@@ -1285,4 +1288,68 @@ async fn new_messages_reach_the_search_index_without_a_search() {
     }
     assert_eq!(indexed("withdrawal").await, [id.0]);
     assert_eq!(indexed("minutes").await, [id.0]);
+}
+
+/// The conversations a search for `text` finds, newest activity first.
+async fn found(store: &SqlStore, text: &str) -> Vec<frontdesk_core::ConversationId> {
+    let query = ConversationQuery {
+        text: Some(text.into()),
+        ..ConversationQuery::default()
+    };
+    let page = store.list_conversations(&query).await.unwrap();
+    page.items.iter().map(|c| c.id).collect()
+}
+
+/// SQLite's search documents are a file beside the database, which can always be
+/// written again from the messages: lost (or missing on the first start after the
+/// upgrade that moved them there), it is filled from scratch.
+#[tokio::test]
+async fn a_lost_search_file_is_built_again_from_the_messages() {
+    let (db, store, id) = sqlite_with_a_question("my withdrawal is late").await;
+    assert_eq!(found(&store, "withdrawal").await, [id]);
+    drop(store);
+
+    // Removed under any connection still closing: those keep writing to the old file.
+    let path = db.url().strip_prefix("sqlite://").unwrap();
+    for suffix in ["-search", "-search-wal", "-search-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let store = db.store().await;
+    assert_eq!(found(&store, "withdrawal").await, [id]);
+    assert_eq!(found(&store, "deposit").await, []);
+}
+
+/// Writing search documents takes the search file's lock, not the database writer's:
+/// a long indexing pass (here another connection holding that lock) does not keep a
+/// customer's message from being stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_stored_while_the_search_index_is_written() {
+    use sqlx::Connection;
+    let db = TestDatabase::sqlite();
+    let store = db.store().await;
+    store.index_search().await.unwrap();
+    let path = db.url().strip_prefix("sqlite://").unwrap();
+    let mut indexer = sqlx::SqliteConnection::connect(&format!("sqlite://{path}-search"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE state SET written_at = written_at + 1")
+        .execute(&mut indexer)
+        .await
+        .unwrap();
+
+    let stored = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.ingest(&inbound("1", "5", "is my deposit lost?"), None),
+    )
+    .await;
+    assert!(
+        matches!(stored, Ok(Ok(IngestOutcome::Stored { .. }))),
+        "a message waited for the search index: {stored:?}"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut indexer)
+        .await
+        .unwrap();
+    // Once the lock is free, the message is found.
+    assert_eq!(found(&store, "deposit").await.len(), 1);
 }
