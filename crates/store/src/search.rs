@@ -143,6 +143,11 @@ pub fn query(text: &str) -> Option<SearchQuery> {
 /// FTS5 segment, and fewer segments mean less merging.
 const INDEX_BATCH: i64 = 200;
 
+/// The most batches a search writes before it runs. Enough for every message stored
+/// since the last background pass (a second ago) at any rate this machine sustains;
+/// a new search file being filled takes longer, and the search sees what is written.
+const SEARCH_CATCH_UP: u32 = 10;
+
 /// How often the store writes the search documents of new messages.
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -217,6 +222,11 @@ pub(crate) async fn create_schema(readers: &sqlx::SqlitePool) -> Result<(), crat
     Ok(())
 }
 
+/// `value` as JSON text, for `json_each`.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, crate::StoreError> {
+    serde_json::to_string(value).map_err(|_| crate::StoreError::Internal("search ids as JSON"))
+}
+
 /// `text` for a LIKE pattern with `ESCAPE '\\'`: `%`, `_` and `\\` taken literally.
 pub(crate) fn like_escape(text: &str) -> String {
     text.chars()
@@ -267,8 +277,9 @@ impl crate::SqlStore {
         };
         let messages = match backend {
             crate::Backend::Sqlite => {
-                // Every message stored so far is found.
-                self.index_search().await?;
+                // Every message stored so far is found (while a new search file is
+                // filled, what is written so far: the background pass goes on).
+                self.index_batches(SEARCH_CATCH_UP).await?;
                 // The newest 2,000 matches by conversation id. Fewer: that is all of
                 // them, bound as a list, and sorting them is cheap.
                 // All 2,000: a common word. Then walk the conversations newest
@@ -340,15 +351,26 @@ impl crate::SqlStore {
         Ok(format!("({messages} OR {contacts})"))
     }
 
-    /// SQLite: rewrites the search documents of the conversations with messages
-    /// stored (or changed) since they were last written, [`INDEX_BATCH`]
-    /// conversations per transaction of the search file. Returns how many.
+    /// SQLite: rewrites the search documents of every conversation with messages
+    /// stored (or changed) since they were last written. Returns how many.
     /// PostgreSQL indexes as it stores: none.
-    ///
-    /// Each pass reads the marks with their `seq`, writes the documents on a reader
-    /// connection, then removes the marks through the writer, those whose `seq` is
-    /// unchanged: a conversation that changed meanwhile keeps its mark for the next pass.
     pub async fn index_search(&self) -> Result<u64, crate::StoreError> {
+        self.index_batches(u32::MAX).await
+    }
+
+    /// Rewrites marked search documents, [`INDEX_BATCH`] conversations per
+    /// transaction of the search file, at most `batches` transactions, in one walk
+    /// through the marks by conversation id (a mark made meanwhile behind the walk waits
+    /// for the next call, so a call ends under any load).
+    ///
+    /// Each batch reads the marks with their numbers, writes the documents on a reader
+    /// connection, then removes the marks through the writer, those whose number is
+    /// unchanged: a conversation that changed meanwhile keeps its mark, with a new
+    /// number (`search_seq` never repeats one), for the next pass.
+    ///
+    /// On an in-memory database (tests) the reader connection is the only one, so a
+    /// batch holds up every other read and write while it runs.
+    async fn index_batches(&self, batches: u32) -> Result<u64, crate::StoreError> {
         use crate::db::{Conn, Exec, Query};
         if crate::Store::backend(self) != crate::Backend::Sqlite {
             return Ok(0);
@@ -363,8 +385,8 @@ impl crate::SqlStore {
         if pending.is_none() {
             return Ok(0);
         }
-        let mut indexed = 0;
-        loop {
+        let (mut indexed, mut after) = (0, 0);
+        for _ in 0..batches {
             let Conn::Sqlite(mut conn) = self.conn().await? else {
                 return Ok(indexed);
             };
@@ -381,8 +403,10 @@ impl crate::SqlStore {
                 .fetch_all(
                     Query::new(
                         "SELECT conversation_id, seq FROM search_pending
-                         ORDER BY conversation_id LIMIT CAST($1 AS BIGINT)",
+                         WHERE conversation_id > $1
+                         ORDER BY conversation_id LIMIT CAST($2 AS BIGINT)",
                     )
+                    .bind(after)
                     .bind(INDEX_BATCH),
                 )
                 .await?;
@@ -390,10 +414,11 @@ impl crate::SqlStore {
                 .iter()
                 .map(|r| Ok((r.get::<i64>("conversation_id")?, r.get::<i64>("seq")?)))
                 .collect::<Result<Vec<(i64, i64)>, crate::StoreError>>()?;
-            let done = marks.len();
+            let Some(&(last, _)) = marks.last() else {
+                return Ok(indexed);
+            };
             let ids: Vec<i64> = marks.iter().map(|(id, _)| *id).collect();
-            let ids = serde_json::to_string(&ids)
-                .map_err(|_| crate::StoreError::Internal("conversation ids as JSON"))?;
+            let ids = to_json(&ids)?;
             q.batch(vec![
                 Query::new(
                     "DELETE FROM search.conversation_search
@@ -412,38 +437,54 @@ impl crate::SqlStore {
             .await?;
             tx.commit().await?;
             drop(conn);
-            let marks = serde_json::to_string(&marks)
-                .map_err(|_| crate::StoreError::Internal("search marks as JSON"))?;
             self.write(
                 Query::new(
                     "DELETE FROM search_pending WHERE (conversation_id, seq) IN
                          (SELECT value ->> 0, value ->> 1 FROM json_each($1))",
                 )
-                .bind(marks),
+                .bind(to_json(&marks)?),
             )
             .await?;
-            indexed += done as u64;
-            if (done as i64) < INDEX_BATCH {
-                return Ok(indexed);
+            indexed += marks.len() as u64;
+            after = last;
+            if (marks.len() as i64) < INDEX_BATCH {
+                break;
             }
         }
+        Ok(indexed)
     }
 
     /// A new search file (the first start after an upgrade, or the file was lost):
-    /// marks every conversation, so that the passes that follow write them all.
+    /// marks every conversation, so that the passes that follow write them all. The
+    /// marks go in a range of ids at a time, each a short write.
     async fn mark_all_if_new_index(&self) -> Result<(), crate::StoreError> {
         use crate::db::Query;
+        const IDS_A_WRITE: i64 = 10_000;
         let built = self
             .read_optional(Query::new("SELECT built_at FROM search.state"))
             .await?;
         if built.is_some() {
             return Ok(());
         }
-        self.write(Query::new(
-            "INSERT INTO search_pending (conversation_id) SELECT id FROM conversations WHERE true
-             ON CONFLICT (conversation_id) DO UPDATE SET seq = seq + 1",
-        ))
-        .await?;
+        let last: Option<i64> = self
+            .read_optional(Query::new("SELECT max(id) AS last FROM conversations"))
+            .await?
+            .map(|r| r.get("last"))
+            .transpose()?
+            .flatten();
+        let mut from = 0;
+        while from < last.unwrap_or(0) {
+            self.write(
+                Query::new(
+                    "INSERT INTO search_mark (conversation_id)
+                     SELECT id FROM conversations WHERE id > $1 AND id <= $2",
+                )
+                .bind(from)
+                .bind(from + IDS_A_WRITE),
+            )
+            .await?;
+            from += IDS_A_WRITE;
+        }
         // On a reader connection: the writer does not attach the search file.
         self.conn()
             .await?
@@ -501,10 +542,9 @@ impl crate::SqlStore {
                 tx.q()
                     .execute(
                         Query::new(
-                            "INSERT INTO search_pending (conversation_id)
+                            "INSERT INTO search_mark (conversation_id)
                              SELECT DISTINCT conversation_id FROM messages
-                             WHERE id BETWEEN $1 AND $2
-                             ON CONFLICT (conversation_id) DO UPDATE SET seq = seq + 1",
+                             WHERE id BETWEEN $1 AND $2",
                         )
                         .bind(first)
                         .bind(last),
