@@ -376,8 +376,12 @@ impl crate::SqlStore {
             return Ok(0);
         }
         // One pass at a time: two would contend for the search file's lock.
-        let _one = self.index_lock().lock().await;
-        self.mark_all_if_new_index().await?;
+        let mut built = self.index_built().lock().await;
+        if !*built {
+            self.mark_all_if_new_index().await?;
+            // Looked at once a process: the file does not go while it is open.
+            *built = true;
+        }
         // A look first, so that an idle store does not write every second.
         let pending = self
             .read_optional(Query::new("SELECT 1 AS found FROM search_pending LIMIT 1"))

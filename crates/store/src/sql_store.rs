@@ -95,8 +95,9 @@ pub(crate) struct Inner {
     listener: Option<JoinHandle<()>>,
     /// SQLite: writes the search documents of new messages (see [`crate::search`]).
     indexer: Option<JoinHandle<()>>,
-    /// One indexing pass at a time (see [`crate::SqlStore::index_search`]).
-    index_lock: tokio::sync::Mutex<()>,
+    /// Held by an indexing pass, one at a time (see [`crate::SqlStore::index_search`]);
+    /// true once this process has seen that the search file marked every conversation.
+    index_built: tokio::sync::Mutex<bool>,
 }
 
 impl Drop for Inner {
@@ -229,7 +230,7 @@ impl SqlStore {
                 listener,
                 indexer: sqlite
                     .then(|| tokio::spawn(crate::search::index_continually(store.clone()))),
-                index_lock: tokio::sync::Mutex::new(()),
+                index_built: tokio::sync::Mutex::new(false),
             }),
         })
     }
@@ -238,9 +239,10 @@ impl SqlStore {
         Self { inner }
     }
 
-    /// Held by an indexing pass (see [`crate::search`]).
-    pub(crate) fn index_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.inner.index_lock
+    /// Held by an indexing pass (see [`crate::search`]): whether the search file is
+    /// known to hold every conversation's mark.
+    pub(crate) fn index_built(&self) -> &tokio::sync::Mutex<bool> {
+        &self.inner.index_built
     }
 
     /// Now, by the store's clock.
