@@ -10,9 +10,9 @@
 //! SLA, queue notice, assignment), so there is one way to hand a conversation to people.
 
 use frontdesk_core::{Conversation, MessageId, Priority, Status};
-use frontdesk_faq::engine::Decision;
+use frontdesk_faq::engine::{Decision, Match};
 use frontdesk_faq::{Engine, Lang};
-use frontdesk_store::{ConversationChange, NewReply, Store, StoreError};
+use frontdesk_store::{Answer, NewReply, Store, StoreError};
 use std::sync::Arc;
 
 /// How patient the bot is.
@@ -51,6 +51,14 @@ pub enum Turn {
     },
 }
 
+/// What the bot decided about one message ([`Bot::plan`]).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub turn: Turn,
+    /// What to write: empty for a silent turn, the topic alone for a handoff.
+    pub answer: Answer,
+}
+
 /// The bot: the answer engine and its patience.
 #[derive(Debug)]
 pub struct Bot {
@@ -68,8 +76,19 @@ impl Bot {
         &self.engine
     }
 
+    /// Matches a customer's `text` against the knowledge base, in the conversation's
+    /// language (`language`) when the text has no words of its own (a code, a number).
+    pub fn matched(&self, text: &str, language: Option<&str>) -> Match {
+        let known = match frontdesk_faq::text::has_words(text) {
+            true => None,
+            false => crate::engine::lang_of_code(language),
+        };
+        self.engine.match_text_in(text, known)
+    }
+
     /// Takes the bot's turn after the customer's message `message` (`text`) in
-    /// `conversation`.
+    /// `conversation`: decides ([`Self::plan`]), then writes the answer in one
+    /// transaction.
     pub async fn respond(
         &self,
         store: &dyn Store,
@@ -82,11 +101,35 @@ impl Bot {
         }
         // The engine has set the conversation's language from the channel's hint where
         // the message has no words of its own.
-        let known = match frontdesk_faq::text::has_words(text) {
-            true => None,
-            false => crate::engine::lang_of_code(conversation.language.as_deref()),
-        };
-        let m = self.engine.match_text_in(text, known);
+        let m = self.matched(text, conversation.language.as_deref());
+        let previous = store.contact_text_before(conversation.id, message).await?;
+        let plan = self.plan(conversation, message, text, &m, previous.as_deref());
+        let answer = &plan.answer;
+        if !answer.replies.is_empty() || answer.intent.is_some() || answer.bot_misses.is_some() {
+            store.answer(conversation.id, answer).await?;
+        }
+        Ok(plan.turn)
+    }
+
+    /// What the bot does about the customer's message `message` (`text`, matched as
+    /// `m`) in `conversation`, whose customer sent `previous` before it. Writes nothing:
+    /// the answer goes to [`Store::answer`], or with the message itself
+    /// ([`Store::ingest_answering`]).
+    pub fn plan(
+        &self,
+        conversation: &Conversation,
+        message: MessageId,
+        text: &str,
+        m: &Match,
+        previous: Option<&str>,
+    ) -> Plan {
+        let mut answer = Answer::default();
+        if conversation.status != Status::Bot {
+            return Plan {
+                turn: Turn::Silent,
+                answer,
+            };
+        }
         let id = conversation.id;
         let hand_off = |reason: String, priority, team, said| Turn::HandOff {
             reason,
@@ -95,101 +138,70 @@ impl Bot {
             said,
             lang: m.lang,
         };
-        if self.repeated(store, conversation, message, text).await? {
-            return Ok(hand_off(
+        if previous.is_some_and(|previous| same_words(previous, text)) {
+            let turn = hand_off(
                 "the customer repeated the same message".into(),
                 Priority::Normal,
                 None,
                 None,
-            ));
+            );
+            return Plan { turn, answer };
         }
         let reply = |text: String| NewReply {
             answers: Some(message),
             ..NewReply::from_bot(id, text)
         };
-        match (m.action, m.intent.clone(), m.answer.clone()) {
-            (Decision::Answer, Some(intent), Some(answer)) => {
+        let turn = match (m.action, m.intent.clone(), m.answer.clone()) {
+            (Decision::Answer, Some(intent), Some(answer_text)) => {
                 // The topic is noted with the answer, in its transaction.
-                let answered = NewReply {
+                answer.replies.push(NewReply {
                     intent: Some(intent.clone()),
-                    ..reply(format!("{answer}\n\n{}", hint(m.lang)))
-                };
-                store.reply(answered).await?;
-                if let Some(follow_up) = m.follow_up.filter(|f| !f.is_empty()) {
-                    store.reply(reply(follow_up)).await?;
+                    ..reply(format!("{answer_text}\n\n{}", hint(m.lang)))
+                });
+                if let Some(follow_up) = m.follow_up.clone().filter(|f| !f.is_empty()) {
+                    answer.replies.push(reply(follow_up));
                 }
                 if conversation.bot_misses > 0 {
-                    let reset = ConversationChange {
-                        bot_misses: Some(0),
-                        ..ConversationChange::default()
-                    };
-                    store.update_conversation(id, &reset).await?;
+                    answer.bot_misses = Some(0);
                 }
-                Ok(Turn::Answered { intent })
+                Turn::Answered { intent }
             }
             (Decision::Handoff, Some(intent), said) => {
-                store.note_intent(id, &intent).await?;
-                Ok(hand_off(
+                answer.intent = Some(intent.clone());
+                hand_off(
                     format!("intent {intent}"),
                     priority_of(m.priority),
                     m.team.clone(),
                     said,
-                ))
+                )
             }
             _ => {
-                if let Some(intent) = &m.intent {
-                    store.note_intent(id, intent).await?;
-                }
+                answer.intent = m.intent.clone();
                 let misses = conversation.bot_misses + 1;
                 if misses >= self.config.misses_before_handoff {
-                    return Ok(hand_off(
+                    hand_off(
                         format!("the bot could not answer {misses} times in a row"),
                         Priority::Normal,
                         None,
                         None,
-                    ));
+                    )
+                } else {
+                    let choices: Vec<String> = m
+                        .candidates
+                        .iter()
+                        .filter_map(|(intent, _)| self.example(intent, m.lang))
+                        .collect();
+                    // The two likeliest topics, also as buttons where the channel has them.
+                    answer.replies.push(NewReply {
+                        quick_replies: choices.iter().take(2).cloned().collect(),
+                        ..reply(clarify(m.lang, &choices))
+                    });
+                    answer.bot_misses = Some(misses);
+                    Turn::Asked
                 }
-                let choices: Vec<String> = m
-                    .candidates
-                    .iter()
-                    .filter_map(|(intent, _)| self.example(intent, m.lang))
-                    .collect();
-                // The two likeliest topics, also as buttons where the channel has them.
-                let question = NewReply {
-                    quick_replies: choices.iter().take(2).cloned().collect(),
-                    ..reply(clarify(m.lang, &choices))
-                };
-                store.reply(question).await?;
-                let change = ConversationChange {
-                    bot_misses: Some(misses),
-                    ..ConversationChange::default()
-                };
-                store.update_conversation(id, &change).await?;
-                Ok(Turn::Asked)
             }
-        }
-    }
-
-    /// Whether the customer sent the same thing in the message before `message` (not
-    /// their newest: the next one may be stored before the bot answers this one).
-    async fn repeated(
-        &self,
-        store: &dyn Store,
-        conversation: &Conversation,
-        message: MessageId,
-        text: &str,
-    ) -> Result<bool, StoreError> {
-        let Some(previous) = store.contact_text_before(conversation.id, message).await? else {
-            return Ok(false);
         };
-        // The same words, whatever the case, spacing or punctuation.
-        let words = |t: &str| -> String {
-            frontdesk_faq::text::normalize(t)
-                .chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect()
-        };
-        Ok(words(&previous) == words(text))
+        Plan { turn, answer }
     }
 
     /// A phrasing of an intent in the customer's language, to offer as a choice.
@@ -202,6 +214,19 @@ impl Bot {
         }
         .cloned()
     }
+}
+
+/// Whether two messages say the same thing: the same words, whatever the case,
+/// spacing or punctuation. The message compared is the one before the answered one
+/// (not the customer's newest: the next may be stored before the bot answers this one).
+fn same_words(a: &str, b: &str) -> bool {
+    let words = |t: &str| -> String {
+        frontdesk_faq::text::normalize(t)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect()
+    };
+    words(a) == words(b)
 }
 
 /// The knowledge base's priority hint as a conversation priority.

@@ -30,8 +30,8 @@ use frontdesk_core::{
 };
 use frontdesk_faq::Lang;
 use frontdesk_store::{
-    AgentLoad, ConversationChange, NewReply, SlaTarget, Store, StoreError, Sweep,
-    VerificationChange, VerificationState,
+    AgentLoad, Answer, ConversationChange, NewReply, Responder, SlaTarget, Store, StoreError,
+    Sweep, TurnFacts, VerificationChange, VerificationState,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -451,6 +451,23 @@ impl ConversationEngine {
         .await
     }
 
+    /// The bot's answer to a customer's `text` as [`Store::ingest_answering`] can
+    /// decide it in the transaction that stores the message: for a text with words
+    /// (whose language it tells), matched once here, before the transaction. `None`
+    /// when there is no bot.
+    pub fn quick_answer(&self, text: &str) -> Option<Arc<dyn Responder>> {
+        let bot = self.bot.clone()?;
+        if !frontdesk_faq::text::has_words(text) {
+            return None;
+        }
+        Some(Arc::new(QuickAnswer {
+            m: bot.matched(text, None),
+            lang: frontdesk_faq::text::detect_language(text),
+            text: text.to_owned(),
+            bot,
+        }))
+    }
+
     /// Takes the engine's turn on a stored customer message and records it taken. A
     /// failure is logged; the turn stays noted and the timers ([`Self::tick`]) take it
     /// again, as they take the turns of a process that died before taking them.
@@ -492,9 +509,9 @@ impl ConversationEngine {
             false => self.known_language(&conversation).await?,
         };
         let lang = known.unwrap_or_else(|| lang_of(&conversation));
-        if known.is_some() && conversation.language.as_deref() != Some(lang_code(lang)) {
+        if let Some(code) = known.and_then(|lang| language_change(&conversation, lang)) {
             let change = ConversationChange {
-                language: Some(lang_code(lang).into()),
+                language: Some(code.into()),
                 ..ConversationChange::default()
             };
             conversation = self.store.update_conversation(id, &change).await?;
@@ -1608,6 +1625,49 @@ pub fn sla_state(conversation: &Conversation, now: Timestamp, due_soon: Duration
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The bot's answer to a message in a conversation still with the bot, decided with
+/// the ingest ([`ConversationEngine::quick_answer`]). It answers what
+/// [`ConversationEngine::on_customer_message`] would answer with the bot alone (an
+/// answer, or a question back) and declines the rest: a secret, a verification, a
+/// conversation with people, a handoff.
+#[derive(Debug)]
+struct QuickAnswer {
+    bot: Arc<Bot>,
+    text: String,
+    lang: Lang,
+    m: frontdesk_faq::Match,
+}
+
+impl Responder for QuickAnswer {
+    fn answer(&self, facts: &TurnFacts<'_>) -> Option<Answer> {
+        let conversation = facts.conversation;
+        if facts.findings > 0 || facts.verifying || conversation.status != Status::Bot {
+            return None;
+        }
+        let plan = self.bot.plan(
+            conversation,
+            facts.message,
+            &self.text,
+            &self.m,
+            facts.previous_text,
+        );
+        match plan.turn {
+            Turn::Answered { .. } | Turn::Asked => Some(Answer {
+                language: language_change(conversation, self.lang).map(str::to_owned),
+                ..plan.answer
+            }),
+            Turn::Silent | Turn::HandOff { .. } => None,
+        }
+    }
+}
+
+/// The conversation's new language when the customer writes in `lang` and it had
+/// another (or none).
+fn language_change(conversation: &Conversation, lang: Lang) -> Option<&'static str> {
+    let code = lang_code(lang);
+    (conversation.language.as_deref() != Some(code)).then_some(code)
 }
 
 fn lang_code(lang: Lang) -> &'static str {

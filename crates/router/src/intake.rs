@@ -3,7 +3,7 @@
 use crate::engine::ConversationEngine;
 use crate::metrics::Metrics;
 use frontdesk_core::{ChannelAccount, Inbound, IngestOutcome, Intake, IntakeError};
-use frontdesk_store::Store;
+use frontdesk_store::{Ingested, Store};
 use std::sync::Arc;
 
 /// Stores inbound messages exactly once (the store's ingest transaction), counts them,
@@ -79,14 +79,31 @@ impl Intake for Pipeline {
         inbound: Inbound,
         cursor: Option<String>,
     ) -> Result<IngestOutcome, IntakeError> {
-        let outcome = self
-            .store
-            .ingest(&inbound, cursor.as_deref())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "ingest failed");
-                intake_error(e)
-            })?;
+        // A question the bot can answer is answered in the transaction that stores it;
+        // a deep link is the engine's to follow first.
+        let quick = match (&self.engine, inbound.meta["start_payload"].is_null()) {
+            (Some(engine), true) => engine.quick_answer(&inbound.text),
+            _ => None,
+        };
+        let ingested = match quick {
+            Some(responder) => {
+                self.store
+                    .ingest_answering(&inbound, cursor.as_deref(), responder)
+                    .await
+            }
+            None => self
+                .store
+                .ingest(&inbound, cursor.as_deref())
+                .await
+                .map(|outcome| Ingested {
+                    outcome,
+                    answered: false,
+                }),
+        };
+        let Ingested { outcome, answered } = ingested.map_err(|e| {
+            tracing::error!(error = %e, "ingest failed");
+            intake_error(e)
+        })?;
         match outcome {
             IngestOutcome::Stored {
                 conversation_id,
@@ -102,9 +119,12 @@ impl Intake for Pipeline {
                 {
                     tracing::warn!(%conversation_id, error = %e, "cannot follow a deep link");
                 }
-                // The store noted the turn with the message; the engine's timers take it
-                // if this process dies first or the engine fails now.
-                if let (Some(engine), true) = (&self.engine, inbound.wants_turn(findings)) {
+                // The store noted the turn with the message (unless the bot's answer
+                // took it there); the engine's timers take it if this process dies
+                // first or the engine fails now.
+                if answered {
+                    tracing::debug!(%conversation_id, "answered with the message");
+                } else if let (Some(engine), true) = (&self.engine, inbound.wants_turn(findings)) {
                     engine
                         .take_turn(conversation_id, message_id, &inbound.text, findings)
                         .await;

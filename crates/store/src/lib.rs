@@ -7,6 +7,8 @@
 //!
 //! - [`Store::ingest`]: one transaction per inbound message: dedupe, contact, open
 //!   conversation, the inbound filter step, message, event, channel cursor.
+//! - [`Store::ingest_answering`]: the same, with the bot's answer in that transaction
+//!   when a [`Responder`] can decide it there.
 //! - [`Store::reply`]: an outbound message and its outbox row in one transaction.
 //! - [`Store::claim_outbox`] and the `mark_*` calls: the delivery worker's leases.
 //! - [`Store::subscribe`]: events, in-process and (PostgreSQL) across instances through
@@ -175,6 +177,52 @@ impl NewReply {
 pub struct Replied {
     pub message: Message,
     pub created: bool,
+}
+
+/// The bot's answer to one customer message, written in one transaction
+/// ([`Store::answer`], or with the message itself: [`Store::ingest_answering`]).
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// Sent in order; each names the message it answers.
+    pub replies: Vec<NewReply>,
+    /// The topic the bot recognised, noted on the conversation when it has none yet
+    /// (when no reply carries it).
+    pub intent: Option<String>,
+    /// The language the customer writes in, when the conversation had another.
+    pub language: Option<String>,
+    /// The bot's misses in a row, when they change.
+    pub bot_misses: Option<u32>,
+}
+
+/// What [`Store::ingest_answering`] knows of a customer message once it is stored, for
+/// a [`Responder`] to decide the bot's answer from without another read.
+#[derive(Debug)]
+pub struct TurnFacts<'a> {
+    /// The conversation as the message left it.
+    pub conversation: &'a Conversation,
+    pub message: MessageId,
+    /// Secrets the guard redacted from the message.
+    pub findings: usize,
+    /// The customer's message before this one ([`Store::contact_text_before`]).
+    pub previous_text: Option<&'a str>,
+    /// A verification waits for the customer's answer ([`Store::active_verification`]).
+    pub verifying: bool,
+}
+
+/// Decides the bot's answer inside the transaction that stores the customer's message,
+/// so the question and its answer take one write. Returns `None` when the answer needs
+/// more than the facts (a handoff, a verification, a secret): the caller then takes
+/// the engine's turn as for any stored message.
+pub trait Responder: Send + Sync + fmt::Debug {
+    fn answer(&self, facts: &TurnFacts<'_>) -> Option<Answer>;
+}
+
+/// What [`Store::ingest_answering`] did.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub outcome: IngestOutcome,
+    /// The responder's answer was written with the message: the engine's turn is taken.
+    pub answered: bool,
 }
 
 /// Which conversations to list by assignee.
@@ -559,6 +607,21 @@ pub trait Store: Send + Sync + fmt::Debug {
         inbound: &Inbound,
         cursor: Option<&str>,
     ) -> Result<IngestOutcome, StoreError>;
+
+    /// [`Store::ingest`], and in the same transaction the bot's answer when `responder`
+    /// can decide it from what the ingest knows ([`TurnFacts`]): one write, one commit
+    /// and no reads for a question the bot answers. A message the responder declines,
+    /// or that wants no turn, is stored as by [`Store::ingest`].
+    async fn ingest_answering(
+        &self,
+        inbound: &Inbound,
+        cursor: Option<&str>,
+        responder: std::sync::Arc<dyn Responder>,
+    ) -> Result<Ingested, StoreError>;
+
+    /// Writes the bot's answer to a conversation in one transaction: the topic, the
+    /// language, the misses, then the replies.
+    async fn answer(&self, id: ConversationId, answer: &Answer) -> Result<(), StoreError>;
 
     /// The cursor stored by the last ingest of this account.
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError>;

@@ -4,8 +4,8 @@
 
 use crate::db::{Exec, Query, Row};
 use crate::sql_store::{
-    account_of, agent_from_row, agent_select, conversation_from_row, conversation_select,
-    find_agent, load_agent_teams, load_conversation, micros, opt_micros, word,
+    VERIFICATION_WAITING, account_of, agent_from_row, agent_select, conversation_from_row,
+    conversation_select, find_agent, load_agent_teams, load_conversation, micros, opt_micros, word,
 };
 use crate::{
     AgentLoad, AgentProfile, ConversationFacts, Csat, PendingTurn, SlaTarget, SqlStore, StoreError,
@@ -601,10 +601,9 @@ impl SqlStore {
             .await?
             .q()
             .fetch_optional(
-                Query::new(concat!(
-                    verification_select!(),
-                    " WHERE conversation_id = $1 AND state IN ('awaiting_email', 'awaiting_code')
-                      ORDER BY id DESC LIMIT 1"
+                Query::assembled(format!(
+                    "{} WHERE {VERIFICATION_WAITING} ORDER BY id DESC LIMIT 1",
+                    verification_select!()
                 ))
                 .bind(id.0),
             )

@@ -4,10 +4,10 @@ use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::group::GroupWriter;
 use crate::{
-    AgentLoad, AgentProfile, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
-    ConversationChange, ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent,
-    NewReply, Page, PageCursor, PendingTurn, Replied, SlaTarget, Store, StoreError, Sweep,
-    Verification, VerificationChange,
+    AgentLoad, AgentProfile, Answer, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
+    ConversationChange, ConversationFacts, ConversationQuery, Csat, Ingested, LeaseReport,
+    NewAgent, NewReply, Page, PageCursor, PendingTurn, Replied, Responder, SlaTarget, Store,
+    StoreError, Sweep, TurnFacts, Verification, VerificationChange,
 };
 use frontdesk_core::{
     Agent, AgentId, Attachment, Author, ChannelAccount, ChannelKind, Contact, ContactId,
@@ -410,23 +410,293 @@ impl SqlStore {
             .await
     }
 
+    /// Checks a reply and builds its INSERT: everything worked out before the
+    /// transaction, so that it holds the writer only for the statements.
+    fn reply_insert(&self, reply: &NewReply, now: Timestamp) -> Result<Query, StoreError> {
+        if reply.author == Author::Contact {
+            return Err(StoreError::Invalid(
+                "a reply cannot be authored by the contact".into(),
+            ));
+        }
+        if reply.text.trim().is_empty() && reply.attachments.is_empty() {
+            return Err(StoreError::Invalid(
+                "a reply needs text or an attachment".into(),
+            ));
+        }
+        // The outbound check: nothing that asks a customer for a secret reaches the
+        // outbox. Notes stay among agents and are not checked.
+        if reply.kind == MessageKind::Text {
+            self.inner
+                .outbound
+                .check(&reply.text)
+                .map_err(StoreError::Refused)?;
+        }
+        Ok(Query::new(
+            "INSERT INTO messages (conversation_id, channel, account, direction, author,
+                 agent_id, kind, text, attachments, idempotency_key, created_at, meta,
+                 search_text)
+             SELECT c.id, c.channel, c.account, 'out', $2, $3, $4, $5, $6, $7, $8, $9, $10
+             FROM conversations c WHERE c.id = $1
+             RETURNING id, conversation_id, direction, author, agent_id, kind, text,
+                 attachments, findings, entities, external_id, created_at, edited_at, meta,
+                 channel, account, CAST(NULL AS TEXT) AS delivery_status,
+                 CAST(NULL AS TEXT) AS delivery_error",
+        )
+        .bind(reply.conversation_id.0)
+        .bind(reply.author.as_str())
+        .bind(reply.agent_id.map(|a| a.0))
+        .bind(reply.kind.as_str())
+        .bind(reply.text.as_str())
+        .bind(to_json(&reply.attachments))
+        .bind(reply.idempotency_key.as_deref())
+        .bind(now.as_micros())
+        .bind(match reply.quick_replies.is_empty() {
+            true => "null".to_owned(),
+            false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
+        })
+        .bind(match reply.kind {
+            MessageKind::Event => String::new(),
+            _ => crate::search::terms(&reply.text),
+        }))
+    }
+
+    /// Writes a reply checked by [`Self::reply_insert`] in `q`'s transaction: the
+    /// message, its outbox row, its events and what it changes on the conversation.
+    async fn write_reply(
+        &self,
+        q: &mut Exec<'_>,
+        reply: &NewReply,
+        insert: Query,
+        now: Timestamp,
+    ) -> Result<(Replied, Written), StoreError> {
+        let conversation = reply.conversation_id;
+        let to_customer = reply.kind == MessageKind::Text;
+        if let Some(key) = &reply.idempotency_key {
+            let earlier = q
+                .fetch_optional(
+                    Query::new(
+                        "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(conversation.0)
+                    .bind(key.as_str()),
+                )
+                .await?;
+            if let Some(row) = earlier {
+                let message = load_message(q, MessageId(row.get("id")?)).await?;
+                let replied = Replied {
+                    message,
+                    created: false,
+                };
+                return Ok((replied, Written::default()));
+            }
+        }
+        let row = q
+            .fetch_optional(insert)
+            .await?
+            .ok_or(StoreError::NotFound("conversation", conversation.0))?;
+        let mut message = message_from_row(&row)?;
+        let account = account_of(&row)?;
+        // The website chat's visitor reads replies from here: stored is delivered, with
+        // no trip through the delivery worker (a claim and a Sent record saved).
+        let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
+        let queued = to_customer && !delivered_here;
+        let outbox_id = match to_customer {
+            false => None,
+            true => {
+                let row = q
+                    .fetch_one(
+                        Query::new(
+                            "INSERT INTO outbox (message_id, conversation_id, channel, account,
+                                 status, due_at, created_at, updated_at, sent_at, external_id)
+                             VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
+                             RETURNING id",
+                        )
+                        .bind(message.id.0)
+                        .bind(conversation.0)
+                        .bind(account.kind().as_str())
+                        .bind(account.name())
+                        .bind(if delivered_here { "sent" } else { "queued" })
+                        .bind(now.as_micros())
+                        .bind(delivered_here.then_some(now.as_micros()))
+                        .bind(delivered_here.then(|| message.id.0.to_string())),
+                    )
+                    .await?;
+                message.delivery = Some(match delivered_here {
+                    true => Delivery::Sent,
+                    false => Delivery::Queued,
+                });
+                Some(OutboxId(row.get("id")?))
+            }
+        };
+
+        // The rest depends on nothing read back but the events' ids, which come first.
+        let mut events = vec![events::NewEvent::new(
+            EventKind::MessageCreated,
+            Some(conversation),
+            Some(message.id),
+            serde_json::json!({
+                "direction": "out",
+                "author": reply.author,
+                "mentions": reply.mentions,
+            }),
+            now,
+        )];
+        if delivered_here {
+            events.push(events::NewEvent::new(
+                EventKind::DeliverySent,
+                Some(conversation),
+                Some(message.id),
+                serde_json::json!({ "outbox_id": outbox_id }),
+                now,
+            ));
+        }
+        let mut batch: Vec<Query> = events.iter().map(events::NewEvent::insert).collect();
+        for agent in &reply.mentions {
+            batch.push(
+                Query::new(
+                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
+                )
+                .bind(message.id.0)
+                .bind(conversation.0)
+                .bind(agent.0)
+                .bind(now.as_micros()),
+            );
+        }
+        if to_customer {
+            batch.push(touch_conversation(conversation, now));
+            if reply.author == Author::Agent {
+                // The first response, for the SLA and the reports.
+                batch.push(
+                    Query::new(
+                        "UPDATE conversations SET first_response_at = $2
+                         WHERE id = $1 AND first_response_at IS NULL",
+                    )
+                    .bind(conversation.0)
+                    .bind(now.as_micros()),
+                );
+            }
+        }
+        if let Some(intent) = &reply.intent {
+            batch.push(note_intent(conversation, intent));
+        }
+        if let Some(answered) = reply.answers {
+            batch.push(
+                Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
+            );
+        }
+        if queued {
+            batch.extend(self.outbox_notice());
+        }
+        let rows = q.batch(batch).await?;
+        let events = events
+            .into_iter()
+            .zip(&rows)
+            .map(|(event, row)| event.stored(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replied = Replied {
+            message,
+            created: true,
+        };
+        Ok((replied, Written { events, queued }))
+    }
+
+    /// The INSERTs of an answer's replies, checked before its transaction.
+    fn answer_inserts(&self, answer: &Answer, now: Timestamp) -> Result<Vec<Query>, StoreError> {
+        answer
+            .replies
+            .iter()
+            .map(|reply| self.reply_insert(reply, now))
+            .collect()
+    }
+
+    /// Writes the bot's answer in `q`'s transaction: what it changes on the
+    /// conversation (one round trip, when anything), then each reply.
+    async fn write_answer(
+        &self,
+        q: &mut Exec<'_>,
+        id: ConversationId,
+        answer: &Answer,
+        inserts: Vec<Query>,
+        now: Timestamp,
+    ) -> Result<Written, StoreError> {
+        let mut written = Written::default();
+        let change = ConversationChange {
+            language: answer.language.clone(),
+            bot_misses: answer.bot_misses,
+            ..ConversationChange::default()
+        };
+        let changes = change.language.is_some() || change.bot_misses.is_some();
+        let mut batch = Vec::new();
+        let event = changes.then(|| changed_event(id, &change, now));
+        batch.extend(event.as_ref().map(events::NewEvent::insert));
+        if changes {
+            batch.push(change_conversation(id, &change, None, now));
+        }
+        if let Some(intent) = &answer.intent {
+            batch.push(note_intent(id, intent));
+        }
+        if !batch.is_empty() {
+            let rows = q.batch(batch).await?;
+            if let (Some(event), Some(row)) = (event, rows.first()) {
+                written.events.push(event.stored(row)?);
+            }
+        }
+        for (reply, insert) in answer.replies.iter().zip(inserts) {
+            let (_, reply) = self.write_reply(q, reply, insert, now).await?;
+            written.events.extend(reply.events);
+            written.queued |= reply.queued;
+        }
+        Ok(written)
+    }
+
+    /// After the commit: publishes what was written and wakes the delivery worker.
+    fn written(&self, written: Written) {
+        self.publish(written.events);
+        if written.queued {
+            self.inner.outbox.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// One try at [`Store::ingest_answering`] (`responder` given) or
+    /// [`Store::ingest`].
     async fn ingest_once(
         &self,
         inbound: &Inbound,
         filtered: &Filtered,
         cursor: Option<&str>,
-    ) -> Result<IngestOutcome, StoreError> {
+        responder: Option<&dyn Responder>,
+    ) -> Result<Ingested, StoreError> {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
         let reopen_since = Timestamp::from_micros(
             now.as_micros() - i64::try_from(self.inner.reopen_window.as_micros()).unwrap_or(0),
         );
+        // A message that wants the engine's turn, with no secret in it, is one a
+        // responder may answer.
+        let facts = responder.is_some()
+            && filtered.findings.is_empty()
+            && inbound.wants_turn(filtered.findings.len());
         let stored = match &inbound.edit_of {
-            None => ingest_new(&mut q, inbound, filtered, cursor, now, reopen_since).await?,
+            None => {
+                let new = NewMessage {
+                    inbound,
+                    filtered,
+                    cursor,
+                    now,
+                    reopen_since,
+                };
+                ingest_new(&mut q, new, facts).await?
+            }
             Some(original) => ingest_edit(&mut q, inbound, original, filtered, cursor, now).await?,
         };
-        let Some((outcome, events)) = stored else {
+        let Some(Stored {
+            outcome,
+            mut events,
+            facts,
+        }) = stored
+        else {
             // Roll back (and, on SQLite, release the write lock) before writing the cursor.
             drop(tx);
             // Nothing of the message changes, but the adapter has moved past it.
@@ -437,12 +707,103 @@ impl SqlStore {
                     .await?;
                 tx.commit().await?;
             }
-            return Ok(IngestOutcome::Duplicate);
+            return Ok(Ingested {
+                outcome: IngestOutcome::Duplicate,
+                answered: false,
+            });
         };
+        let mut queued = false;
+        let answer = match (responder, facts, &outcome) {
+            (Some(responder), Some(row), IngestOutcome::Stored { message_id, .. }) => {
+                self.decided_answer(responder, &row, *message_id, now)?
+            }
+            _ => None,
+        };
+        let answered = answer.is_some();
+        if let Some((id, answer, inserts)) = answer {
+            let written = self.write_answer(&mut q, id, &answer, inserts, now).await?;
+            events.extend(written.events);
+            queued = written.queued;
+        }
         self.announce(&mut q, &events).await?;
         tx.commit().await?;
-        self.publish(events);
-        Ok(outcome)
+        self.written(Written { events, queued });
+        Ok(Ingested { outcome, answered })
+    }
+
+    /// The responder's answer to a message just stored, from the facts the ingest read
+    /// with it, and its replies' INSERTs; `None` when it declines, or when its answer
+    /// could not be written (the engine's turn then takes the message as usual).
+    fn decided_answer(
+        &self,
+        responder: &dyn Responder,
+        facts: &Row,
+        message: MessageId,
+        now: Timestamp,
+    ) -> Result<Option<(ConversationId, Answer, Vec<Query>)>, StoreError> {
+        let conversation = conversation_from_row(facts)?;
+        let previous_text: Option<String> = facts.get("previous_text")?;
+        let facts = TurnFacts {
+            conversation: &conversation,
+            message,
+            findings: 0,
+            previous_text: previous_text.as_deref(),
+            verifying: facts.get::<i64>("verifying")? != 0,
+        };
+        let Some(answer) = responder.answer(&facts) else {
+            return Ok(None);
+        };
+        // The answer must take the turn's note, or the timers would take the turn again.
+        if !answer.replies.iter().any(|r| r.answers == Some(message)) {
+            return Ok(None);
+        }
+        match self.answer_inserts(&answer, now) {
+            Ok(inserts) => Ok(Some((conversation.id, answer, inserts))),
+            Err(e) => {
+                tracing::warn!(conversation_id = %conversation.id, error = %e,
+                    "the bot's answer cannot go with the message; the engine takes the turn");
+                Ok(None)
+            }
+        }
+    }
+
+    /// [`Store::ingest`] with or without a responder: the inbound filter, then
+    /// [`Self::ingest_once`], again if it lost a race on a unique index.
+    async fn ingest_with(
+        &self,
+        inbound: &Inbound,
+        cursor: Option<&str>,
+        responder: Option<&dyn Responder>,
+    ) -> Result<Ingested, StoreError> {
+        // The inbound filter step: nothing below this line sees the unfiltered text,
+        // nor the unfiltered texts an adapter keeps in `meta` (an email's full text and
+        // HTML, a subject).
+        let filtered = self.inner.filter.filter(&inbound.text);
+        let redacted_meta = redact_strings(&inbound.meta, &*self.inner.filter);
+        let with_meta;
+        let inbound = match redacted_meta {
+            Some(meta) => {
+                with_meta = Inbound {
+                    meta,
+                    ..inbound.clone()
+                };
+                &with_meta
+            }
+            None => inbound,
+        };
+        let mut attempt = 1;
+        loop {
+            match self
+                .ingest_once(inbound, &filtered, cursor, responder)
+                .await
+            {
+                Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
+                    tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -517,12 +878,16 @@ async fn open_sqlite(
 /// stores the cursor.
 async fn ingest_new(
     q: &mut Exec<'_>,
-    inbound: &Inbound,
-    filtered: &Filtered,
-    cursor: Option<&str>,
-    now: Timestamp,
-    reopen_since: Timestamp,
-) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
+    new: NewMessage<'_>,
+    with_facts: bool,
+) -> Result<Option<Stored>, StoreError> {
+    let NewMessage {
+        inbound,
+        filtered,
+        cursor,
+        now,
+        reopen_since,
+    } = new;
     let account = &inbound.account;
     let mut events = Vec::new();
     let into_open = q
@@ -610,20 +975,66 @@ async fn ingest_new(
     if let Some(cursor) = cursor {
         batch.push(save_cursor(account, cursor, now));
     }
-    let rows = q.batch(batch).await?;
+    if with_facts {
+        batch.push(turn_facts(conversation_id, message_id));
+    }
+    let mut rows = q.batch(batch).await?.into_iter();
     let row = rows
-        .first()
+        .next()
         .ok_or(StoreError::Internal("the event insert returned no id"))?;
-    events.push(event.stored(row)?);
-    Ok(Some((
-        IngestOutcome::Stored {
+    events.push(event.stored(&row)?);
+    Ok(Some(Stored {
+        outcome: IngestOutcome::Stored {
             conversation_id,
             message_id,
             new_conversation,
             findings: filtered.findings.len(),
         },
         events,
-    )))
+        facts: rows.next(),
+    }))
+}
+
+/// A new inbound message, as [`ingest_new`] stores it.
+struct NewMessage<'a> {
+    inbound: &'a Inbound,
+    filtered: &'a Filtered,
+    cursor: Option<&'a str>,
+    now: Timestamp,
+    reopen_since: Timestamp,
+}
+
+/// A message stored by the ingest, with the events to publish after the commit and,
+/// when asked for, the row of [`turn_facts`].
+struct Stored {
+    outcome: IngestOutcome,
+    events: Vec<Event>,
+    facts: Option<Row>,
+}
+
+/// The customer's text before message `$2` in conversation `$1`, newest first: the
+/// bot's "the same thing again" check.
+const CONTACT_TEXT_BEFORE: &str = "SELECT text FROM messages
+     WHERE conversation_id = $1 AND id < $2 AND author = 'contact'
+     ORDER BY id DESC LIMIT 1";
+
+/// The verifications of conversation `$1` that wait for the customer's answer.
+pub(crate) const VERIFICATION_WAITING: &str =
+    "conversation_id = $1 AND state IN ('awaiting_email', 'awaiting_code')";
+
+/// What a [`Responder`] decides from ([`TurnFacts`]), read in one statement: the
+/// conversation, `previous_text` and `verifying`.
+fn turn_facts(conversation: ConversationId, message: MessageId) -> Query {
+    Query::assembled(format!(
+        "SELECT c.*,
+             ({CONTACT_TEXT_BEFORE}) AS previous_text,
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM verifications WHERE {VERIFICATION_WAITING})
+                       THEN 1 ELSE 0 END AS BIGINT) AS verifying
+         FROM ({} WHERE c.id = $1) c",
+        conversation_select!()
+    ))
+    .bind(conversation.0)
+    .bind(message.0)
 }
 
 /// The first topic the bot recognised in a conversation, for the reports.
@@ -698,7 +1109,7 @@ async fn ingest_edit(
     filtered: &Filtered,
     cursor: Option<&str>,
     now: Timestamp,
-) -> Result<Option<(IngestOutcome, Vec<Event>)>, StoreError> {
+) -> Result<Option<Stored>, StoreError> {
     let account = &inbound.account;
     let found = q
         .fetch_optional(
@@ -713,7 +1124,14 @@ async fn ingest_edit(
         .await?;
     let Some(row) = found else {
         // Never a reopen: an edit is not a new message.
-        return ingest_new(q, inbound, filtered, cursor, now, now).await;
+        let new = NewMessage {
+            inbound,
+            filtered,
+            cursor,
+            now,
+            reopen_since: now,
+        };
+        return ingest_new(q, new, false).await;
     };
     let message_id = MessageId(row.get("id")?);
     let conversation_id = ConversationId(row.get("conversation_id")?);
@@ -763,15 +1181,16 @@ async fn ingest_edit(
     if let Some(cursor) = cursor {
         q.execute(save_cursor(account, cursor, now)).await?;
     }
-    Ok(Some((
-        IngestOutcome::Stored {
+    Ok(Some(Stored {
+        outcome: IngestOutcome::Stored {
             conversation_id,
             message_id,
             new_conversation: false,
             findings: filtered.findings.len(),
         },
-        vec![event],
-    )))
+        events: vec![event],
+        facts: None,
+    }))
 }
 
 /// The thread's conversation resolved at or after `since`, if any.
@@ -922,6 +1341,97 @@ async fn create_conversation(
         )
         .await?;
     Ok(ConversationId(row.get("id")?))
+}
+
+/// The UPDATE of [`Store::update_conversation`]: `labels` are the change's, checked.
+/// Reopening (resolved -> anything else) starts a new resolution target: the engine
+/// passes the new due time, and the old breach no longer counts.
+fn change_conversation(
+    id: ConversationId,
+    change: &ConversationChange,
+    labels: Option<Vec<String>>,
+    now: Timestamp,
+) -> Query {
+    Query::new(
+        "UPDATE conversations SET
+             resolution_breached = CASE
+                 WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                 THEN 0 ELSE resolution_breached END,
+             resolution_due = CASE
+                 WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                 THEN $13 ELSE COALESCE($13, resolution_due) END,
+             reopened = reopened
+                 + CASE WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
+                        THEN 1 ELSE 0 END,
+             status_since = CASE WHEN $2 IS NOT NULL AND $2 <> status THEN $5
+                                 ELSE status_since END,
+             queued_at = CASE WHEN $2 = 'open' THEN COALESCE(queued_at, $5)
+                              ELSE queued_at END,
+             resolved_at = CASE WHEN $2 = 'resolved' THEN $5
+                                WHEN $2 IS NOT NULL THEN NULL
+                                ELSE resolved_at END,
+             snoozed_until = CASE WHEN $2 = 'snoozed' THEN $9
+                                  WHEN $2 IS NOT NULL THEN NULL
+                                  ELSE snoozed_until END,
+             status = COALESCE($2, status),
+             priority = COALESCE($3, priority),
+             team = COALESCE($4, team),
+             bot_misses = COALESCE($6, bot_misses),
+             assignee_id = CASE WHEN $7 = 1 THEN $8 ELSE assignee_id END,
+             tier = COALESCE($10, tier),
+             language = COALESCE($11, language),
+             first_response_due = COALESCE($12, first_response_due),
+             labels = COALESCE($15, labels),
+             updated_at = $5
+         WHERE id = $1 AND ($14 IS NULL OR status = $14)",
+    )
+    .bind(id.0)
+    .bind(change.status.map(Status::as_str))
+    .bind(change.priority.map(Priority::as_str))
+    .bind(change.team.as_deref())
+    .bind(now.as_micros())
+    .bind(change.bot_misses.map(i64::from))
+    .bind(i64::from(change.assignee.is_some()))
+    .bind(change.assignee.flatten().map(|a| a.0))
+    .bind(change.snoozed_until.map(Timestamp::as_micros))
+    .bind(change.tier.map(i64::from))
+    .bind(change.language.as_deref())
+    .bind(change.first_response_due.map(Timestamp::as_micros))
+    .bind(change.resolution_due.map(Timestamp::as_micros))
+    .bind(change.expect_status.map(Status::as_str))
+    .bind(labels.map(|l| to_json(&l)))
+}
+
+/// The event that records a change of a conversation.
+fn changed_event(
+    id: ConversationId,
+    change: &ConversationChange,
+    now: Timestamp,
+) -> events::NewEvent {
+    events::NewEvent::new(
+        EventKind::ConversationUpdated,
+        Some(id),
+        None,
+        serde_json::json!({
+            "status": change.status,
+            "priority": change.priority,
+            "team": change.team,
+            "assignee": change.assignee,
+            "tier": change.tier,
+            "snoozed_until": change.snoozed_until,
+            "labels": change.labels,
+            "reason": change.reason,
+        }),
+        now,
+    )
+}
+
+/// What a reply or an answer wrote, to hand on after the commit.
+#[derive(Default)]
+struct Written {
+    events: Vec<Event>,
+    /// A reply waits in the outbox for the delivery worker.
+    queued: bool,
 }
 
 /// Marks a conversation active now.
@@ -1273,32 +1783,16 @@ impl Store for SqlStore {
         inbound: &Inbound,
         cursor: Option<&str>,
     ) -> Result<IngestOutcome, StoreError> {
-        // The inbound filter step: nothing below this line sees the unfiltered text,
-        // nor the unfiltered texts an adapter keeps in `meta` (an email's full text and
-        // HTML, a subject).
-        let filtered = self.inner.filter.filter(&inbound.text);
-        let redacted_meta = redact_strings(&inbound.meta, &*self.inner.filter);
-        let with_meta;
-        let inbound = match redacted_meta {
-            Some(meta) => {
-                with_meta = Inbound {
-                    meta,
-                    ..inbound.clone()
-                };
-                &with_meta
-            }
-            None => inbound,
-        };
-        let mut attempt = 1;
-        loop {
-            match self.ingest_once(inbound, &filtered, cursor).await {
-                Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
-                    tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        Ok(self.ingest_with(inbound, cursor, None).await?.outcome)
+    }
+
+    async fn ingest_answering(
+        &self,
+        inbound: &Inbound,
+        cursor: Option<&str>,
+        responder: Arc<dyn Responder>,
+    ) -> Result<Ingested, StoreError> {
+        self.ingest_with(inbound, cursor, Some(&*responder)).await
     }
 
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError> {
@@ -1392,191 +1886,27 @@ impl Store for SqlStore {
     /// outbox row when it goes to the customer; one batch of everything else.
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %reply.conversation_id))]
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
-        if reply.author == Author::Contact {
-            return Err(StoreError::Invalid(
-                "a reply cannot be authored by the contact".into(),
-            ));
-        }
-        if reply.text.trim().is_empty() && reply.attachments.is_empty() {
-            return Err(StoreError::Invalid(
-                "a reply needs text or an attachment".into(),
-            ));
-        }
-        // The outbound check: nothing that asks a customer for a secret reaches the
-        // outbox. Notes stay among agents and are not checked.
-        if reply.kind == MessageKind::Text {
-            self.inner
-                .outbound
-                .check(&reply.text)
-                .map_err(StoreError::Refused)?;
-        }
         let now = self.now();
-        let conversation = reply.conversation_id;
-        // Everything worked out before the transaction, so that it holds the writer
-        // only for the statements.
-        let insert = Query::new(
-            "INSERT INTO messages (conversation_id, channel, account, direction, author,
-                 agent_id, kind, text, attachments, idempotency_key, created_at, meta,
-                 search_text)
-             SELECT c.id, c.channel, c.account, 'out', $2, $3, $4, $5, $6, $7, $8, $9, $10
-             FROM conversations c WHERE c.id = $1
-             RETURNING id, conversation_id, direction, author, agent_id, kind, text,
-                 attachments, findings, entities, external_id, created_at, edited_at, meta,
-                 channel, account, CAST(NULL AS TEXT) AS delivery_status,
-                 CAST(NULL AS TEXT) AS delivery_error",
-        )
-        .bind(conversation.0)
-        .bind(reply.author.as_str())
-        .bind(reply.agent_id.map(|a| a.0))
-        .bind(reply.kind.as_str())
-        .bind(reply.text.as_str())
-        .bind(to_json(&reply.attachments))
-        .bind(reply.idempotency_key.as_deref())
-        .bind(now.as_micros())
-        .bind(match reply.quick_replies.is_empty() {
-            true => "null".to_owned(),
-            false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
-        })
-        .bind(match reply.kind {
-            MessageKind::Event => String::new(),
-            _ => crate::search::terms(&reply.text),
-        });
-        let to_customer = reply.kind == MessageKind::Text;
-
+        let insert = self.reply_insert(&reply, now)?;
         let mut tx = self.begin().await?;
         let mut q = tx.q();
-        if let Some(key) = &reply.idempotency_key {
-            let earlier = q
-                .fetch_optional(
-                    Query::new(
-                        "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
-                    )
-                    .bind(conversation.0)
-                    .bind(key.as_str()),
-                )
-                .await?;
-            if let Some(row) = earlier {
-                let message = load_message(&mut q, MessageId(row.get("id")?)).await?;
-                return Ok(Replied {
-                    message,
-                    created: false,
-                });
-            }
-        }
-        let row = q
-            .fetch_optional(insert)
-            .await?
-            .ok_or(StoreError::NotFound("conversation", conversation.0))?;
-        let mut message = message_from_row(&row)?;
-        let account = account_of(&row)?;
-        // The website chat's visitor reads replies from here: stored is delivered, with
-        // no trip through the delivery worker (a claim and a Sent record saved).
-        let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
-        let queued = to_customer && !delivered_here;
-        let outbox_id = match to_customer {
-            false => None,
-            true => {
-                let row = q
-                    .fetch_one(
-                        Query::new(
-                            "INSERT INTO outbox (message_id, conversation_id, channel, account,
-                                 status, due_at, created_at, updated_at, sent_at, external_id)
-                             VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
-                             RETURNING id",
-                        )
-                        .bind(message.id.0)
-                        .bind(conversation.0)
-                        .bind(account.kind().as_str())
-                        .bind(account.name())
-                        .bind(if delivered_here { "sent" } else { "queued" })
-                        .bind(now.as_micros())
-                        .bind(delivered_here.then_some(now.as_micros()))
-                        .bind(delivered_here.then(|| message.id.0.to_string())),
-                    )
-                    .await?;
-                message.delivery = Some(match delivered_here {
-                    true => Delivery::Sent,
-                    false => Delivery::Queued,
-                });
-                Some(OutboxId(row.get("id")?))
-            }
-        };
-
-        // The rest depends on nothing read back but the events' ids, which come first.
-        let mut events = vec![events::NewEvent::new(
-            EventKind::MessageCreated,
-            Some(conversation),
-            Some(message.id),
-            serde_json::json!({
-                "direction": "out",
-                "author": reply.author,
-                "mentions": reply.mentions,
-            }),
-            now,
-        )];
-        if delivered_here {
-            events.push(events::NewEvent::new(
-                EventKind::DeliverySent,
-                Some(conversation),
-                Some(message.id),
-                serde_json::json!({ "outbox_id": outbox_id }),
-                now,
-            ));
-        }
-        let mut batch: Vec<Query> = events.iter().map(events::NewEvent::insert).collect();
-        for agent in &reply.mentions {
-            batch.push(
-                Query::new(
-                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
-                )
-                .bind(message.id.0)
-                .bind(conversation.0)
-                .bind(agent.0)
-                .bind(now.as_micros()),
-            );
-        }
-        if to_customer {
-            batch.push(touch_conversation(conversation, now));
-            if reply.author == Author::Agent {
-                // The first response, for the SLA and the reports.
-                batch.push(
-                    Query::new(
-                        "UPDATE conversations SET first_response_at = $2
-                         WHERE id = $1 AND first_response_at IS NULL",
-                    )
-                    .bind(conversation.0)
-                    .bind(now.as_micros()),
-                );
-            }
-        }
-        if let Some(intent) = &reply.intent {
-            batch.push(note_intent(conversation, intent));
-        }
-        if let Some(answered) = reply.answers {
-            batch.push(
-                Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
-            );
-        }
-        if queued {
-            batch.extend(self.outbox_notice());
-        }
-        let rows = q.batch(batch).await?;
-        let events = events
-            .into_iter()
-            .zip(&rows)
-            .map(|(event, row)| event.stored(row))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.announce(&mut q, &events).await?;
+        let (replied, written) = self.write_reply(&mut q, &reply, insert, now).await?;
+        self.announce(&mut q, &written.events).await?;
         tx.commit().await?;
-        self.publish(events);
-        if queued {
-            self.inner.outbox.send_modify(|n| *n += 1);
-        }
-        Ok(Replied {
-            message,
-            created: true,
-        })
+        self.written(written);
+        Ok(replied)
+    }
+
+    async fn answer(&self, id: ConversationId, answer: &Answer) -> Result<(), StoreError> {
+        let now = self.now();
+        let inserts = self.answer_inserts(answer, now)?;
+        let mut tx = self.begin().await?;
+        let mut q = tx.q();
+        let written = self.write_answer(&mut q, id, answer, inserts, now).await?;
+        self.announce(&mut q, &written.events).await?;
+        tx.commit().await?;
+        self.written(written);
+        Ok(())
     }
 
     async fn update_conversation(
@@ -1591,59 +1921,8 @@ impl Store for SqlStore {
         let now = self.now();
         let mut tx = self.begin().await?;
         let mut q = tx.q();
-        // Reopening (resolved -> anything else) starts a new resolution target: the
-        // engine passes the new due time, and the old breach no longer counts.
         let updated = q
-            .execute(
-                Query::new(
-                    "UPDATE conversations SET
-                         resolution_breached = CASE
-                             WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
-                             THEN 0 ELSE resolution_breached END,
-                         resolution_due = CASE
-                             WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
-                             THEN $13 ELSE COALESCE($13, resolution_due) END,
-                         reopened = reopened
-                             + CASE WHEN status = 'resolved' AND $2 IS NOT NULL AND $2 <> 'resolved'
-                                    THEN 1 ELSE 0 END,
-                         status_since = CASE WHEN $2 IS NOT NULL AND $2 <> status THEN $5
-                                             ELSE status_since END,
-                         queued_at = CASE WHEN $2 = 'open' THEN COALESCE(queued_at, $5)
-                                          ELSE queued_at END,
-                         resolved_at = CASE WHEN $2 = 'resolved' THEN $5
-                                            WHEN $2 IS NOT NULL THEN NULL
-                                            ELSE resolved_at END,
-                         snoozed_until = CASE WHEN $2 = 'snoozed' THEN $9
-                                              WHEN $2 IS NOT NULL THEN NULL
-                                              ELSE snoozed_until END,
-                         status = COALESCE($2, status),
-                         priority = COALESCE($3, priority),
-                         team = COALESCE($4, team),
-                         bot_misses = COALESCE($6, bot_misses),
-                         assignee_id = CASE WHEN $7 = 1 THEN $8 ELSE assignee_id END,
-                         tier = COALESCE($10, tier),
-                         language = COALESCE($11, language),
-                         first_response_due = COALESCE($12, first_response_due),
-                         labels = COALESCE($15, labels),
-                         updated_at = $5
-                     WHERE id = $1 AND ($14 IS NULL OR status = $14)",
-                )
-                .bind(id.0)
-                .bind(change.status.map(Status::as_str))
-                .bind(change.priority.map(Priority::as_str))
-                .bind(change.team.as_deref())
-                .bind(now.as_micros())
-                .bind(change.bot_misses.map(i64::from))
-                .bind(i64::from(change.assignee.is_some()))
-                .bind(change.assignee.flatten().map(|a| a.0))
-                .bind(change.snoozed_until.map(Timestamp::as_micros))
-                .bind(change.tier.map(i64::from))
-                .bind(change.language.as_deref())
-                .bind(change.first_response_due.map(Timestamp::as_micros))
-                .bind(change.resolution_due.map(Timestamp::as_micros))
-                .bind(change.expect_status.map(Status::as_str))
-                .bind(labels.map(|l| to_json(&l))),
-            )
+            .execute(change_conversation(id, change, labels, now))
             .await?;
         if updated == 0 {
             return match (change.expect_status, load_conversation(&mut q, id).await?) {
@@ -1654,25 +1933,10 @@ impl Store for SqlStore {
                 _ => Err(StoreError::NotFound("conversation", id.0)),
             };
         }
-        let events = self
-            .record(
-                &mut q,
-                EventKind::ConversationUpdated,
-                Some(id),
-                None,
-                serde_json::json!({
-                    "status": change.status,
-                    "priority": change.priority,
-                    "team": change.team,
-                    "assignee": change.assignee,
-                    "tier": change.tier,
-                    "snoozed_until": change.snoozed_until,
-                    "labels": change.labels,
-                    "reason": change.reason,
-                }),
-                now,
-            )
-            .await?;
+        let event = changed_event(id, change, now);
+        let row = q.fetch_one(event.insert()).await?;
+        let events = vec![event.stored(&row)?];
+        self.announce(&mut q, &events).await?;
         let conversation = load_conversation(&mut q, id)
             .await?
             .ok_or(StoreError::NotFound("conversation", id.0))?;
@@ -2101,13 +2365,9 @@ impl Store for SqlStore {
     ) -> Result<Option<String>, StoreError> {
         let row = self
             .read_optional(
-                Query::new(
-                    "SELECT text FROM messages
-                     WHERE conversation_id = $1 AND id < $2 AND author = 'contact'
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(conversation_id.0)
-                .bind(before.0),
+                Query::new(CONTACT_TEXT_BEFORE)
+                    .bind(conversation_id.0)
+                    .bind(before.0),
             )
             .await?;
         row.map(|r| r.get("text")).transpose()

@@ -4,8 +4,8 @@
 
 use crate::testing::TestDatabase;
 use crate::{
-    AssigneeFilter, Backend, ClaimRequest, ConversationChange, ConversationQuery, LeaseReport,
-    NewReply, SqlStore, Store,
+    Answer, AssigneeFilter, Backend, ClaimRequest, ConversationChange, ConversationQuery,
+    LeaseReport, NewReply, Responder, SqlStore, Store, TurnFacts,
 };
 use frontdesk_core::{
     Author, ChannelAccount, ChannelKind, Delivery, Direction, EventKind, Inbound, IngestOutcome,
@@ -43,6 +43,20 @@ fn stored(outcome: IngestOutcome) -> (frontdesk_core::ConversationId, frontdesk_
         } => (conversation_id, message_id),
         IngestOutcome::Duplicate => panic!("expected the message to be stored"),
     }
+}
+
+/// How many messages a conversation holds.
+async fn message_count(store: &SqlStore, id: frontdesk_core::ConversationId) -> usize {
+    store.messages(id, None, 0).await.unwrap().len()
+}
+
+/// The kinds of the events received so far, in order.
+fn received_kinds(
+    events: &mut tokio::sync::broadcast::Receiver<frontdesk_core::Event>,
+) -> Vec<EventKind> {
+    std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect()
 }
 
 fn bot_reply(conversation_id: frontdesk_core::ConversationId, text: &str) -> NewReply {
@@ -332,6 +346,7 @@ on_every_backend!(
     a_thread_is_found_by_a_message_it_holds_or_by_its_number,
     retention_erases_old_message_bodies_and_keeps_recent_ones,
     a_contact_is_exported_whole_and_then_erased_leaving_only_counts,
+    a_question_is_stored_with_the_answer_its_facts_allow,
 );
 
 async fn retention_erases_old_message_bodies_and_keeps_recent_ones(store: SqlStore) {
@@ -576,11 +591,8 @@ async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(sto
     assert_eq!(messages[2].delivery, Some(Delivery::Sent));
     assert_eq!(messages[2].external_id.as_deref(), Some("tg-77"));
 
-    let kinds: Vec<EventKind> = std::iter::from_fn(|| events.try_recv().ok())
-        .map(|e| e.kind)
-        .collect();
     assert_eq!(
-        kinds,
+        received_kinds(&mut events),
         [
             EventKind::ConversationCreated,
             EventKind::MessageCreated,
@@ -589,6 +601,126 @@ async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(sto
             EventKind::DeliverySent,
         ]
     );
+}
+
+/// Answers every message it is asked about (unless told to decline), and keeps the
+/// facts it was given: the conversation's status, the customer's message before.
+#[derive(Debug, Default)]
+struct Recording {
+    seen: std::sync::Mutex<Vec<(Status, Option<String>, bool)>>,
+    decline: std::sync::atomic::AtomicBool,
+}
+
+impl Responder for Recording {
+    fn answer(&self, facts: &TurnFacts<'_>) -> Option<Answer> {
+        let seen = (
+            facts.conversation.status,
+            facts.previous_text.map(str::to_owned),
+            facts.verifying,
+        );
+        self.seen.lock().unwrap().push(seen);
+        if self.decline.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        Some(Answer {
+            replies: vec![NewReply {
+                answers: Some(facts.message),
+                ..bot_reply(facts.conversation.id, "注册请点击首页的“创建钱包”")
+            }],
+            intent: Some("register".into()),
+            language: Some("zh".into()),
+            bot_misses: Some(1),
+        })
+    }
+}
+
+async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
+    let responder = std::sync::Arc::new(Recording::default());
+    let mut events = store.subscribe();
+    let ingested = store
+        .ingest_answering(
+            &inbound("2001", "77", "怎么注册账号"),
+            None,
+            responder.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(ingested.answered);
+    let (conversation_id, _) = stored(ingested.outcome);
+    let said: Vec<(Author, String)> = store
+        .messages(conversation_id, None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.author, m.text))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (Author::Contact, "怎么注册账号".to_owned()),
+            (Author::Bot, "注册请点击首页的“创建钱包”".to_owned()),
+        ]
+    );
+    let conversation = store.conversation(conversation_id).await.unwrap().unwrap();
+    assert_eq!(conversation.language.as_deref(), Some("zh"));
+    assert_eq!(conversation.bot_misses, 1);
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        1,
+        "the answer is queued"
+    );
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    assert!(
+        store.take_turns(later, later, 10).await.unwrap().is_empty(),
+        "no turn is left for the engine's timers to take again"
+    );
+    assert_eq!(
+        received_kinds(&mut events),
+        [
+            EventKind::ConversationCreated,
+            EventKind::MessageCreated,
+            EventKind::ConversationUpdated,
+            EventKind::MessageCreated,
+        ]
+    );
+
+    // The next message's facts hold the customer's message before it.
+    let again = store
+        .ingest_answering(&inbound("2002", "77", "还在吗"), None, responder.clone())
+        .await
+        .unwrap();
+    assert!(again.answered);
+    assert_eq!(
+        responder.seen.lock().unwrap().last(),
+        Some(&(Status::Bot, Some("怎么注册账号".to_owned()), false))
+    );
+
+    // Declined: stored as by a plain ingest, its turn left for the engine.
+    responder
+        .decline
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let declined = store
+        .ingest_answering(&inbound("2003", "77", "人工"), None, responder.clone())
+        .await
+        .unwrap();
+    assert!(!declined.answered);
+    let (_, message_id) = stored(declined.outcome);
+    let turns = store.take_turns(later, later, 10).await.unwrap();
+    assert_eq!(
+        turns.iter().map(|t| t.message_id).collect::<Vec<_>>(),
+        [message_id]
+    );
+
+    // A duplicate is not answered again; the responder is not even asked.
+    let asked = responder.seen.lock().unwrap().len();
+    let duplicate = store
+        .ingest_answering(&inbound("2003", "77", "人工"), None, responder.clone())
+        .await
+        .unwrap();
+    assert!(matches!(duplicate.outcome, IngestOutcome::Duplicate));
+    assert!(!duplicate.answered);
+    assert_eq!(responder.seen.lock().unwrap().len(), asked);
+    assert_eq!(message_count(&store, conversation_id).await, 5);
 }
 
 async fn the_same_inbound_twice_is_stored_once(store: SqlStore) {
@@ -602,14 +734,7 @@ async fn the_same_inbound_twice_is_stored_once(store: SqlStore) {
         .await
         .unwrap();
     assert_eq!(second, IngestOutcome::Duplicate);
-    assert_eq!(
-        store
-            .messages(conversation_id, None, 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(message_count(&store, conversation_id).await, 1);
     let all = store
         .list_conversations(&ConversationQuery::default())
         .await
@@ -677,14 +802,7 @@ async fn a_failed_ingest_keeps_neither_the_message_nor_the_cursor(store: SqlStor
         .await
         .unwrap();
     let (conversation_id, _) = stored(retried);
-    assert_eq!(
-        store
-            .messages(conversation_id, None, 0)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(message_count(&store, conversation_id).await, 1);
     assert_eq!(
         store.cursor(&telegram()).await.unwrap().as_deref(),
         Some("3")

@@ -8,10 +8,10 @@ use frontdesk_core::{
 };
 use frontdesk_store::testing::TestDatabase;
 use frontdesk_store::{
-    AgentLoad, AgentProfile, AuditEntry, Backend, ClaimRequest, ContactErasure, ConversationChange,
-    ConversationFacts, ConversationQuery, Csat, LeaseReport, NewAgent, NewReply, Page, PendingTurn,
-    Replied, SlaTarget, SqlStore, Store, StoreError, StoreOptions, Sweep, Verification,
-    VerificationChange,
+    AgentLoad, AgentProfile, Answer, AuditEntry, Backend, ClaimRequest, ContactErasure,
+    ConversationChange, ConversationFacts, ConversationQuery, Csat, Ingested, LeaseReport,
+    NewAgent, NewReply, Page, PendingTurn, Replied, Responder, SlaTarget, SqlStore, Store,
+    StoreError, StoreOptions, Sweep, Verification, VerificationChange,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -120,6 +120,24 @@ impl Store for ElsewhereStore {
     async fn put_cursor(&self, account: &ChannelAccount, cursor: &str) -> Result<(), StoreError> {
         let (account, cursor) = (account.clone(), cursor.to_owned());
         self.run(move |s| async move { s.put_cursor(&account, &cursor).await })
+            .await
+    }
+    async fn ingest_answering(
+        &self,
+        inbound: &Inbound,
+        cursor: Option<&str>,
+        responder: std::sync::Arc<dyn Responder>,
+    ) -> Result<Ingested, StoreError> {
+        let (inbound, cursor) = (inbound.clone(), cursor.map(str::to_owned));
+        self.run(|s| async move {
+            s.ingest_answering(&inbound, cursor.as_deref(), responder)
+                .await
+        })
+        .await
+    }
+    async fn answer(&self, id: ConversationId, answer: &Answer) -> Result<(), StoreError> {
+        let answer = answer.clone();
+        self.run(|s| async move { s.answer(id, &answer).await })
             .await
     }
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
