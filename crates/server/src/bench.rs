@@ -843,6 +843,9 @@ pub struct E2eSettings {
     pub telegram_share: f64,
     /// Messages of the capacity phase, sent as fast as the app takes them.
     pub capacity_messages: usize,
+    /// Customers writing at once in the capacity phase, each again as soon as their
+    /// last message was taken.
+    pub capacity_customers: usize,
 }
 
 /// What `bench e2e` measured.
@@ -976,6 +979,7 @@ impl std::fmt::Display for E2eReport {
         writeln!(f, "rss_idle_mib: {}", mib(self.rss_idle_kib))?;
         writeln!(f, "rss_peak_mib: {}", mib(self.rss_peak_kib))?;
         writeln!(f, "capacity_messages: {}", s.capacity_messages)?;
+        writeln!(f, "capacity_customers: {}", s.capacity_customers)?;
         writeln!(f, "capacity_unanswered: {}", self.capacity_unanswered)?;
         writeln!(
             f,
@@ -992,8 +996,6 @@ impl std::fmt::Display for E2eReport {
 const CUSTOMER_PAUSE: Duration = Duration::from_secs(2);
 /// How long replies may still come after the last message was sent.
 const GRACE: Duration = Duration::from_secs(10);
-/// Customers writing at once in the capacity phase.
-const CONCURRENT: usize = 8;
 /// Telegram's own limit for a bot, which its client paces itself to.
 const TELEGRAM_MAX_PER_SECOND: f64 = 30.0;
 
@@ -1332,8 +1334,8 @@ where
 pub async fn e2e(settings: E2eSettings) -> anyhow::Result<E2eReport> {
     let s = &settings;
     anyhow::ensure!(
-        s.rate > 0.0 && s.seconds > 0.0 && s.capacity_messages > 0,
-        "--rate, --seconds and --capacity-messages must be above 0"
+        s.rate > 0.0 && s.seconds > 0.0 && s.capacity_messages > 0 && s.capacity_customers > 0,
+        "--rate, --seconds, --capacity-messages and --capacity-customers must be above 0"
     );
     anyhow::ensure!(
         (0.0..=1.0).contains(&s.telegram_share),
@@ -1472,7 +1474,7 @@ pub async fn e2e(settings: E2eSettings) -> anyhow::Result<E2eReport> {
     };
 
     let (capacity, bare, capacity_unanswered) =
-        capacity(&client, &base, &store, &db, &questions, s.capacity_messages).await?;
+        capacity(&client, &base, &store, &db, &questions, s).await?;
 
     shutdown.cancel();
     running.await??;
@@ -1509,7 +1511,7 @@ fn pick(m: usize, pool: usize, questions: usize) -> (usize, usize) {
     (visitor, (visitor * 31 + m / pool) % questions)
 }
 
-/// The capacity phase: `n` webchat messages, [`CONCURRENT`] customers at a time each
+/// The capacity phase: `n` webchat messages, `customers` at a time each
 /// sending as soon as their last was taken, in chunks timed from the first send until
 /// every reply was handed over; after each chunk the same rows with bare INSERTs on
 /// the same database (timed apart), so the machine's drift weighs on both alike.
@@ -1520,8 +1522,9 @@ async fn capacity(
     store: &Arc<dyn Store>,
     db: &TestDatabase,
     questions: &Arc<Vec<Question>>,
-    n: usize,
+    settings: &E2eSettings,
 ) -> anyhow::Result<(Duration, Duration, usize)> {
+    let (n, writers) = (settings.capacity_messages, settings.capacity_customers);
     // The open phase's replies are all handed over (or given up) first.
     let drained = until(
         Duration::from_secs(60),
@@ -1531,7 +1534,7 @@ async fn capacity(
     .await?;
     anyhow::ensure!(drained, "replies of the open-loop phase are still queued");
     // Few enough messages each that no visitor meets the chat's rate limit.
-    let pool = n.div_ceil(5).max(2 * CONCURRENT);
+    let pool = n.div_ceil(5).max(2 * writers);
     let visitors = Arc::new(visitors(client, base, pool).await?);
     let options = crate::app::store_options(&crate::config::Config::default());
     let bare_store = db.store_with(options).await?;
@@ -1559,7 +1562,7 @@ async fn capacity(
         let started = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(start));
         let mut customers = tokio::task::JoinSet::new();
-        for _ in 0..CONCURRENT {
+        for _ in 0..writers {
             let (next, visitors, questions, client, url) = (
                 next.clone(),
                 visitors.clone(),
@@ -1654,6 +1657,7 @@ mod tests {
             seconds: 10.0,
             telegram_share: 0.05,
             capacity_messages: 1,
+            capacity_customers: 1,
         };
         let (planned, webchat, telegram) = plan(&settings, 40);
         assert_eq!(planned.len(), 5000);

@@ -249,6 +249,9 @@ enum BenchCommand {
         /// Messages of the capacity phase.
         #[arg(long, default_value_t = 5_000)]
         capacity_messages: usize,
+        /// Customers writing at once in the capacity phase.
+        #[arg(long, default_value_t = 8)]
+        capacity_customers: usize,
     },
     /// Seed a large SQLite inbox and time the inbox's reads (p50, p95) and memory.
     Inbox {
@@ -557,6 +560,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seconds,
                     telegram_share,
                     capacity_messages,
+                    capacity_customers,
                 },
         } => {
             let report = frontdesk::bench::e2e(frontdesk::bench::E2eSettings {
@@ -564,6 +568,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seconds: f64::from(seconds),
                 telegram_share,
                 capacity_messages,
+                capacity_customers,
             })
             .await?;
             say(&report.to_string())?;

@@ -500,37 +500,32 @@ impl SqlStore {
         // no trip through the delivery worker (a claim and a Sent record saved).
         let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
         let queued = to_customer && !delivered_here;
-        let outbox_id = match to_customer {
-            false => None,
-            true => {
-                let row = q
-                    .fetch_one(
-                        Query::new(
-                            "INSERT INTO outbox (message_id, conversation_id, channel, account,
-                                 status, due_at, created_at, updated_at, sent_at, external_id)
-                             VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
-                             RETURNING id",
-                        )
-                        .bind(message.id.0)
-                        .bind(conversation.0)
-                        .bind(account.kind().as_str())
-                        .bind(account.name())
-                        .bind(if delivered_here { "sent" } else { "queued" })
-                        .bind(now.as_micros())
-                        .bind(delivered_here.then_some(now.as_micros()))
-                        .bind(delivered_here.then(|| message.id.0.to_string())),
-                    )
-                    .await?;
-                message.delivery = Some(match delivered_here {
-                    true => Delivery::Sent,
-                    false => Delivery::Queued,
-                });
-                Some(OutboxId(row.get("id")?))
-            }
-        };
-
-        // The rest depends on nothing read back but the events' ids, which come first.
-        let mut events = vec![events::NewEvent::new(
+        // The rest depends on nothing read back, so it goes in one batch: the outbox
+        // row first, then the events, whose ids (and the outbox row's) come back.
+        let mut batch = Vec::new();
+        if to_customer {
+            batch.push(
+                Query::new(
+                    "INSERT INTO outbox (message_id, conversation_id, channel, account,
+                         status, due_at, created_at, updated_at, sent_at, external_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
+                     RETURNING id",
+                )
+                .bind(message.id.0)
+                .bind(conversation.0)
+                .bind(account.kind().as_str())
+                .bind(account.name())
+                .bind(if delivered_here { "sent" } else { "queued" })
+                .bind(now.as_micros())
+                .bind(delivered_here.then_some(now.as_micros()))
+                .bind(delivered_here.then(|| message.id.0.to_string())),
+            );
+            message.delivery = Some(match delivered_here {
+                true => Delivery::Sent,
+                false => Delivery::Queued,
+            });
+        }
+        let created = events::NewEvent::new(
             EventKind::MessageCreated,
             Some(conversation),
             Some(message.id),
@@ -540,17 +535,23 @@ impl SqlStore {
                 "mentions": reply.mentions,
             }),
             now,
-        )];
+        );
+        batch.push(created.insert());
         if delivered_here {
-            events.push(events::NewEvent::new(
-                EventKind::DeliverySent,
-                Some(conversation),
-                Some(message.id),
-                serde_json::json!({ "outbox_id": outbox_id }),
-                now,
-            ));
+            // Its data names the outbox row the batch has just written.
+            batch.push(
+                Query::new(
+                    "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
+                     SELECT $1, $2, $3, '{\"outbox_id\":' || CAST(id AS TEXT) || '}', $4
+                     FROM outbox WHERE message_id = $3
+                     RETURNING id",
+                )
+                .bind(EventKind::DeliverySent.as_str())
+                .bind(conversation.0)
+                .bind(message.id.0)
+                .bind(now.as_micros()),
+            );
         }
-        let mut batch: Vec<Query> = events.iter().map(events::NewEvent::insert).collect();
         for agent in &reply.mentions {
             batch.push(
                 Query::new(
@@ -589,11 +590,26 @@ impl SqlStore {
             batch.extend(self.outbox_notice());
         }
         let rows = q.batch(batch).await?;
-        let events = events
-            .into_iter()
-            .zip(&rows)
-            .map(|(event, row)| event.stored(row))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = rows.iter();
+        let mut returned = || {
+            rows.next()
+                .ok_or(StoreError::Internal("a batch returned too few rows"))
+        };
+        let outbox_id = match to_customer {
+            true => Some(OutboxId(returned()?.get("id")?)),
+            false => None,
+        };
+        let mut events = vec![created.stored(returned()?)?];
+        if delivered_here {
+            let sent = events::NewEvent::new(
+                EventKind::DeliverySent,
+                Some(conversation),
+                Some(message.id),
+                serde_json::json!({ "outbox_id": outbox_id }),
+                now,
+            );
+            events.push(sent.stored(returned()?)?);
+        }
         let replied = Replied {
             message,
             created: true,
