@@ -729,15 +729,20 @@ impl SqlStore {
             });
         };
         let mut queued = false;
+        // The answer is stamped as it is written: the message's stamp is from before
+        // the wait for the writer.
+        let answered_at = self.now();
         let answer = match (responder, facts, &outcome) {
             (Some(responder), Some(row), IngestOutcome::Stored { message_id, .. }) => {
-                self.decided_answer(responder, &row, *message_id, now)?
+                self.decided_answer(responder, &row, *message_id, answered_at)?
             }
             _ => None,
         };
         let answered = answer.is_some();
         if let Some((id, answer, inserts)) = answer {
-            let written = self.write_answer(&mut q, id, &answer, inserts, now).await?;
+            let written = self
+                .write_answer(&mut q, id, &answer, inserts, answered_at)
+                .await?;
             events.extend(written.events);
             queued = written.queued;
         }
