@@ -1632,12 +1632,22 @@ fn micros(d: Duration) -> i64 {
 /// [`ConversationEngine::on_customer_message`] would answer with the bot alone (an
 /// answer, or a question back) and declines the rest: a secret, a verification, a
 /// conversation with people, a handoff.
-#[derive(Debug)]
 struct QuickAnswer {
     bot: Arc<Bot>,
     text: String,
     lang: Lang,
     m: frontdesk_faq::Match,
+}
+
+/// Without the customer's text, which is not yet through the guard.
+impl fmt::Debug for QuickAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuickAnswer")
+            .field("lang", &self.lang)
+            .field("intent", &self.m.intent)
+            .field("action", &self.m.action)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Responder for QuickAnswer {

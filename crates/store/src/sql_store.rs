@@ -774,8 +774,14 @@ impl SqlStore {
         let Some(answer) = responder.answer(&facts) else {
             return Ok(None);
         };
-        // The answer must take the turn's note, or the timers would take the turn again.
-        if !answer.replies.iter().any(|r| r.answers == Some(message)) {
+        // The answer must take the turn's note, or the timers would take the turn again:
+        // a reply that answers the message and is new (a repeated idempotency key
+        // writes nothing).
+        if !answer
+            .replies
+            .iter()
+            .any(|r| r.answers == Some(message) && r.idempotency_key.is_none())
+        {
             return Ok(None);
         }
         match self.answer_inserts(&answer, now) {
@@ -812,7 +818,7 @@ impl SqlStore {
             }
             None => inbound,
         };
-        let mut attempt = 1;
+        let (mut attempt, mut responder) = (1, responder);
         loop {
             match self
                 .ingest_once(inbound, &filtered, cursor, responder)
@@ -821,6 +827,13 @@ impl SqlStore {
                 Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
                     tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
                     attempt += 1;
+                }
+                // Nothing of it was kept. The message matters more than the answer
+                // going with it: stored alone, it gets the engine's turn.
+                Err(e) if responder.is_some() => {
+                    tracing::warn!(error = %e,
+                        "the message and the bot's answer could not be stored together; storing the message alone");
+                    responder = None;
                 }
                 other => return other,
             }
@@ -1807,6 +1820,7 @@ impl Store for SqlStore {
         Ok(self.ingest_with(inbound, cursor, None).await?.outcome)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(account = %inbound.account))]
     async fn ingest_answering(
         &self,
         inbound: &Inbound,

@@ -603,12 +603,14 @@ async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(sto
     );
 }
 
-/// Answers every message it is asked about (unless told to decline), and keeps the
-/// facts it was given: the conversation's status, the customer's message before.
+/// Answers every message it is asked about (unless told to decline, or to answer
+/// into a conversation that does not exist), and keeps the facts it was given: the
+/// conversation's status, the customer's message before.
 #[derive(Debug, Default)]
 struct Recording {
     seen: std::sync::Mutex<Vec<(Status, Option<String>, bool)>>,
     decline: std::sync::atomic::AtomicBool,
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl Responder for Recording {
@@ -622,10 +624,14 @@ impl Responder for Recording {
         if self.decline.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
         }
+        let into = match self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            true => frontdesk_core::ConversationId(i64::MAX),
+            false => facts.conversation.id,
+        };
         Some(Answer {
             replies: vec![NewReply {
                 answers: Some(facts.message),
-                ..bot_reply(facts.conversation.id, "注册请点击首页的“创建钱包”")
+                ..bot_reply(into, "注册请点击首页的“创建钱包”")
             }],
             intent: Some("register".into()),
             language: Some("zh".into()),
@@ -721,6 +727,63 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     assert!(!duplicate.answered);
     assert_eq!(responder.seen.lock().unwrap().len(), asked);
     assert_eq!(message_count(&store, conversation_id).await, 5);
+
+    // An answer that cannot be written does not cost the message: it is stored alone,
+    // its turn left for the engine.
+    responder
+        .decline
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    responder
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let unanswerable = store
+        .ingest_answering(
+            &inbound("2004", "77", "怎么注册账号"),
+            None,
+            responder.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(!unanswerable.answered);
+    let (_, message_id) = stored(unanswerable.outcome);
+    assert_eq!(message_count(&store, conversation_id).await, 6);
+    let turns = store.take_turns(later, later, 10).await.unwrap();
+    assert!(turns.iter().any(|t| t.message_id == message_id));
+
+    // On the website chat the answer is delivered as it is stored, and its Sent event
+    // names its outbox row.
+    responder
+        .broken
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut visitor = inbound("w-1", "v-1", "怎么注册账号");
+    visitor.account = ChannelAccount::default_of(ChannelKind::Webchat);
+    let chat = store
+        .ingest_answering(&visitor, None, responder.clone())
+        .await
+        .unwrap();
+    assert!(chat.answered);
+    let (chat_id, _) = stored(chat.outcome);
+    let answer = store
+        .messages(chat_id, None, 0)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(answer.author, Author::Bot);
+    assert_eq!(answer.delivery, Some(Delivery::Sent));
+    let sent = store
+        .events_after(frontdesk_core::EventId(0), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == EventKind::DeliverySent)
+        .unwrap();
+    assert_eq!(sent.message_id, Some(answer.id));
+    assert!(
+        sent.data["outbox_id"].as_i64().is_some_and(|id| id > 0),
+        "{}",
+        sent.data
+    );
 }
 
 async fn the_same_inbound_twice_is_stored_once(store: SqlStore) {
