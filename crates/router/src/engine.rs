@@ -462,7 +462,6 @@ impl ConversationEngine {
         }
         Some(Arc::new(QuickAnswer {
             m: bot.matched(text, None),
-            lang: frontdesk_faq::text::detect_language(text),
             text: text.to_owned(),
             bot,
         }))
@@ -1630,12 +1629,12 @@ fn micros(d: Duration) -> i64 {
 /// The bot's answer to a message in a conversation still with the bot, decided with
 /// the ingest ([`ConversationEngine::quick_answer`]). It answers what
 /// [`ConversationEngine::on_customer_message`] would answer with the bot alone (an
-/// answer, or a question back) and declines the rest: a secret, a verification, a
-/// conversation with people, a handoff.
+/// answer, or a question back) and declines the rest: a verification, a conversation
+/// with people, a handoff (the store never asks about a message with a secret).
 struct QuickAnswer {
     bot: Arc<Bot>,
     text: String,
-    lang: Lang,
+    /// The text matched, in the language it is written in (it has words).
     m: frontdesk_faq::Match,
 }
 
@@ -1643,7 +1642,7 @@ struct QuickAnswer {
 impl fmt::Debug for QuickAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuickAnswer")
-            .field("lang", &self.lang)
+            .field("lang", &self.m.lang)
             .field("intent", &self.m.intent)
             .field("action", &self.m.action)
             .finish_non_exhaustive()
@@ -1653,7 +1652,7 @@ impl fmt::Debug for QuickAnswer {
 impl Responder for QuickAnswer {
     fn answer(&self, facts: &TurnFacts<'_>) -> Option<Answer> {
         let conversation = facts.conversation;
-        if facts.findings > 0 || facts.verifying || conversation.status != Status::Bot {
+        if facts.verifying || conversation.status != Status::Bot {
             return None;
         }
         let plan = self.bot.plan(
@@ -1665,7 +1664,7 @@ impl Responder for QuickAnswer {
         );
         match plan.turn {
             Turn::Answered { .. } | Turn::Asked => Some(Answer {
-                language: language_change(conversation, self.lang).map(str::to_owned),
+                language: language_change(conversation, self.m.lang).map(str::to_owned),
                 ..plan.answer
             }),
             Turn::Silent | Turn::HandOff { .. } => None,

@@ -201,8 +201,6 @@ pub struct TurnFacts<'a> {
     /// The conversation as the message left it.
     pub conversation: &'a Conversation,
     pub message: MessageId,
-    /// Secrets the guard redacted from the message.
-    pub findings: usize,
     /// The customer's message before this one ([`Store::contact_text_before`]).
     pub previous_text: Option<&'a str>,
     /// A verification waits for the customer's answer ([`Store::active_verification`]).
@@ -210,9 +208,10 @@ pub struct TurnFacts<'a> {
 }
 
 /// Decides the bot's answer inside the transaction that stores the customer's message,
-/// so the question and its answer take one write. Returns `None` when the answer needs
-/// more than the facts (a handoff, a verification, a secret): the caller then takes
-/// the engine's turn as for any stored message.
+/// so the question and its answer take one write. Asked only about a new message that
+/// wants the engine's turn and had no secret in it. Returns `None` when the answer
+/// needs more than the facts (a handoff, a verification): the caller then takes the
+/// engine's turn as for any stored message.
 pub trait Responder: Send + Sync + fmt::Debug {
     fn answer(&self, facts: &TurnFacts<'_>) -> Option<Answer>;
 }

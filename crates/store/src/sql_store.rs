@@ -637,17 +637,18 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<Written, StoreError> {
         let mut written = Written::default();
-        let change = ConversationChange {
-            language: answer.language.clone(),
-            bot_misses: answer.bot_misses,
-            ..ConversationChange::default()
-        };
-        let changes = change.language.is_some() || change.bot_misses.is_some();
-        let mut batch = Vec::new();
-        let event = changes.then(|| changed_event(id, &change, now));
-        batch.extend(event.as_ref().map(events::NewEvent::insert));
-        if changes {
+        let (mut batch, mut event) = (Vec::new(), None);
+        if answer.language.is_some() || answer.bot_misses.is_some() {
+            let change = ConversationChange {
+                language: answer.language.clone(),
+                bot_misses: answer.bot_misses,
+                ..ConversationChange::default()
+            };
+            // The event first: its row is the batch's first.
+            let changed = changed_event(id, &change, now);
+            batch.push(changed.insert());
             batch.push(change_conversation(id, &change, None, now));
+            event = Some(changed);
         }
         if let Some(intent) = &answer.intent {
             batch.push(note_intent(id, intent));
@@ -767,7 +768,6 @@ impl SqlStore {
         let facts = TurnFacts {
             conversation: &conversation,
             message,
-            findings: 0,
             previous_text: previous_text.as_deref(),
             verifying: facts.get::<i64>("verifying")? != 0,
         };

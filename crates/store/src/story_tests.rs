@@ -609,8 +609,31 @@ async fn a_customer_message_becomes_a_conversation_and_the_reply_leaves_once(sto
 #[derive(Debug, Default)]
 struct Recording {
     seen: std::sync::Mutex<Vec<(Status, Option<String>, bool)>>,
-    decline: std::sync::atomic::AtomicBool,
-    broken: std::sync::atomic::AtomicBool,
+    behaviour: std::sync::Mutex<Behaviour>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Behaviour {
+    decline: bool,
+    broken: bool,
+}
+
+impl Recording {
+    fn behave(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+}
+
+/// Stores `inbound` with `responder` asked for the answer.
+async fn answering(
+    store: &SqlStore,
+    responder: &std::sync::Arc<Recording>,
+    inbound: &frontdesk_core::Inbound,
+) -> crate::Ingested {
+    store
+        .ingest_answering(inbound, None, responder.clone())
+        .await
+        .unwrap()
 }
 
 impl Responder for Recording {
@@ -621,10 +644,11 @@ impl Responder for Recording {
             facts.verifying,
         );
         self.seen.lock().unwrap().push(seen);
-        if self.decline.load(std::sync::atomic::Ordering::SeqCst) {
+        let behaviour = *self.behaviour.lock().unwrap();
+        if behaviour.decline {
             return None;
         }
-        let into = match self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+        let into = match behaviour.broken {
             true => frontdesk_core::ConversationId(i64::MAX),
             false => facts.conversation.id,
         };
@@ -643,14 +667,7 @@ impl Responder for Recording {
 async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     let responder = std::sync::Arc::new(Recording::default());
     let mut events = store.subscribe();
-    let ingested = store
-        .ingest_answering(
-            &inbound("2001", "77", "怎么注册账号"),
-            None,
-            responder.clone(),
-        )
-        .await
-        .unwrap();
+    let ingested = answering(&store, &responder, &inbound("2001", "77", "怎么注册账号")).await;
     assert!(ingested.answered);
     let (conversation_id, _) = stored(ingested.outcome);
     let said: Vec<(Author, String)> = store
@@ -691,10 +708,7 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     );
 
     // The next message's facts hold the customer's message before it.
-    let again = store
-        .ingest_answering(&inbound("2002", "77", "还在吗"), None, responder.clone())
-        .await
-        .unwrap();
+    let again = answering(&store, &responder, &inbound("2002", "77", "还在吗")).await;
     assert!(again.answered);
     assert_eq!(
         responder.seen.lock().unwrap().last(),
@@ -702,13 +716,11 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     );
 
     // Declined: stored as by a plain ingest, its turn left for the engine.
-    responder
-        .decline
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let declined = store
-        .ingest_answering(&inbound("2003", "77", "人工"), None, responder.clone())
-        .await
-        .unwrap();
+    responder.behave(Behaviour {
+        decline: true,
+        broken: false,
+    });
+    let declined = answering(&store, &responder, &inbound("2003", "77", "人工")).await;
     assert!(!declined.answered);
     let (_, message_id) = stored(declined.outcome);
     let turns = store.take_turns(later, later, 10).await.unwrap();
@@ -719,10 +731,7 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
 
     // A duplicate is not answered again; the responder is not even asked.
     let asked = responder.seen.lock().unwrap().len();
-    let duplicate = store
-        .ingest_answering(&inbound("2003", "77", "人工"), None, responder.clone())
-        .await
-        .unwrap();
+    let duplicate = answering(&store, &responder, &inbound("2003", "77", "人工")).await;
     assert!(matches!(duplicate.outcome, IngestOutcome::Duplicate));
     assert!(!duplicate.answered);
     assert_eq!(responder.seen.lock().unwrap().len(), asked);
@@ -730,20 +739,11 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
 
     // An answer that cannot be written does not cost the message: it is stored alone,
     // its turn left for the engine.
-    responder
-        .decline
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    responder
-        .broken
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let unanswerable = store
-        .ingest_answering(
-            &inbound("2004", "77", "怎么注册账号"),
-            None,
-            responder.clone(),
-        )
-        .await
-        .unwrap();
+    responder.behave(Behaviour {
+        decline: false,
+        broken: true,
+    });
+    let unanswerable = answering(&store, &responder, &inbound("2004", "77", "怎么注册账号")).await;
     assert!(!unanswerable.answered);
     let (_, message_id) = stored(unanswerable.outcome);
     assert_eq!(message_count(&store, conversation_id).await, 6);
@@ -752,15 +752,13 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
 
     // On the website chat the answer is delivered as it is stored, and its Sent event
     // names its outbox row.
-    responder
-        .broken
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    responder.behave(Behaviour {
+        decline: false,
+        broken: false,
+    });
     let mut visitor = inbound("w-1", "v-1", "怎么注册账号");
     visitor.account = ChannelAccount::default_of(ChannelKind::Webchat);
-    let chat = store
-        .ingest_answering(&visitor, None, responder.clone())
-        .await
-        .unwrap();
+    let chat = answering(&store, &responder, &visitor).await;
     assert!(chat.answered);
     let (chat_id, _) = stored(chat.outcome);
     let answer = store
