@@ -12,6 +12,7 @@
 
 use crate::StoreError;
 use crate::group::Member;
+use frontdesk_core::MessageId;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -22,6 +23,48 @@ use sqlx::{AssertSqlSafe, Decode, Postgres, Row as _, SqlStr, Sqlite, Transactio
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// SQL for the id of the row the transaction last inserted into `messages`: a
+    /// batch that inserts a message refers to it with this before the id is known.
+    /// Both read the table's own counter, which no other transaction moves in between
+    /// (SQLite has one writer; PostgreSQL's `currval` is the session's own).
+    pub(crate) fn last_message_id(self) -> &'static str {
+        match self {
+            // `messages.id` is AUTOINCREMENT: its counter is the largest id handed out.
+            Backend::Sqlite => "(SELECT seq FROM sqlite_sequence WHERE name = 'messages')",
+            Backend::Postgres => "currval(pg_get_serial_sequence('messages', 'id'))",
+        }
+    }
+}
+
+/// A message a statement names: by id, or as the message the transaction inserted
+/// last ([`Backend::last_message_id`]), in a batch that inserts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MessageRef {
+    Id(MessageId),
+    Inserted(Backend),
+}
+
+impl MessageRef {
+    /// The message's id in SQL, where `placeholder` takes [`Self::value`].
+    pub(crate) fn sql(self, placeholder: &str) -> String {
+        match self {
+            MessageRef::Id(_) => placeholder.to_owned(),
+            MessageRef::Inserted(backend) => {
+                format!("COALESCE({placeholder}, {})", backend.last_message_id())
+            }
+        }
+    }
+
+    /// The value [`Self::sql`]'s placeholder takes: NULL for the inserted message.
+    pub(crate) fn value(self) -> Option<i64> {
+        match self {
+            MessageRef::Id(id) => Some(id.0),
+            MessageRef::Inserted(_) => None,
+        }
+    }
 }
 
 /// A bound parameter. Nulls carry their type: PostgreSQL checks it.

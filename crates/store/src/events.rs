@@ -6,7 +6,7 @@
 //! instance A sees a message ingested by instance B.
 
 use crate::StoreError;
-use crate::db::{Exec, Query, Row};
+use crate::db::{Exec, MessageRef, Query, Row};
 use frontdesk_core::{ConversationId, Event, EventId, EventKind, MessageId, Timestamp};
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::{broadcast, watch};
@@ -82,6 +82,32 @@ impl NewEvent {
         .bind(self.message_id.map(|m| m.0))
         .bind(self.data.to_string())
         .bind(self.at.as_micros())
+    }
+
+    /// The INSERT of an event about `message`, which may be one its batch inserts
+    /// before its id is known; it returns the row's `id`.
+    pub(crate) fn insert_about(&self, message: MessageRef) -> Query {
+        Query::assembled(format!(
+            "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
+             VALUES ($1, $2, {}, $4, $5) RETURNING id",
+            message.sql("$3")
+        ))
+        .bind(self.kind.as_str())
+        .bind(self.conversation_id.map(|c| c.0))
+        .bind(message.value())
+        .bind(self.data.to_string())
+        .bind(self.at.as_micros())
+    }
+
+    /// The event [`Self::insert_about`] wrote, given message's id and the row the
+    /// INSERT returned.
+    pub(crate) fn stored_about(
+        mut self,
+        message: MessageId,
+        row: &Row,
+    ) -> Result<Event, StoreError> {
+        self.message_id = Some(message);
+        self.stored(row)
     }
 
     /// The event, given the row the INSERT returned.

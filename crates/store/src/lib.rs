@@ -25,6 +25,7 @@ pub mod search;
 mod sql_api;
 mod sql_engine;
 mod sql_inbox;
+mod sql_reply;
 mod sql_store;
 #[cfg(test)]
 mod story_tests;

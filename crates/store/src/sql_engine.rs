@@ -4,8 +4,9 @@
 
 use crate::db::{Exec, Query, Row};
 use crate::sql_store::{
-    VERIFICATION_WAITING, account_of, agent_from_row, agent_select, conversation_from_row,
-    conversation_select, find_agent, load_agent_teams, load_conversation, micros, opt_micros, word,
+    account_of, agent_from_row, agent_select, conversation_from_row, conversation_select,
+    find_agent, load_agent_teams, load_conversation, micros, opt_micros, verification_waiting,
+    word,
 };
 use crate::{
     AgentLoad, AgentProfile, ConversationFacts, Csat, PendingTurn, SlaTarget, SqlStore, StoreError,
@@ -602,8 +603,9 @@ impl SqlStore {
             .q()
             .fetch_optional(
                 Query::assembled(format!(
-                    "{} WHERE {VERIFICATION_WAITING} ORDER BY id DESC LIMIT 1",
-                    verification_select!()
+                    "{} WHERE {} ORDER BY id DESC LIMIT 1",
+                    verification_select!(),
+                    verification_waiting("$1")
                 ))
                 .bind(id.0),
             )

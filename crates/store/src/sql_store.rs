@@ -3,6 +3,7 @@
 use crate::db::{Backend, Conn, Exec, Query, Row, Tx};
 use crate::events::{self, EVENTS_CHANNEL, OUTBOX_CHANNEL, event_select};
 use crate::group::GroupWriter;
+use crate::sql_reply::{AnswerRows, Written, next_row};
 use crate::{
     AgentLoad, AgentProfile, Answer, AssigneeFilter, AuditEntry, ClaimRequest, ContactErasure,
     ConversationChange, ConversationFacts, ConversationQuery, Csat, Ingested, LeaseReport,
@@ -326,7 +327,7 @@ impl SqlStore {
     }
 
     /// On PostgreSQL, the statement that wakes the other instances' delivery workers.
-    fn outbox_notice(&self) -> Option<Query> {
+    pub(crate) fn outbox_notice(&self) -> Option<Query> {
         (self.backend() == Backend::Postgres).then(|| {
             Query::new("SELECT pg_notify($1, $2)")
                 .bind(OUTBOX_CHANNEL)
@@ -348,6 +349,11 @@ impl SqlStore {
         let events = vec![events::append(q, kind, conversation, message, data, now).await?];
         self.announce(q, &events).await?;
         Ok(events)
+    }
+
+    /// The check every reply to a customer passes before its outbox row is written.
+    pub(crate) fn outbound_check(&self) -> &dyn OutboundCheck {
+        &*self.inner.outbound
     }
 
     /// Hands committed events to this process's subscribers.
@@ -410,263 +416,6 @@ impl SqlStore {
             .await
     }
 
-    /// Checks a reply and builds its INSERT: everything worked out before the
-    /// transaction, so that it holds the writer only for the statements.
-    fn reply_insert(&self, reply: &NewReply, now: Timestamp) -> Result<Query, StoreError> {
-        if reply.author == Author::Contact {
-            return Err(StoreError::Invalid(
-                "a reply cannot be authored by the contact".into(),
-            ));
-        }
-        if reply.text.trim().is_empty() && reply.attachments.is_empty() {
-            return Err(StoreError::Invalid(
-                "a reply needs text or an attachment".into(),
-            ));
-        }
-        // The outbound check: nothing that asks a customer for a secret reaches the
-        // outbox. Notes stay among agents and are not checked.
-        if reply.kind == MessageKind::Text {
-            self.inner
-                .outbound
-                .check(&reply.text)
-                .map_err(StoreError::Refused)?;
-        }
-        Ok(Query::new(
-            "INSERT INTO messages (conversation_id, channel, account, direction, author,
-                 agent_id, kind, text, attachments, idempotency_key, created_at, meta,
-                 search_text)
-             SELECT c.id, c.channel, c.account, 'out', $2, $3, $4, $5, $6, $7, $8, $9, $10
-             FROM conversations c WHERE c.id = $1
-             RETURNING id, conversation_id, direction, author, agent_id, kind, text,
-                 attachments, findings, entities, external_id, created_at, edited_at, meta,
-                 channel, account, CAST(NULL AS TEXT) AS delivery_status,
-                 CAST(NULL AS TEXT) AS delivery_error",
-        )
-        .bind(reply.conversation_id.0)
-        .bind(reply.author.as_str())
-        .bind(reply.agent_id.map(|a| a.0))
-        .bind(reply.kind.as_str())
-        .bind(reply.text.as_str())
-        .bind(to_json(&reply.attachments))
-        .bind(reply.idempotency_key.as_deref())
-        .bind(now.as_micros())
-        .bind(match reply.quick_replies.is_empty() {
-            true => "null".to_owned(),
-            false => to_json(&serde_json::json!({ "quick_replies": reply.quick_replies })),
-        })
-        .bind(match reply.kind {
-            MessageKind::Event => String::new(),
-            _ => crate::search::terms(&reply.text),
-        }))
-    }
-
-    /// Writes a reply checked by [`Self::reply_insert`] in `q`'s transaction: the
-    /// message, its outbox row, its events and what it changes on the conversation.
-    async fn write_reply(
-        &self,
-        q: &mut Exec<'_>,
-        reply: &NewReply,
-        insert: Query,
-        now: Timestamp,
-    ) -> Result<(Replied, Written), StoreError> {
-        let conversation = reply.conversation_id;
-        let to_customer = reply.kind == MessageKind::Text;
-        if let Some(key) = &reply.idempotency_key {
-            let earlier = q
-                .fetch_optional(
-                    Query::new(
-                        "SELECT id FROM messages WHERE conversation_id = $1 AND idempotency_key = $2",
-                    )
-                    .bind(conversation.0)
-                    .bind(key.as_str()),
-                )
-                .await?;
-            if let Some(row) = earlier {
-                let message = load_message(q, MessageId(row.get("id")?)).await?;
-                let replied = Replied {
-                    message,
-                    created: false,
-                };
-                return Ok((replied, Written::default()));
-            }
-        }
-        let row = q
-            .fetch_optional(insert)
-            .await?
-            .ok_or(StoreError::NotFound("conversation", conversation.0))?;
-        let mut message = message_from_row(&row)?;
-        let account = account_of(&row)?;
-        // The website chat's visitor reads replies from here: stored is delivered, with
-        // no trip through the delivery worker (a claim and a Sent record saved).
-        let delivered_here = to_customer && account.kind() == ChannelKind::Webchat;
-        let queued = to_customer && !delivered_here;
-        // The rest depends on nothing read back, so it goes in one batch: the outbox
-        // row first, then the events, whose ids (and the outbox row's) come back.
-        let mut batch = Vec::new();
-        if to_customer {
-            batch.push(
-                Query::new(
-                    "INSERT INTO outbox (message_id, conversation_id, channel, account,
-                         status, due_at, created_at, updated_at, sent_at, external_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)
-                     RETURNING id",
-                )
-                .bind(message.id.0)
-                .bind(conversation.0)
-                .bind(account.kind().as_str())
-                .bind(account.name())
-                .bind(if delivered_here { "sent" } else { "queued" })
-                .bind(now.as_micros())
-                .bind(delivered_here.then_some(now.as_micros()))
-                .bind(delivered_here.then(|| message.id.0.to_string())),
-            );
-            message.delivery = Some(match delivered_here {
-                true => Delivery::Sent,
-                false => Delivery::Queued,
-            });
-        }
-        let created = events::NewEvent::new(
-            EventKind::MessageCreated,
-            Some(conversation),
-            Some(message.id),
-            serde_json::json!({
-                "direction": "out",
-                "author": reply.author,
-                "mentions": reply.mentions,
-            }),
-            now,
-        );
-        batch.push(created.insert());
-        if delivered_here {
-            // Its data names the outbox row the batch has just written.
-            batch.push(
-                Query::new(
-                    "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
-                     SELECT $1, $2, $3, '{\"outbox_id\":' || CAST(id AS TEXT) || '}', $4
-                     FROM outbox WHERE message_id = $3
-                     RETURNING id",
-                )
-                .bind(EventKind::DeliverySent.as_str())
-                .bind(conversation.0)
-                .bind(message.id.0)
-                .bind(now.as_micros()),
-            );
-        }
-        for agent in &reply.mentions {
-            batch.push(
-                Query::new(
-                    "INSERT INTO mentions (message_id, conversation_id, agent_id, created_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, agent_id) DO NOTHING",
-                )
-                .bind(message.id.0)
-                .bind(conversation.0)
-                .bind(agent.0)
-                .bind(now.as_micros()),
-            );
-        }
-        if to_customer {
-            batch.push(touch_conversation(conversation, now));
-            if reply.author == Author::Agent {
-                // The first response, for the SLA and the reports.
-                batch.push(
-                    Query::new(
-                        "UPDATE conversations SET first_response_at = $2
-                         WHERE id = $1 AND first_response_at IS NULL",
-                    )
-                    .bind(conversation.0)
-                    .bind(now.as_micros()),
-                );
-            }
-        }
-        if let Some(intent) = &reply.intent {
-            batch.push(note_intent(conversation, intent));
-        }
-        if let Some(answered) = reply.answers {
-            batch.push(
-                Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
-            );
-        }
-        if queued {
-            batch.extend(self.outbox_notice());
-        }
-        let rows = q.batch(batch).await?;
-        let mut rows = rows.iter();
-        let mut returned = || {
-            rows.next()
-                .ok_or(StoreError::Internal("a batch returned too few rows"))
-        };
-        let outbox_id = match to_customer {
-            true => Some(OutboxId(returned()?.get("id")?)),
-            false => None,
-        };
-        let mut events = vec![created.stored(returned()?)?];
-        if delivered_here {
-            let sent = events::NewEvent::new(
-                EventKind::DeliverySent,
-                Some(conversation),
-                Some(message.id),
-                serde_json::json!({ "outbox_id": outbox_id }),
-                now,
-            );
-            events.push(sent.stored(returned()?)?);
-        }
-        let replied = Replied {
-            message,
-            created: true,
-        };
-        Ok((replied, Written { events, queued }))
-    }
-
-    /// The INSERTs of an answer's replies, checked before its transaction.
-    fn answer_inserts(&self, answer: &Answer, now: Timestamp) -> Result<Vec<Query>, StoreError> {
-        answer
-            .replies
-            .iter()
-            .map(|reply| self.reply_insert(reply, now))
-            .collect()
-    }
-
-    /// Writes the bot's answer in `q`'s transaction: what it changes on the
-    /// conversation (one round trip, when anything), then each reply.
-    async fn write_answer(
-        &self,
-        q: &mut Exec<'_>,
-        id: ConversationId,
-        answer: &Answer,
-        inserts: Vec<Query>,
-        now: Timestamp,
-    ) -> Result<Written, StoreError> {
-        let mut written = Written::default();
-        let (mut batch, mut event) = (Vec::new(), None);
-        if answer.language.is_some() || answer.bot_misses.is_some() {
-            let change = ConversationChange {
-                language: answer.language.clone(),
-                bot_misses: answer.bot_misses,
-                ..ConversationChange::default()
-            };
-            // The event first: its row is the batch's first.
-            let changed = changed_event(id, &change, now);
-            batch.push(changed.insert());
-            batch.push(change_conversation(id, &change, None, now));
-            event = Some(changed);
-        }
-        if let Some(intent) = &answer.intent {
-            batch.push(note_intent(id, intent));
-        }
-        if !batch.is_empty() {
-            let rows = q.batch(batch).await?;
-            if let (Some(event), Some(row)) = (event, rows.first()) {
-                written.events.push(event.stored(row)?);
-            }
-        }
-        for (reply, insert) in answer.replies.iter().zip(inserts) {
-            let (_, reply) = self.write_reply(q, reply, insert, now).await?;
-            written.events.extend(reply.events);
-            written.queued |= reply.queued;
-        }
-        Ok(written)
-    }
-
     /// After the commit: publishes what was written and wakes the delivery worker.
     fn written(&self, written: Written) {
         self.publish(written.events);
@@ -712,6 +461,7 @@ impl SqlStore {
             outcome,
             mut events,
             facts,
+            closing,
         }) = stored
         else {
             // Roll back (and, on SQLite, release the write lock) before writing the cursor.
@@ -729,23 +479,49 @@ impl SqlStore {
                 answered: false,
             });
         };
-        let mut queued = false;
         // The answer is stamped as it is written: the message's stamp is from before
         // the wait for the writer.
         let answered_at = self.now();
         let answer = match (responder, facts, &outcome) {
             (Some(responder), Some(row), IngestOutcome::Stored { message_id, .. }) => {
-                self.decided_answer(responder, &row, *message_id, answered_at)?
+                self.decided_answer(responder, &row, *message_id, now, answered_at)?
             }
             _ => None,
         };
         let answered = answer.is_some();
-        if let Some((id, answer, inserts)) = answer {
-            let written = self
-                .write_answer(&mut q, id, &answer, inserts, answered_at)
-                .await?;
-            events.extend(written.events);
-            queued = written.queued;
+        // The rest in one batch: the message's closing statements, then the answer.
+        let mut statements = Vec::new();
+        let mut created = None;
+        if let (
+            Some(closing),
+            IngestOutcome::Stored {
+                conversation_id,
+                message_id,
+                ..
+            },
+        ) = (closing, &outcome)
+        {
+            statements.extend(closing.statements);
+            created = Some(closing.created);
+            // An answered message leaves the engine no turn to take.
+            if !answered && inbound.wants_turn(filtered.findings.len()) {
+                statements.push(note_turn(*conversation_id, *message_id, now));
+            }
+        }
+        let (answer_statements, answer) = answer.unzip();
+        statements.extend(answer_statements.into_iter().flatten());
+        let mut queued = false;
+        if !statements.is_empty() {
+            let rows = q.batch(statements).await?;
+            let mut rows = rows.iter();
+            if let Some(created) = created {
+                events.push(created.stored(next_row(&mut rows)?)?);
+            }
+            if let Some(answer) = answer {
+                let written = answer.read(&mut rows)?;
+                events.extend(written.events);
+                queued = written.queued;
+            }
         }
         self.announce(&mut q, &events).await?;
         tx.commit().await?;
@@ -754,16 +530,20 @@ impl SqlStore {
     }
 
     /// The responder's answer to a message just stored, from the facts the ingest read
-    /// with it, and its replies' INSERTs; `None` when it declines, or when its answer
-    /// could not be written (the engine's turn then takes the message as usual).
+    /// with it (from before the message's closing statements, which touch the
+    /// conversation at `stored_at`), as a batch; `None` when it declines, or when its
+    /// answer could not be written (the engine's turn then takes the message as usual).
     fn decided_answer(
         &self,
         responder: &dyn Responder,
         facts: &Row,
         message: MessageId,
+        stored_at: Timestamp,
         now: Timestamp,
-    ) -> Result<Option<(ConversationId, Answer, Vec<Query>)>, StoreError> {
-        let conversation = conversation_from_row(facts)?;
+    ) -> Result<Option<(Vec<Query>, AnswerRows)>, StoreError> {
+        let mut conversation = conversation_from_row(facts)?;
+        conversation.last_message_at = stored_at;
+        conversation.updated_at = stored_at;
         let previous_text: Option<String> = facts.get("previous_text")?;
         let facts = TurnFacts {
             conversation: &conversation,
@@ -774,9 +554,8 @@ impl SqlStore {
         let Some(answer) = responder.answer(&facts) else {
             return Ok(None);
         };
-        // The answer must take the turn's note, or the timers would take the turn again:
-        // a reply that answers the message and is new (a repeated idempotency key
-        // writes nothing).
+        // Answered means the engine has no turn to take: the answer must hold a reply
+        // to the message that is new (a repeated idempotency key writes nothing).
         if !answer
             .replies
             .iter()
@@ -785,7 +564,15 @@ impl SqlStore {
             return Ok(None);
         }
         match self.answer_inserts(&answer, now) {
-            Ok(inserts) => Ok(Some((conversation.id, answer, inserts))),
+            // No turn was noted: the message is answered in the batch that stores it.
+            Ok(inserts) => Ok(Some(self.answer_batch(
+                conversation.id,
+                &conversation.account,
+                &answer,
+                inserts,
+                false,
+                now,
+            ))),
             Err(e) => {
                 tracing::warn!(conversation_id = %conversation.id, error = %e,
                     "the bot's answer cannot go with the message; the engine takes the turn");
@@ -906,10 +693,11 @@ async fn open_sqlite(
 /// before; the caller then rolls back, undoing anything done here.
 ///
 /// Every statement is a round trip (on SQLite, to the connection's thread), so the
-/// common case, a message in a thread whose conversation is open, takes two: insert the
-/// message straight into that conversation (the unique index on the external id is the
-/// dedupe), then one batch that marks the conversation active, appends the event and
-/// stores the cursor.
+/// common case, a message in a thread whose conversation is open, takes one here:
+/// insert the message straight into that conversation (the unique index on the
+/// external id is the dedupe), with the [`turn_facts`] read behind it when asked for.
+/// What is left (the event, the conversation's touch, the cursor) comes back as
+/// [`Closing`], for the caller's one batch, with the bot's answer when there is one.
 async fn ingest_new(
     q: &mut Exec<'_>,
     new: NewMessage<'_>,
@@ -923,9 +711,11 @@ async fn ingest_new(
         reopen_since,
     } = new;
     let account = &inbound.account;
+    let facts = || with_facts.then(|| turn_facts(account, &inbound.external_id));
     let mut events = Vec::new();
-    let into_open = q
-        .fetch_optional(insert_message(
+    let into_open = insert_with_facts(
+        q,
+        insert_message(
             "INSERT INTO messages (conversation_id, channel, account, direction, author,
                      kind, text, attachments, findings, sender_id, external_id, reply_to, meta,
                      created_at, entities, search_text)
@@ -940,13 +730,16 @@ async fn ingest_new(
             inbound,
             filtered,
             now,
-        ))
-        .await?;
-    let (conversation_id, message_id, new_conversation) = match into_open {
-        Some(row) => (
+        ),
+        facts(),
+    )
+    .await?;
+    let (conversation_id, message_id, new_conversation, facts) = match into_open {
+        Some((row, facts)) => (
             ConversationId(row.get("conversation_id")?),
             MessageId(row.get("id")?),
             false,
+            facts,
         ),
         // Nothing inserted: a duplicate, or the first message of its thread.
         None => {
@@ -975,8 +768,9 @@ async fn ingest_new(
                     id
                 }
             };
-            let inserted = q
-                .fetch_optional(insert_message(
+            let inserted = insert_with_facts(
+                q,
+                insert_message(
                     "INSERT INTO messages (conversation_id, channel, account, direction, author,
                          kind, text, attachments, findings, sender_id, external_id, reply_to,
                          meta, created_at, entities, search_text)
@@ -988,35 +782,29 @@ async fn ingest_new(
                     inbound,
                     filtered,
                     now,
-                ))
-                .await?;
+                ),
+                facts(),
+            )
+            .await?;
             // Another instance stored it a moment ago.
-            let Some(row) = inserted else { return Ok(None) };
-            (conversation_id, MessageId(row.get("id")?), new_conversation)
+            let Some((row, facts)) = inserted else {
+                return Ok(None);
+            };
+            let message_id = MessageId(row.get("id")?);
+            (conversation_id, message_id, new_conversation, facts)
         }
     };
-    let event = events::NewEvent::new(
+    let created = events::NewEvent::new(
         EventKind::MessageCreated,
         Some(conversation_id),
         Some(message_id),
         serde_json::json!({ "direction": "in", "findings": filtered.findings.len() }),
         now,
     );
-    let mut batch = vec![event.insert(), touch_conversation(conversation_id, now)];
-    if inbound.wants_turn(filtered.findings.len()) {
-        batch.push(note_turn(conversation_id, message_id, now));
-    }
+    let mut statements = vec![created.insert(), touch_conversation(conversation_id, now)];
     if let Some(cursor) = cursor {
-        batch.push(save_cursor(account, cursor, now));
+        statements.push(save_cursor(account, cursor, now));
     }
-    if with_facts {
-        batch.push(turn_facts(conversation_id, message_id));
-    }
-    let mut rows = q.batch(batch).await?.into_iter();
-    let row = rows
-        .next()
-        .ok_or(StoreError::Internal("the event insert returned no id"))?;
-    events.push(event.stored(&row)?);
     Ok(Some(Stored {
         outcome: IngestOutcome::Stored {
             conversation_id,
@@ -1025,8 +813,32 @@ async fn ingest_new(
             findings: filtered.findings.len(),
         },
         events,
-        facts: rows.next(),
+        facts,
+        closing: Some(Closing {
+            created,
+            statements,
+        }),
     }))
+}
+
+/// Runs a message's INSERT and, when given, the [`turn_facts`] read behind it in the
+/// same round trip: the INSERT's row and the facts' row, or `None` when the INSERT
+/// inserted nothing.
+async fn insert_with_facts(
+    q: &mut Exec<'_>,
+    insert: Query,
+    facts: Option<Query>,
+) -> Result<Option<(Row, Option<Row>)>, StoreError> {
+    let Some(facts) = facts else {
+        return Ok(q.fetch_optional(insert).await?.map(|row| (row, None)));
+    };
+    let mut rows = q.batch(vec![insert, facts]).await?.into_iter();
+    Ok(match (rows.next(), rows.next()) {
+        // The INSERT returned its row, so the read found the message.
+        (Some(inserted), Some(facts)) => Some((inserted, Some(facts))),
+        // At most the read's row, of the copy stored before.
+        _ => None,
+    })
 }
 
 /// A new inbound message, as [`ingest_new`] stores it.
@@ -1038,41 +850,62 @@ struct NewMessage<'a> {
     reopen_since: Timestamp,
 }
 
-/// A message stored by the ingest, with the events to publish after the commit and,
-/// when asked for, the row of [`turn_facts`].
+/// A message stored by the ingest, with the events to publish after the commit, the
+/// row of [`turn_facts`] when asked for, and what is left to write.
 struct Stored {
     outcome: IngestOutcome,
     events: Vec<Event>,
     facts: Option<Row>,
+    closing: Option<Closing>,
 }
 
-/// The customer's text before message `$2` in conversation `$1`, newest first: the
-/// bot's "the same thing again" check.
-const CONTACT_TEXT_BEFORE: &str = "SELECT text FROM messages
-     WHERE conversation_id = $1 AND id < $2 AND author = 'contact'
-     ORDER BY id DESC LIMIT 1";
+/// A new message's last statements, for one batch with whatever goes with them: its
+/// MessageCreated event (the batch's first row), then statements that return nothing.
+struct Closing {
+    created: events::NewEvent,
+    statements: Vec<Query>,
+}
 
-/// The verifications of conversation `$1` that wait for the customer's answer.
-pub(crate) const VERIFICATION_WAITING: &str =
-    "conversation_id = $1 AND state IN ('awaiting_email', 'awaiting_code')";
+/// The customer's text before message `before` in conversation `conversation` (SQL
+/// expressions), newest first: the bot's "the same thing again" check.
+fn contact_text_before(conversation: &str, before: &str) -> String {
+    format!(
+        "SELECT earlier.text FROM messages earlier
+         WHERE earlier.conversation_id = {conversation} AND earlier.id < {before}
+           AND earlier.author = 'contact'
+         ORDER BY earlier.id DESC LIMIT 1"
+    )
+}
 
-/// What a [`Responder`] decides from ([`TurnFacts`]), read in one statement: the
-/// conversation, `previous_text` and `verifying`.
-fn turn_facts(conversation: ConversationId, message: MessageId) -> Query {
+/// The condition on `verifications` of those in conversation `conversation` (an SQL
+/// expression) that wait for the customer's answer.
+pub(crate) fn verification_waiting(conversation: &str) -> String {
+    format!("conversation_id = {conversation} AND state IN ('awaiting_email', 'awaiting_code')")
+}
+
+/// What a [`Responder`] decides from ([`TurnFacts`]), read in one statement for the
+/// inbound message with external id `external_id` on `account`: the conversation,
+/// `previous_text` and `verifying`.
+fn turn_facts(account: &ChannelAccount, external_id: &str) -> Query {
     Query::assembled(format!(
         "SELECT c.*,
-             ({CONTACT_TEXT_BEFORE}) AS previous_text,
-             CAST(CASE WHEN EXISTS (SELECT 1 FROM verifications WHERE {VERIFICATION_WAITING})
+             ({}) AS previous_text,
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM verifications WHERE {})
                        THEN 1 ELSE 0 END AS BIGINT) AS verifying
-         FROM ({} WHERE c.id = $1) c",
+         FROM messages m JOIN ({}) c ON c.id = m.conversation_id
+         WHERE m.channel = $1 AND m.account = $2 AND m.external_id = $3
+           AND m.direction = 'in'",
+        contact_text_before("m.conversation_id", "m.id"),
+        verification_waiting("m.conversation_id"),
         conversation_select!()
     ))
-    .bind(conversation.0)
-    .bind(message.0)
+    .bind(account.kind().as_str())
+    .bind(account.name())
+    .bind(external_id)
 }
 
 /// The first topic the bot recognised in a conversation, for the reports.
-fn note_intent(id: ConversationId, intent: &str) -> Query {
+pub(crate) fn note_intent(id: ConversationId, intent: &str) -> Query {
     Query::new("UPDATE conversations SET intent = $2 WHERE id = $1 AND intent IS NULL")
         .bind(id.0)
         .bind(intent)
@@ -1224,6 +1057,7 @@ async fn ingest_edit(
         },
         events: vec![event],
         facts: None,
+        closing: None,
     }))
 }
 
@@ -1380,7 +1214,7 @@ async fn create_conversation(
 /// The UPDATE of [`Store::update_conversation`]: `labels` are the change's, checked.
 /// Reopening (resolved -> anything else) starts a new resolution target: the engine
 /// passes the new due time, and the old breach no longer counts.
-fn change_conversation(
+pub(crate) fn change_conversation(
     id: ConversationId,
     change: &ConversationChange,
     labels: Option<Vec<String>>,
@@ -1437,7 +1271,7 @@ fn change_conversation(
 }
 
 /// The event that records a change of a conversation.
-fn changed_event(
+pub(crate) fn changed_event(
     id: ConversationId,
     change: &ConversationChange,
     now: Timestamp,
@@ -1460,16 +1294,8 @@ fn changed_event(
     )
 }
 
-/// What a reply or an answer wrote, to hand on after the commit.
-#[derive(Default)]
-struct Written {
-    events: Vec<Event>,
-    /// A reply waits in the outbox for the delivery worker.
-    queued: bool,
-}
-
 /// Marks a conversation active now.
-fn touch_conversation(id: ConversationId, now: Timestamp) -> Query {
+pub(crate) fn touch_conversation(id: ConversationId, now: Timestamp) -> Query {
     Query::new("UPDATE conversations SET last_message_at = $2, updated_at = $2 WHERE id = $1")
         .bind(id.0)
         .bind(now.as_micros())
@@ -1514,7 +1340,7 @@ fn checked_labels(labels: &[String]) -> Result<Vec<String>, StoreError> {
     Ok(out)
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
@@ -1744,7 +1570,7 @@ pub(crate) async fn load_conversation(
 }
 
 /// Reads one message by id (inside or outside a transaction).
-async fn load_message(q: &mut Exec<'_>, id: MessageId) -> Result<Message, StoreError> {
+pub(crate) async fn load_message(q: &mut Exec<'_>, id: MessageId) -> Result<Message, StoreError> {
     let row = q
         .fetch_optional(Query::new(concat!(message_select!(), " WHERE m.id = $1")).bind(id.0))
         .await?
@@ -1937,7 +1763,17 @@ impl Store for SqlStore {
         let inserts = self.answer_inserts(answer, now)?;
         let mut tx = self.begin().await?;
         let mut q = tx.q();
-        let written = self.write_answer(&mut q, id, answer, inserts, now).await?;
+        let row = q
+            .fetch_optional(
+                Query::new("SELECT channel, account FROM conversations WHERE id = $1").bind(id.0),
+            )
+            .await?
+            .ok_or(StoreError::NotFound("conversation", id.0))?;
+        let account = account_of(&row)?;
+        // The turn it takes may be noted.
+        let (statements, answer) = self.answer_batch(id, &account, answer, inserts, true, now);
+        let rows = q.batch(statements).await?;
+        let written = answer.read(&mut rows.iter())?;
         self.announce(&mut q, &written.events).await?;
         tx.commit().await?;
         self.written(written);
@@ -2400,7 +2236,7 @@ impl Store for SqlStore {
     ) -> Result<Option<String>, StoreError> {
         let row = self
             .read_optional(
-                Query::new(CONTACT_TEXT_BEFORE)
+                Query::assembled(contact_text_before("$1", "$2"))
                     .bind(conversation_id.0)
                     .bind(before.0),
             )
