@@ -21,7 +21,7 @@ pub const CONTACT_HUMAN: &str = "contact_human";
 /// Checked before anything else, on the normalised text.
 static ASKS_FOR_A_PERSON: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"人工|真人|活人|客服人员|客服专员|找客服|(?i)\b(human|humans|agent|real person|live person|live agent|operator|representative|talk to (a |an )?(person|someone)|speak to (a |an )?(person|someone))\b",
+        r"人工|真人|活人|客服人员|客服专员|找客服|(?i)(?-u:\b)(human|humans|agent|real person|live person|live agent|operator|representative|talk to (a |an )?(person|someone)|speak to (a |an )?(person|someone))(?-u:\b)",
     )
     .expect("valid")
 });

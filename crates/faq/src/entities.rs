@@ -40,23 +40,25 @@ pub struct Entity {
 }
 
 static TX_PREFIXED: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b0x[0-9a-fA-F]{64}\b").expect("valid"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)0x[0-9a-fA-F]{64}(?-u:\b)").expect("valid"));
 static HEX64: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[0-9a-fA-F]{64}\b").expect("valid"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)[0-9a-fA-F]{64}(?-u:\b)").expect("valid"));
 static TX_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(tx|txid|tx\s*id|txn|hash|transaction|transfer)\b|交易|哈希|转账|轉賬|txid")
+    Regex::new(r"(?i)(?-u:\b)(tx|txid|tx\s*id|txn|hash|transaction|transfer)(?-u:\b)|交易|哈希|转账|轉賬|txid")
         .expect("valid")
 });
 static EVM: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b0x[0-9a-fA-F]{40}\b").expect("valid"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)0x[0-9a-fA-F]{40}(?-u:\b)").expect("valid"));
 static TRON: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bT[1-9A-HJ-NP-Za-km-z]{33}\b").expect("valid"));
-static BTC_BASE58: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b").expect("valid"));
-static BTC_BECH32: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(bc1|tb1)[ac-hj-np-z02-9]{11,71}\b").expect("valid"));
+    LazyLock::new(|| Regex::new(r"(?-u:\b)T[1-9A-HJ-NP-Za-km-z]{33}(?-u:\b)").expect("valid"));
+static BTC_BASE58: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)[13][1-9A-HJ-NP-Za-km-z]{25,34}(?-u:\b)").expect("valid")
+});
+static BTC_BECH32: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?-u:\b)(bc1|tb1)[ac-hj-np-z02-9]{11,71}(?-u:\b)").expect("valid")
+});
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+    Regex::new(r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)")
         .expect("valid")
 });
 /// An amount and its currency or token; group 1 is the amount without what follows.
@@ -157,6 +159,21 @@ mod tests {
         for (text, expected) in table {
             assert_eq!(kinds(&text), expected, "in {text:?}");
         }
+    }
+
+    #[test]
+    fn an_address_written_straight_after_chinese_is_found() {
+        assert_eq!(
+            kinds("我的地址0x52908400098527886E0F7030069857D2E4169EE7转不进去"),
+            vec![(
+                EvmAddress,
+                "0x52908400098527886E0F7030069857D2E4169EE7".into()
+            )]
+        );
+        assert_eq!(
+            kinds(&format!("交易哈希是{HASH}，一直没到")),
+            vec![(TxHash, HASH.to_owned())]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct Refusal {
 
 static ASKS_FOR_SECRET_EN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)\b(send|share|give|provide|tell|enter|type|paste|submit|confirm|verify|input|reply with|dm|forward|write down for us)\b[^.!?\n]{0,50}?(\b(recovery|seed|secret|backup|mnemonic|wallet)[\s-]*(phrase|words?|key)\b|\bprivate[\s-]*key\b|\bmnemonic\b|\b(12|24)[\s-]*words?\b|\bkeystore\b)",
+        r"(?i)(?-u:\b)(send|share|give|provide|tell|enter|type|paste|submit|confirm|verify|input|reply with|dm|forward|write down for us)(?-u:\b)[^.!?\n]{0,50}?((?-u:\b)(recovery|seed|secret|backup|mnemonic|wallet)[\s-]*(phrase|words?|key)(?-u:\b)|(?-u:\b)private[\s-]*key(?-u:\b)|(?-u:\b)mnemonic(?-u:\b)|(?-u:\b)(12|24)[\s-]*words?(?-u:\b)|(?-u:\b)keystore(?-u:\b))",
     )
     .expect("valid")
 });
@@ -27,12 +27,12 @@ static ASKS_FOR_SECRET_ZH: LazyLock<Regex> = LazyLock::new(|| {
 });
 static VERIFY_ON_A_LINK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(\b(verify|validate|sync|synchronize|synchronise|rectify|restore|reactivate|authenticate|connect|unlock|whitelist)\b[^\n]{0,40}\bwallet\b|(验证|驗證|同步|认证|認證|修复|修復|激活|解锁|解鎖|连接|連接)[^\n]{0,12}钱包|錢包)[^\n]{0,120}(https?://|www\.|\b[a-z0-9-]+\.(com|io|app|net|org|xyz|site|online|top)\b)",
+        r"(?i)((?-u:\b)(verify|validate|sync|synchronize|synchronise|rectify|restore|reactivate|authenticate|connect|unlock|whitelist)(?-u:\b)[^\n]{0,40}(?-u:\b)wallet(?-u:\b)|(验证|驗證|同步|认证|認證|修复|修復|激活|解锁|解鎖|连接|連接)[^\n]{0,12}钱包|錢包)[^\n]{0,120}(https?://|www\.|(?-u:\b)[a-z0-9-]+\.(com|io|app|net|org|xyz|site|online|top)(?-u:\b))",
     )
     .expect("valid")
 });
 static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(never|not|don't|dont|do not|won't|will not|no one|nobody|cannot|can't|shouldn't|should not)\b|绝不|絕不|不会|不會|不要|切勿|请勿|請勿|永远不|永遠不|从不|從不|不得|别|別|勿")
+    Regex::new(r"(?i)(?-u:\b)(never|not|don't|dont|do not|won't|will not|no one|nobody|cannot|can't|shouldn't|should not)(?-u:\b)|绝不|絕不|不会|不會|不要|切勿|请勿|請勿|永远不|永遠不|从不|從不|不得|别|別|勿")
         .expect("valid")
 });
 
@@ -71,6 +71,8 @@ mod tests {
             "請輸入您的助記詞以完成驗證",
             "Your wallet is out of sync. Validate your wallet at https://wallet-sync.example.io now",
             "请点击链接验证钱包 https://verify-wallet.xyz",
+            // English words written straight after Chinese, with no space.
+            "为了恢复资产请send你的private key给我们",
         ] {
             assert!(check_outbound(text).is_err(), "should refuse: {text}");
         }

@@ -176,26 +176,18 @@ fn renumber(sql: &str, offset: usize) -> String {
     if offset == 0 {
         return sql.to_owned();
     }
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        out.push(c);
-        if c != '$' {
-            continue;
-        }
-        let start = i + 1;
-        let mut end = start;
-        while let Some(&(j, d)) = chars.peek() {
-            if !d.is_ascii_digit() {
-                break;
-            }
-            end = j + 1;
-            chars.next();
-        }
-        match sql[start..end].parse::<usize>() {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut pieces = sql.split('$');
+    out.extend(pieces.next());
+    for piece in pieces {
+        out.push('$');
+        let digits = piece.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, rest) = piece.split_at(digits);
+        match number.parse::<usize>() {
             Ok(n) => out.push_str(&(n + offset).to_string()),
-            Err(_) => out.push_str(&sql[start..end]),
+            Err(_) => out.push_str(number),
         }
+        out.push_str(rest);
     }
     out
 }
