@@ -24,6 +24,12 @@
 //! - Rollbacks run on a task of their own (or in the committer), so a caller that stops
 //!   waiting cannot leave one half done.
 //!
+//! - The busiest writes (a message with the bot's answer, a reply) run whole on the
+//!   writer's own thread ([`GroupWriter::run`]). Every statement hands the task that
+//!   holds the writer back and forth with the connection's thread; on the app's
+//!   runtime each hand-back waits in line behind HTTP work while every other write
+//!   waits for the writer (under `frontdesk bench e2e` that tripled the hold).
+//!
 //! PostgreSQL needs none of this: it commits concurrent transactions in parallel.
 
 use crate::StoreError;
@@ -32,8 +38,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Sqlite, SqlitePool};
 use std::sync::{Arc, Weak};
+use tokio::runtime::Handle;
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// Why the writes waiting on a transaction were not kept.
 #[derive(Debug, Clone)]
@@ -52,6 +60,50 @@ pub(crate) struct GroupWriter {
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
     committer: JoinHandle<()>,
+    thread: WriterThread,
+}
+
+/// A thread with a runtime of its own for the committer and the writes given to
+/// [`GroupWriter::run`]; it ends when this is dropped.
+struct WriterThread {
+    runtime: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    async fn start() -> Result<Self, StoreError> {
+        let (started, runtime) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("frontdesk-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let runtime = match runtime {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(runtime.handle().clone()));
+                // Until the sender is dropped; the runtime, and what still runs on it,
+                // goes with this thread.
+                runtime.block_on(async move {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot start the writer's thread: {e}")))?;
+        let runtime = runtime
+            .await
+            .map_err(|_| StoreError::Internal("the writer's thread stopped at its start"))?
+            .map_err(|e| StoreError::Invalid(format!("cannot start the writer's runtime: {e}")))?;
+        Ok(Self {
+            runtime,
+            _stop: stop,
+        })
+    }
 }
 
 struct State {
@@ -87,8 +139,8 @@ enum Savepoint {
 }
 
 impl GroupWriter {
-    /// Starts the committer on the current runtime.
-    pub(crate) fn new(pool: SqlitePool) -> Self {
+    /// Starts the writer's thread, and the committer on it.
+    pub(crate) async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
         let state = Arc::new(Mutex::new(State {
             pool,
             conn: None,
@@ -97,12 +149,29 @@ impl GroupWriter {
             waiting: Vec::new(),
         }));
         let wake = Arc::new(Notify::new());
-        let committer = tokio::spawn(commit_continually(Arc::downgrade(&state), wake.clone()));
-        Self {
+        let thread = WriterThread::start().await?;
+        let committer = thread
+            .runtime
+            .spawn(commit_continually(Arc::downgrade(&state), wake.clone()));
+        Ok(Self {
             state,
             wake,
             committer,
-        }
+            thread,
+        })
+    }
+
+    /// Runs `write`, a whole write, on the writer's thread (in the caller's tracing
+    /// span). It runs to its end even if the caller stops waiting.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.thread
+            .runtime
+            .spawn(write.instrument(tracing::Span::current()))
+            .await
+            .map_err(|_| StoreError::Internal("a write on the writer's thread stopped"))?
     }
 
     /// Starts a write: waits for the writer.
@@ -111,12 +180,15 @@ impl GroupWriter {
         if state.undo != Undo::Nothing {
             // On a task of its own: a rollback given up half-way, because this caller
             // stopped waiting, would leave the state out of step with the connection.
-            state = tokio::spawn(async move {
-                state.settle().await;
-                state
-            })
-            .await
-            .map_err(|_| StoreError::Internal("the writer's rollback stopped"))?;
+            state = self
+                .thread
+                .runtime
+                .spawn(async move {
+                    state.settle().await;
+                    state
+                })
+                .await
+                .map_err(|_| StoreError::Internal("the writer's rollback stopped"))?;
         }
         if state.conn.is_none() {
             state.conn = Some(state.pool.acquire().await?);

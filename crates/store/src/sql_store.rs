@@ -189,7 +189,7 @@ impl SqlStore {
         let (pool, listener) = if url.starts_with("sqlite:") {
             let (pool, readers) = open_sqlite(url, options.max_connections).await?;
             let writer = Arc::new(Writer {
-                group: GroupWriter::new(pool.clone()),
+                group: GroupWriter::new(pool.clone()).await?,
                 pool,
             });
             (Pool::Sqlite { writer, readers }, None)
@@ -587,43 +587,55 @@ impl SqlStore {
         &self,
         inbound: &Inbound,
         cursor: Option<&str>,
-        responder: Option<&dyn Responder>,
+        responder: Option<Arc<dyn Responder>>,
     ) -> Result<Ingested, StoreError> {
         // The inbound filter step: nothing below this line sees the unfiltered text,
         // nor the unfiltered texts an adapter keeps in `meta` (an email's full text and
         // HTML, a subject).
         let filtered = self.inner.filter.filter(&inbound.text);
-        let redacted_meta = redact_strings(&inbound.meta, &*self.inner.filter);
-        let with_meta;
-        let inbound = match redacted_meta {
-            Some(meta) => {
-                with_meta = Inbound {
-                    meta,
-                    ..inbound.clone()
-                };
-                &with_meta
-            }
-            None => inbound,
+        let inbound = match redact_strings(&inbound.meta, &*self.inner.filter) {
+            Some(meta) => Inbound {
+                meta,
+                ..inbound.clone()
+            },
+            None => inbound.clone(),
         };
-        let (mut attempt, mut responder) = (1, responder);
-        loop {
-            match self
-                .ingest_once(inbound, &filtered, cursor, responder)
-                .await
-            {
-                Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
-                    tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
-                    attempt += 1;
+        let cursor = cursor.map(str::to_owned);
+        self.on_writer(move |store| async move {
+            let (mut attempt, mut responder) = (1, responder);
+            loop {
+                match store
+                    .ingest_once(&inbound, &filtered, cursor.as_deref(), responder.as_deref())
+                    .await
+                {
+                    Err(e) if e.is_unique_violation() && attempt < INGEST_ATTEMPTS => {
+                        tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
+                        attempt += 1;
+                    }
+                    // Nothing of it was kept. The message matters more than the answer
+                    // going with it: stored alone, it gets the engine's turn.
+                    Err(e) if responder.is_some() => {
+                        tracing::warn!(error = %e,
+                            "the message and the bot's answer could not be stored together; storing the message alone");
+                        responder = None;
+                    }
+                    other => return other,
                 }
-                // Nothing of it was kept. The message matters more than the answer
-                // going with it: stored alone, it gets the engine's turn.
-                Err(e) if responder.is_some() => {
-                    tracing::warn!(error = %e,
-                        "the message and the bot's answer could not be stored together; storing the message alone");
-                    responder = None;
-                }
-                other => return other,
             }
+        })
+        .await
+    }
+
+    /// Runs a whole write where it holds SQLite's writer for the least time: on the
+    /// writer's thread ([`GroupWriter::run`]). On PostgreSQL, here.
+    async fn on_writer<T, F>(&self, write: impl FnOnce(SqlStore) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        match &self.inner.pool {
+            Pool::Sqlite { writer, .. } => writer.group.run(write(self.clone())).await,
+            Pool::Pg(_) => write(self.clone()).await,
         }
     }
 }
@@ -1653,7 +1665,7 @@ impl Store for SqlStore {
         cursor: Option<&str>,
         responder: Arc<dyn Responder>,
     ) -> Result<Ingested, StoreError> {
-        self.ingest_with(inbound, cursor, Some(&*responder)).await
+        self.ingest_with(inbound, cursor, Some(responder)).await
     }
 
     async fn cursor(&self, account: &ChannelAccount) -> Result<Option<String>, StoreError> {
@@ -1749,22 +1761,24 @@ impl Store for SqlStore {
     async fn reply(&self, reply: NewReply) -> Result<Replied, StoreError> {
         let now = self.now();
         let insert = self.reply_insert(&reply, now)?;
-        let mut tx = self.begin().await?;
-        let mut q = tx.q();
-        let (replied, written) = self.write_reply(&mut q, &reply, insert, now).await?;
-        self.announce(&mut q, &written.events).await?;
-        tx.commit().await?;
-        self.written(written);
-        Ok(replied)
+        self.on_writer(move |store| async move {
+            let mut tx = store.begin().await?;
+            let mut q = tx.q();
+            let (replied, written) = store.write_reply(&mut q, &reply, insert, now).await?;
+            store.announce(&mut q, &written.events).await?;
+            tx.commit().await?;
+            store.written(written);
+            Ok(replied)
+        })
+        .await
     }
 
     async fn answer(&self, id: ConversationId, answer: &Answer) -> Result<(), StoreError> {
         let now = self.now();
         let inserts = self.answer_inserts(answer, now)?;
-        let mut tx = self.begin().await?;
-        let mut q = tx.q();
-        let row = q
-            .fetch_optional(
+        // A conversation's channel never changes: read outside the transaction.
+        let row = self
+            .read_optional(
                 Query::new("SELECT channel, account FROM conversations WHERE id = $1").bind(id.0),
             )
             .await?
@@ -1772,12 +1786,17 @@ impl Store for SqlStore {
         let account = account_of(&row)?;
         // The turn it takes may be noted.
         let (statements, answer) = self.answer_batch(id, &account, answer, inserts, true, now);
-        let rows = q.batch(statements).await?;
-        let written = answer.read(&mut rows.iter())?;
-        self.announce(&mut q, &written.events).await?;
-        tx.commit().await?;
-        self.written(written);
-        Ok(())
+        self.on_writer(move |store| async move {
+            let mut tx = store.begin().await?;
+            let mut q = tx.q();
+            let rows = q.batch(statements).await?;
+            let written = answer.read(&mut rows.iter())?;
+            store.announce(&mut q, &written.events).await?;
+            tx.commit().await?;
+            store.written(written);
+            Ok(())
+        })
+        .await
     }
 
     async fn update_conversation(
