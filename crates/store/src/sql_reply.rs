@@ -329,6 +329,11 @@ impl SqlStore {
 }
 
 impl AnswerRows {
+    /// A reply goes to the customer, and so touches the conversation.
+    pub(crate) fn touches(&self) -> bool {
+        self.replies.iter().any(|reply| reply.to_customer)
+    }
+
     /// Reads the answer's rows, which follow on from wherever `rows` stands.
     pub(crate) fn read(self, rows: &mut Rows<'_>) -> Result<Written, StoreError> {
         let mut written = Written::default();

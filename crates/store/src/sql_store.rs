@@ -501,8 +501,13 @@ impl SqlStore {
             },
         ) = (closing, &outcome)
         {
-            statements.extend(closing.statements);
+            statements.push(closing.created.insert());
             created = Some(closing.created);
+            // A reply to the customer touches the conversation again a moment later.
+            if !answer.as_ref().is_some_and(|(_, rows)| rows.touches()) {
+                statements.push(closing.touch);
+            }
+            statements.extend(closing.cursor);
             // An answered message leaves the engine no turn to take.
             if !answered && inbound.wants_turn(filtered.findings.len()) {
                 statements.push(note_turn(*conversation_id, *message_id, now));
@@ -813,10 +818,6 @@ async fn ingest_new(
         serde_json::json!({ "direction": "in", "findings": filtered.findings.len() }),
         now,
     );
-    let mut statements = vec![created.insert(), touch_conversation(conversation_id, now)];
-    if let Some(cursor) = cursor {
-        statements.push(save_cursor(account, cursor, now));
-    }
     Ok(Some(Stored {
         outcome: IngestOutcome::Stored {
             conversation_id,
@@ -828,7 +829,8 @@ async fn ingest_new(
         facts,
         closing: Some(Closing {
             created,
-            statements,
+            touch: touch_conversation(conversation_id, now),
+            cursor: cursor.map(|cursor| save_cursor(account, cursor, now)),
         }),
     }))
 }
@@ -872,10 +874,11 @@ struct Stored {
 }
 
 /// A new message's last statements, for one batch with whatever goes with them: its
-/// MessageCreated event (the batch's first row), then statements that return nothing.
+/// MessageCreated event (the batch's first row), the conversation's touch, the cursor.
 struct Closing {
     created: events::NewEvent,
-    statements: Vec<Query>,
+    touch: Query,
+    cursor: Option<Query>,
 }
 
 /// The customer's text before message `before` in conversation `conversation` (SQL
