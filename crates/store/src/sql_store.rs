@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     listener: Option<JoinHandle<()>>,
     /// SQLite: writes the search documents of new messages (see [`crate::search`]).
     indexer: Option<JoinHandle<()>>,
+    /// SQLite in a file: copies the WAL into the database file ([`checkpoint_continually`]).
+    checkpointer: Option<JoinHandle<()>>,
     /// Held by an indexing pass, one at a time (see [`crate::SqlStore::index_search`]);
     /// true once this process has seen that the search file marked every conversation.
     index_built: tokio::sync::Mutex<bool>,
@@ -103,7 +105,10 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for task in [&self.listener, &self.indexer].into_iter().flatten() {
+        for task in [&self.listener, &self.indexer, &self.checkpointer]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
@@ -186,12 +191,14 @@ impl SqlStore {
         let (events, _) = broadcast::channel(1024);
         let (outbox, _) = watch::channel(0);
         let instance = uuid::Uuid::new_v4().simple().to_string();
+        let mut checkpointer = None;
         let (pool, listener) = if url.starts_with("sqlite:") {
-            let (pool, readers) = open_sqlite(url, options.max_connections).await?;
+            let (pool, readers, in_file) = open_sqlite(url, options.max_connections).await?;
             let writer = Arc::new(Writer {
                 group: GroupWriter::new(pool.clone()).await?,
                 pool,
             });
+            checkpointer = in_file.then(|| tokio::spawn(checkpoint_continually(readers.clone())));
             (Pool::Sqlite { writer, readers }, None)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
@@ -231,6 +238,7 @@ impl SqlStore {
                 listener,
                 indexer: sqlite
                     .then(|| tokio::spawn(crate::search::index_continually(store.clone()))),
+                checkpointer,
                 index_built: tokio::sync::Mutex::new(false),
             }),
         })
@@ -645,13 +653,45 @@ impl SqlStore {
     }
 }
 
+/// How often the WAL is copied into the database file ([`checkpoint_continually`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies what the WAL holds into the database file every [`CHECKPOINT_EVERY`], on a
+/// reader connection. Left to itself, SQLite does it inside the writer's COMMIT once
+/// the WAL passes 1000 pages, with an fsync of each file, and every write waits that
+/// long: tens of milliseconds on a busy disk, the p99 of `frontdesk bench e2e`. A
+/// PASSIVE checkpoint waits for no reader and no writer; what it cannot copy yet, the
+/// next one does. A failure (a full disk) is logged once and tried again.
+async fn checkpoint_continually(readers: SqlitePool) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        match sqlx::raw_sql("PRAGMA main.wal_checkpoint(PASSIVE)")
+            .execute(&readers)
+            .await
+        {
+            Ok(_) if failing => {
+                tracing::info!("the WAL is copied into the database file again");
+                failing = false;
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e,
+                    "cannot copy the WAL into the database file; it grows until this works");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// Opens the writer connection and the reader pool (one shared connection for an
 /// in-memory database, which exists only inside its connection), with the search
-/// index's file attached to the readers.
+/// index's file attached to the readers; and whether the database is in a file.
 async fn open_sqlite(
     url: &str,
     max_connections: u32,
-) -> Result<(SqlitePool, SqlitePool), StoreError> {
+) -> Result<(SqlitePool, SqlitePool, bool), StoreError> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -696,14 +736,17 @@ async fn open_sqlite(
         // One connection, reads and writes alike.
         let only = with_search(1).connect_with(options).await?;
         crate::search::create_schema(&only).await?;
-        return Ok((only.clone(), only));
+        return Ok((only.clone(), only, false));
     }
-    let writer = pool(1).connect_with(options.clone()).await?;
+    // The writer never checkpoints: checkpoint_continually does, on a reader.
+    let writer = pool(1)
+        .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+        .await?;
     let readers = with_search(max_connections.max(1))
         .connect_with(options)
         .await?;
     crate::search::create_schema(&readers).await?;
-    Ok((writer, readers))
+    Ok((writer, readers, true))
 }
 
 /// The inbound steps of one new message, with the cursor. `None` means it was stored
