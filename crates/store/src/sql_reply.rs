@@ -148,8 +148,11 @@ impl SqlStore {
         let mut message = message_from_row(&row)?;
         let account = account_of(&row)?;
         // An agent may answer a message whose turn is noted.
-        let (statements, tail) =
+        let (mut statements, tail) =
             self.reply_tail(reply, &account, MessageRef::Id(message.id), true, now);
+        if tail.queued {
+            statements.extend(self.outbox_notice());
+        }
         let rows = q.batch(statements).await?;
         let written = tail.read(&mut message, &mut rows.iter())?;
         let replied = Replied {
@@ -160,7 +163,9 @@ impl SqlStore {
     }
 
     /// The statements that follow a reply's INSERT, and how to read their rows: the
-    /// outbox row first, then the events, then the rest, which returns nothing. `turn_noted`: the message it
+    /// outbox row first, then the events, then the rest, which returns nothing. The
+    /// caller wakes other instances' delivery workers when it is queued, with the
+    /// [`SqlStore::outbox_notice`] last in its batch: that returns a row. `turn_noted`: the message it
     /// answers may have a turn noted, which the reply takes.
     fn reply_tail(
         &self,
@@ -261,9 +266,6 @@ impl SqlStore {
                 Query::new("DELETE FROM engine_turns WHERE message_id = $1").bind(answered.0),
             );
         }
-        if queued {
-            statements.extend(self.outbox_notice());
-        }
         let rows = ReplyRows {
             conversation,
             to_customer,
@@ -323,6 +325,9 @@ impl SqlStore {
             let (tail, rows) = self.reply_tail(reply, account, inserted, turn_noted, now);
             statements.extend(tail);
             replies.push(rows);
+        }
+        if replies.iter().any(|reply| reply.queued) {
+            statements.extend(self.outbox_notice());
         }
         (statements, AnswerRows { changed, replies })
     }

@@ -616,6 +616,8 @@ struct Recording {
 struct Behaviour {
     decline: bool,
     broken: bool,
+    /// A second reply follows the answer.
+    follow_up: bool,
 }
 
 impl Recording {
@@ -652,11 +654,15 @@ impl Responder for Recording {
             true => frontdesk_core::ConversationId(i64::MAX),
             false => facts.conversation.id,
         };
+        let mut replies = vec![NewReply {
+            answers: Some(facts.message),
+            ..bot_reply(into, "注册请点击首页的“创建钱包”")
+        }];
+        if behaviour.follow_up {
+            replies.push(bot_reply(into, "还有其他问题吗？"));
+        }
         Some(Answer {
-            replies: vec![NewReply {
-                answers: Some(facts.message),
-                ..bot_reply(into, "注册请点击首页的“创建钱包”")
-            }],
+            replies,
             intent: Some("register".into()),
             language: Some("zh".into()),
             bot_misses: Some(1),
@@ -718,7 +724,7 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     // Declined: stored as by a plain ingest, its turn left for the engine.
     responder.behave(Behaviour {
         decline: true,
-        broken: false,
+        ..Behaviour::default()
     });
     let declined = answering(&store, &responder, &inbound("2003", "77", "人工")).await;
     assert!(!declined.answered);
@@ -740,8 +746,8 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     // An answer that cannot be written does not cost the message: it is stored alone,
     // its turn left for the engine.
     responder.behave(Behaviour {
-        decline: false,
         broken: true,
+        ..Behaviour::default()
     });
     let unanswerable = answering(&store, &responder, &inbound("2004", "77", "怎么注册账号")).await;
     assert!(!unanswerable.answered);
@@ -750,12 +756,36 @@ async fn a_question_is_stored_with_the_answer_its_facts_allow(store: SqlStore) {
     let turns = store.take_turns(later, later, 10).await.unwrap();
     assert!(turns.iter().any(|t| t.message_id == message_id));
 
+    // An answer of two replies: both stored after the question, both queued.
+    responder.behave(Behaviour {
+        follow_up: true,
+        ..Behaviour::default()
+    });
+    let depth = store.outbox_depth().await.unwrap();
+    let twice = answering(&store, &responder, &inbound("2005", "77", "怎么注册账号")).await;
+    assert!(twice.answered);
+    let said: Vec<String> = store
+        .messages(conversation_id, None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .take(3)
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "还有其他问题吗？",
+            "注册请点击首页的“创建钱包”",
+            "怎么注册账号"
+        ]
+    );
+    assert_eq!(store.outbox_depth().await.unwrap(), depth + 2);
+
     // On the website chat the answer is delivered as it is stored, and its Sent event
     // names its outbox row.
-    responder.behave(Behaviour {
-        decline: false,
-        broken: false,
-    });
+    responder.behave(Behaviour::default());
     let mut visitor = inbound("w-1", "v-1", "怎么注册账号");
     visitor.account = ChannelAccount::default_of(ChannelKind::Webchat);
     let chat = answering(&store, &responder, &visitor).await;
