@@ -73,28 +73,24 @@ impl NewEvent {
 
     /// The INSERT; it returns the row's `id`.
     pub(crate) fn insert(&self) -> Query {
-        Query::new(
-            "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(self.kind.as_str())
-        .bind(self.conversation_id.map(|c| c.0))
-        .bind(self.message_id.map(|m| m.0))
-        .bind(self.data.to_string())
-        .bind(self.at.as_micros())
+        self.insert_with("$3", self.message_id.map(|m| m.0))
     }
 
     /// The INSERT of an event about `message`, which may be one its batch inserts
     /// before its id is known; it returns the row's `id`.
     pub(crate) fn insert_about(&self, message: MessageRef) -> Query {
+        self.insert_with(&message.sql("$3"), message.value())
+    }
+
+    /// The INSERT with `message_sql` for the message's id, where `$3` is `message`.
+    fn insert_with(&self, message_sql: &str, message: Option<i64>) -> Query {
         Query::assembled(format!(
             "INSERT INTO events (kind, conversation_id, message_id, data, created_at)
-             VALUES ($1, $2, {}, $4, $5) RETURNING id",
-            message.sql("$3")
+             VALUES ($1, $2, {message_sql}, $4, $5) RETURNING id"
         ))
         .bind(self.kind.as_str())
         .bind(self.conversation_id.map(|c| c.0))
-        .bind(message.value())
+        .bind(message)
         .bind(self.data.to_string())
         .bind(self.at.as_micros())
     }

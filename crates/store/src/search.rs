@@ -159,18 +159,13 @@ pub(crate) async fn index_continually(store: std::sync::Weak<crate::sql_store::I
     loop {
         tokio::time::sleep(INDEX_EVERY).await;
         let Some(inner) = store.upgrade() else { return };
-        match crate::SqlStore::from_inner(inner).index_search().await {
-            Ok(_) if failing => {
-                tracing::info!("the search index is written again");
-                failing = false;
-            }
-            Ok(_) => {}
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "cannot write the search index; trying again every second");
-                failing = true;
-            }
-            Err(_) => {}
-        }
+        let outcome = crate::SqlStore::from_inner(inner).index_search().await;
+        crate::sql_store::note_background(
+            &mut failing,
+            outcome.map(drop),
+            "cannot write the search index; trying again every second",
+            "the search index is written again",
+        );
     }
 }
 

@@ -666,22 +666,37 @@ async fn checkpoint_continually(readers: SqlitePool) {
     let mut failing = false;
     loop {
         tokio::time::sleep(CHECKPOINT_EVERY).await;
-        match sqlx::raw_sql("PRAGMA main.wal_checkpoint(PASSIVE)")
+        let outcome = sqlx::raw_sql("PRAGMA main.wal_checkpoint(PASSIVE)")
             .execute(&readers)
-            .await
-        {
-            Ok(_) if failing => {
-                tracing::info!("the WAL is copied into the database file again");
-                failing = false;
-            }
-            Ok(_) => {}
-            Err(e) if !failing => {
-                tracing::warn!(error = %e,
-                    "cannot copy the WAL into the database file; it grows until this works");
-                failing = true;
-            }
-            Err(_) => {}
+            .await;
+        note_background(
+            &mut failing,
+            outcome.map(drop),
+            "cannot copy the WAL into the database file; it grows until this works",
+            "the WAL is copied into the database file again",
+        );
+    }
+}
+
+/// Logs how a background task's pass went: a failure once (`failed`), until a pass
+/// works again (`recovered`).
+pub(crate) fn note_background(
+    failing: &mut bool,
+    outcome: Result<(), impl fmt::Display>,
+    failed: &str,
+    recovered: &str,
+) {
+    match outcome {
+        Ok(()) if *failing => {
+            tracing::info!("{recovered}");
+            *failing = false;
         }
+        Ok(()) => {}
+        Err(e) if !*failing => {
+            tracing::warn!(error = %e, "{failed}");
+            *failing = true;
+        }
+        Err(_) => {}
     }
 }
 
